@@ -1,0 +1,120 @@
+//! The task that drives one node: receive, process, forward, report.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::{Envelope, Origin};
+use crate::data::{RuntimeData, TransportData};
+use crate::metrics::{NodeMetrics, SessionMetrics};
+use crate::nodes::{Node, NodeError, Outputs};
+use crate::transport::{NodeFailure, SessionOutput};
+
+/// Everything a node task sends to: successors, the client, metrics.
+pub(super) struct NodeLinks {
+    pub(super) node_id: String,
+    pub(super) successors: Vec<mpsc::Sender<Envelope>>,
+    /// Set when this node's outputs go to the client (a sink, or `is_output_node`).
+    pub(super) client: Option<mpsc::Sender<SessionOutput>>,
+    /// Error items always reach the client, whatever the node's position.
+    pub(super) errors: mpsc::Sender<SessionOutput>,
+    pub(super) metrics: NodeMetrics,
+    pub(super) session_metrics: Arc<SessionMetrics>,
+    pub(super) finished: Arc<AtomicBool>,
+}
+
+/// Runs `node` until its input closes (all predecessors finished, or the session's input
+/// ended), then flushes it. Dropping the future (on close) stops it at its next await.
+pub(super) async fn run_node(node: Box<dyn Node>, mut input: mpsc::Receiver<Envelope>, links: NodeLinks) {
+    // `None` after a panic: the node's state can no longer be trusted.
+    let mut node = Some(node);
+    let mut outputs = Outputs::default();
+    let mut last_origin: Option<Arc<Origin>> = None;
+
+    while let Some(Envelope { data, origin }) = input.recv().await {
+        let result = call(&mut node, &links, |n| n.process(data, &mut outputs));
+        links.forward(&mut outputs, &origin).await;
+        if let Err(message) = result {
+            links.fail(message, &origin).await;
+        }
+        last_origin = Some(origin);
+    }
+
+    // Input ended: flush buffered state. Tail output belongs to the last input seen.
+    let origin = last_origin.unwrap_or_else(|| Arc::new(Origin::internal()));
+    if node.is_some() {
+        let result = call(&mut node, &links, |n| n.finish(&mut outputs));
+        links.forward(&mut outputs, &origin).await;
+        if let Err(message) = result {
+            links.fail(message, &origin).await;
+        }
+    }
+    links.finished.store(true, Ordering::Release);
+}
+
+/// Calls into the node, timing it and turning errors and panics into messages.
+fn call(
+    node: &mut Option<Box<dyn Node>>,
+    links: &NodeLinks,
+    f: impl FnOnce(&mut dyn Node) -> Result<(), NodeError>,
+) -> Result<(), String> {
+    let Some(n) = node.as_deref_mut() else {
+        return Err("node is out of service after an earlier panic".into());
+    };
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| f(n)));
+    links.metrics.seconds.observe(started.elapsed().as_secs_f64());
+    links.metrics.items.inc();
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            *node = None;
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(node = %links.node_id, panic = %what, "Node panicked; it will fail every further item.");
+            Err(format!("node panicked: {what}"))
+        }
+    }
+}
+
+impl NodeLinks {
+    /// Sends each output to every successor and, for client-facing nodes, to the client.
+    /// Sends are awaited: a full queue downstream holds this node back (backpressure).
+    async fn forward(&self, outputs: &mut Outputs, origin: &Arc<Origin>) {
+        for item in outputs.drain() {
+            self.metrics.outputs.inc();
+            if let Some(client) = &self.client {
+                let data = TransportData { data: item.clone(), sequence: origin.sequence, metadata: origin.metadata.clone() };
+                self.session_metrics.outputs.inc();
+                self.session_metrics.observe_latency(origin.entered.elapsed());
+                // A dropped receiver means the session is going away; nothing to deliver to.
+                let _ = client.send(SessionOutput::Data { node_id: self.node_id.clone(), data }).await;
+            }
+            send_to_all(&self.successors, item, origin).await;
+        }
+    }
+
+    async fn fail(&self, message: String, origin: &Origin) {
+        self.metrics.errors.inc();
+        self.session_metrics.errors.inc();
+        tracing::debug!(node = %self.node_id, sequence = ?origin.sequence, %message, "Node failed on an item.");
+        let failure = NodeFailure { node_id: self.node_id.clone(), sequence: origin.sequence, message };
+        let _ = self.errors.send(SessionOutput::Error(failure)).await;
+    }
+}
+
+/// Clones `item` to every successor but the last, which gets it by move.
+pub(super) async fn send_to_all(targets: &[mpsc::Sender<Envelope>], item: RuntimeData, origin: &Arc<Origin>) {
+    let Some((last, rest)) = targets.split_last() else { return };
+    for tx in rest {
+        let _ = tx.send(Envelope { data: item.clone(), origin: Arc::clone(origin) }).await;
+    }
+    let _ = last.send(Envelope { data: item, origin: Arc::clone(origin) }).await;
+}

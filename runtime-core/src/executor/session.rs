@@ -1,0 +1,165 @@
+//! [`PipelineSession`]: the in-process [`StreamSession`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::node_task::send_to_all;
+use super::{Envelope, Origin};
+use crate::data::{RuntimeData, TransportData};
+use crate::metrics::SessionMetrics;
+use crate::transport::{SessionError, SessionOutput, StreamSession};
+
+/// A running session of an in-process pipeline. See [`crate::transport`] for the contract.
+pub struct PipelineSession {
+    id: String,
+    /// Senders into the source nodes; `None` once input has ended or the session closed.
+    ingress: Mutex<Option<Arc<[mpsc::Sender<Envelope>]>>>,
+    outputs: tokio::sync::Mutex<mpsc::Receiver<SessionOutput>>,
+    cancel: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    node_ids: Vec<String>,
+    finished: Vec<Arc<AtomicBool>>,
+    next_sequence: AtomicU64,
+    closed: AtomicBool,
+    drained: AtomicBool,
+    metrics: Arc<SessionMetrics>,
+}
+
+impl std::fmt::Debug for PipelineSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineSession").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl PipelineSession {
+    pub(super) fn spawn(
+        id: String,
+        sources: Vec<mpsc::Sender<Envelope>>,
+        outputs: mpsc::Receiver<SessionOutput>,
+        node_futures: Vec<impl Future<Output = ()> + Send + 'static>,
+        node_ids: Vec<String>,
+        finished: Vec<Arc<AtomicBool>>,
+        metrics: Arc<SessionMetrics>,
+    ) -> Self {
+        let (cancel, _) = watch::channel(false);
+        let tasks = node_futures
+            .into_iter()
+            .map(|fut| {
+                let mut cancelled = cancel.subscribe();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = fut => {}
+                        _ = cancelled.wait_for(|c| *c) => {}
+                    }
+                })
+            })
+            .collect();
+        Self {
+            id,
+            ingress: Mutex::new(Some(sources.into())),
+            outputs: tokio::sync::Mutex::new(outputs),
+            cancel,
+            tasks: Mutex::new(tasks),
+            node_ids,
+            finished,
+            next_sequence: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    /// Ids of nodes that have not finished yet (for deadline errors and diagnostics).
+    #[must_use]
+    pub fn unfinished_nodes(&self) -> Vec<String> {
+        self.node_ids
+            .iter()
+            .zip(&self.finished)
+            .filter(|(_, done)| !done.load(Ordering::Acquire))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn take_ingress(&self) -> Option<Arc<[mpsc::Sender<Envelope>]>> {
+        self.ingress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    fn stop(&self) -> Vec<JoinHandle<()>> {
+        self.closed.store(true, Ordering::Release);
+        self.take_ingress();
+        self.cancel.send_replace(true);
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+fn check_input(data: &RuntimeData) -> Result<(), SessionError> {
+    match data {
+        RuntimeData::Audio(a) => a.check_format().map_err(SessionError::InvalidInput),
+        RuntimeData::Tensor(t) => t.check_format().map_err(SessionError::InvalidInput),
+        RuntimeData::Text(_) | RuntimeData::Json(_) | RuntimeData::Binary(_) => Ok(()),
+    }
+}
+
+#[async_trait]
+impl StreamSession for PipelineSession {
+    fn session_id(&self) -> &str {
+        &self.id
+    }
+
+    async fn send_input(&self, input: TransportData) -> Result<(), SessionError> {
+        check_input(&input.data)?;
+        let sources = self
+            .ingress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| SessionError::InputEnded { session_id: self.id.clone() })?;
+        let sequence = input.sequence.unwrap_or_else(|| self.next_sequence.fetch_add(1, Ordering::Relaxed));
+        let origin = Arc::new(Origin { sequence: Some(sequence), metadata: input.metadata, entered: tokio::time::Instant::now() });
+        self.metrics.inputs.inc();
+        send_to_all(&sources, input.data, &origin).await;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SessionError::Closed { session_id: self.id.clone() });
+        }
+        Ok(())
+    }
+
+    async fn end_input(&self) {
+        self.take_ingress();
+    }
+
+    async fn recv_output(&self) -> Result<Option<SessionOutput>, SessionError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let item = self.outputs.lock().await.recv().await;
+        if item.is_none() {
+            self.drained.store(true, Ordering::Release);
+        }
+        Ok(item)
+    }
+
+    async fn close(&self) {
+        for task in self.stop() {
+            // A node task only ends by finishing or by cancellation; a panic inside a node is
+            // caught in the task, so a join error here carries nothing to report.
+            let _ = task.await;
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && !self.drained.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for PipelineSession {
+    fn drop(&mut self) {
+        // Cancel without waiting: the tasks end at their next await.
+        self.stop();
+    }
+}

@@ -1,0 +1,34 @@
+//! # remotemedia-runtime-core
+//!
+//! The transport-agnostic pipeline engine of RemoteMedia: it reads and validates pipeline
+//! manifests, runs them as DAGs of processing nodes with bounded queues, and defines the
+//! traits every transport (gRPC, WebRTC, Python, pod-local IPC) is built on. It depends on no
+//! transport crate.
+//!
+//! # Layout
+//!
+//! * [`data`]: [`RuntimeData`] (audio, text, JSON, binary, tensor) and [`TransportData`].
+//! * [`manifest`]: the v1 manifest format (JSON/YAML, or a `Pipeline` resource), validated all
+//!   at once with field paths, node ids and lines.
+//! * [`graph`]: the pure DAG built from a valid manifest.
+//! * [`nodes`]: the [`Node`](nodes::Node) trait, the [`NodeRegistry`](nodes::NodeRegistry) and
+//!   the built-in nodes.
+//! * [`transport`]: [`PipelineTransport`], [`StreamSession`] and the session contract.
+//! * [`PipelineRunner`]: the in-process runner (`execute_unary`, `create_stream_session`).
+//! * [`metrics`]: Prometheus counters and histograms per pipeline, node and session.
+//!
+//! See the [`PipelineRunner`] docs for a runnable example.
+
+pub mod data;
+mod executor;
+pub mod graph;
+pub mod manifest;
+pub mod metrics;
+pub mod nodes;
+mod runner;
+pub mod transport;
+
+pub use data::{AudioBuffer, RuntimeData, TransportData};
+pub use executor::PipelineSession;
+pub use runner::{PipelineRunner, RunnerConfig};
+pub use transport::{NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession};

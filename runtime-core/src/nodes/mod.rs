@@ -1,0 +1,126 @@
+//! Processing nodes: the [`Node`] trait, the [`NodeRegistry`], and the built-in node types.
+//!
+//! A node type is a typed params struct (serde + schemars, unknown fields rejected) plus a
+//! small synchronous processor. The executor owns tasks and queues; a node only turns one input
+//! into zero or more outputs, and flushes what it buffered when its input ends.
+
+mod audio;
+mod audio_chunker;
+mod audio_level;
+mod calculator;
+mod channel_balance;
+mod channel_mixer;
+mod clipping_detector;
+mod fast_resample;
+mod passthrough;
+mod registry;
+mod silence_detector;
+mod text_collector;
+
+use std::fmt;
+
+pub use audio_chunker::AudioChunkerNode;
+pub use audio_level::AudioLevelNode;
+pub use calculator::CalculatorNode;
+pub use channel_balance::ChannelBalanceNode;
+pub use channel_mixer::ChannelMixerNode;
+pub use clipping_detector::ClippingDetectorNode;
+pub use fast_resample::{FastResampleNode, ResampleQuality};
+pub use passthrough::PassThrough;
+pub use registry::{NodeFactory, NodeKind, NodeRegistry, ParamIssue, ParamInfo};
+pub use silence_detector::SilenceDetectorNode;
+pub use text_collector::TextCollectorNode;
+
+use crate::data::{DataKind, RuntimeData};
+
+/// A processing step. One instance serves one session, so it may keep per-stream state.
+pub trait Node: Send {
+    /// Handles one input item, pushing any results to `out`.
+    ///
+    /// # Errors
+    /// A [`NodeError`] fails this item only: it reaches the client as an error item naming the
+    /// node, and the node keeps receiving the items that follow.
+    fn process(&mut self, input: RuntimeData, out: &mut Outputs) -> Result<(), NodeError>;
+
+    /// Called once when the node's input has ended: emit anything still buffered.
+    ///
+    /// # Errors
+    /// As for [`Node::process`].
+    fn finish(&mut self, _out: &mut Outputs) -> Result<(), NodeError> {
+        Ok(())
+    }
+}
+
+/// Where a node puts its results. Reused across calls to avoid allocating per item.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    items: Vec<RuntimeData>,
+}
+
+impl Outputs {
+    /// Emits one item.
+    pub fn push(&mut self, item: RuntimeData) {
+        self.items.push(item);
+    }
+
+    /// Number of items emitted since the last drain.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing was emitted since the last drain.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Takes the emitted items, leaving the buffer empty (and its capacity in place).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, RuntimeData> {
+        self.items.drain(..)
+    }
+}
+
+/// Why a node could not process one item.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node does not handle this kind of data.
+    #[error("expected {expected} input, got {found}")]
+    UnsupportedInput {
+        /// What the node accepts, e.g. "audio".
+        expected: &'static str,
+        /// What arrived.
+        found: DataKind,
+    },
+    /// The data has the right kind but unusable content (bad JSON request, bad audio format).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The node failed for a reason of its own.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl NodeError {
+    /// The error for a node that only takes `expected` data.
+    #[must_use]
+    pub fn unsupported(expected: &'static str, found: &RuntimeData) -> Self {
+        Self::UnsupportedInput { expected, found: found.kind() }
+    }
+}
+
+/// Data kinds a node consumes and produces, as shown by `remotemedia-runtime nodes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Io {
+    /// Kinds of input it processes.
+    pub accepts: &'static [DataKind],
+    /// Kinds of output it produces.
+    pub produces: &'static [DataKind],
+}
+
+impl fmt::Display for Io {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |kinds: &[DataKind]| kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join("|");
+        write!(f, "{} -> {}", join(self.accepts), join(self.produces))
+    }
+}

@@ -1,0 +1,402 @@
+//! Node types by name. Each type's params are checked against a JSON schema generated from the
+//! same Rust type that deserializes them, so the schema, the checks and the code cannot drift.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::{Io, Node};
+use crate::manifest::ProblemKind;
+
+/// A built-in node type: its name, docs, params type and constructor.
+pub trait NodeKind: Node + Sized + 'static {
+    /// The `node_type` used in manifests.
+    const NODE_TYPE: &'static str;
+    /// One-line description for `remotemedia-runtime nodes`.
+    const DESCRIPTION: &'static str;
+    /// Data kinds in and out.
+    const IO: Io;
+    /// Params, deserialized with unknown fields denied.
+    type Params: DeserializeOwned + JsonSchema;
+    /// Alternative param names accepted for upstream compatibility, as `(alias, canonical)`.
+    const PARAM_ALIASES: &'static [(&'static str, &'static str)] = &[];
+
+    /// Checks that span several params or that a schema cannot express. Field-level type and
+    /// range checks belong in the params type (`#[schemars(range(..))]`).
+    fn check(_params: &Self::Params) -> Vec<ParamIssue> {
+        Vec::new()
+    }
+
+    /// Builds a node for one session.
+    fn new(params: Self::Params) -> Self;
+}
+
+/// One problem with a node's params. `field` is relative to `params` (empty: the whole object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamIssue {
+    /// Param path below `params`, e.g. `target_rate`.
+    pub field: String,
+    /// [`ProblemKind::UnknownParam`] or [`ProblemKind::InvalidParam`].
+    pub kind: ProblemKind,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ParamIssue {
+    /// An invalid value for `field`.
+    #[must_use]
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), kind: ProblemKind::InvalidParam, message: message.into() }
+    }
+}
+
+/// One param as described by the schema, for listings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ParamInfo {
+    /// Param name.
+    pub name: String,
+    /// Schema type summary (`integer`, `number`, `string`, `"Low" | "Medium" | "High"`, ...).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// True when the manifest must give it.
+    pub required: bool,
+    /// Default value when omitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Doc comment of the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A source of nodes of one type. Built-ins implement it through [`NodeKind`]; other crates
+/// (Python nodes, test nodes) may implement it directly.
+pub trait NodeFactory: Send + Sync {
+    /// The `node_type` name.
+    fn node_type(&self) -> &str;
+    /// One-line description.
+    fn description(&self) -> &str;
+    /// Data kinds in and out.
+    fn io(&self) -> Io;
+    /// JSON schema of the params object.
+    fn params_schema(&self) -> &Value;
+    /// Every problem with `params` (`null` means no params). Empty when valid.
+    fn check_params(&self, params: &Value) -> Vec<ParamIssue>;
+    /// Builds a node for one session from params that passed [`NodeFactory::check_params`].
+    ///
+    /// # Errors
+    /// Returns the problems when `params` are invalid after all.
+    fn create(&self, params: &Value) -> Result<Box<dyn Node>, Vec<ParamIssue>>;
+
+    /// The params as listed by `remotemedia-runtime nodes`, derived from the schema.
+    fn params(&self) -> Vec<ParamInfo> {
+        params_from_schema(self.params_schema())
+    }
+}
+
+struct TypedFactory<K: NodeKind> {
+    schema: Value,
+    validator: jsonschema::Validator,
+    known_params: Vec<String>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: NodeKind> TypedFactory<K> {
+    fn new() -> Self {
+        let schema = serde_json::to_value(schemars::schema_for!(K::Params))
+            .expect("a generated schema serializes");
+        // A generated schema that does not compile is a bug in the node's params type, found by
+        // the registry tests on every built-in.
+        let validator = jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("schema of {} does not compile: {e}", K::NODE_TYPE));
+        let known_params = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        Self { schema, validator, known_params, _kind: PhantomData }
+    }
+
+    fn parse(&self, params: &Value) -> Result<K::Params, Vec<ParamIssue>> {
+        let mut issues = Vec::new();
+        let params = canonical_names(object_or_empty(params), K::PARAM_ALIASES, &mut issues);
+        let mut known = Map::new();
+        for (key, value) in params.as_object().into_iter().flatten() {
+            if issues.iter().any(|i| &i.field == key) {
+                continue;
+            }
+            if self.known_params.contains(key) {
+                known.insert(key.clone(), value.clone());
+            } else {
+                issues.push(unknown_param(key, &self.known_params, K::NODE_TYPE));
+            }
+        }
+        // Unknown keys were reported above; validate the rest so each problem appears once.
+        let known = Value::Object(known);
+        issues.extend(self.validator.iter_errors(&known).map(|e| schema_issue(&e)));
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        let typed: K::Params = serde_json::from_value(params)
+            .map_err(|e| vec![ParamIssue::invalid("", e.to_string())])?;
+        let semantic = K::check(&typed);
+        if semantic.is_empty() { Ok(typed) } else { Err(semantic) }
+    }
+}
+
+impl<K: NodeKind> NodeFactory for TypedFactory<K> {
+    fn node_type(&self) -> &str {
+        K::NODE_TYPE
+    }
+    fn description(&self) -> &str {
+        K::DESCRIPTION
+    }
+    fn io(&self) -> Io {
+        K::IO
+    }
+    fn params_schema(&self) -> &Value {
+        &self.schema
+    }
+    fn check_params(&self, params: &Value) -> Vec<ParamIssue> {
+        self.parse(params).err().unwrap_or_default()
+    }
+    fn create(&self, params: &Value) -> Result<Box<dyn Node>, Vec<ParamIssue>> {
+        Ok(Box::new(K::new(self.parse(params)?)))
+    }
+}
+
+fn object_or_empty(params: &Value) -> Value {
+    if params.is_null() { Value::Object(Map::new()) } else { params.clone() }
+}
+
+/// Renames alias keys to their canonical names; an alias given next to its canonical name is
+/// ambiguous and reported rather than silently choosing one.
+fn canonical_names(params: Value, aliases: &[(&str, &str)], issues: &mut Vec<ParamIssue>) -> Value {
+    let Value::Object(mut map) = params else { return params };
+    for (alias, canonical) in aliases {
+        if let Some(v) = map.remove(*alias) {
+            if map.contains_key(*canonical) {
+                issues.push(ParamIssue::invalid(
+                    *canonical,
+                    format!("'{canonical}' is given twice (also as its alias '{alias}')"),
+                ));
+            } else {
+                map.insert((*canonical).to_owned(), v);
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+fn unknown_param(key: &str, known: &[String], node_type: &str) -> ParamIssue {
+    let hint = closest(key, known.iter().map(String::as_str))
+        .map(|k| format!("; did you mean '{k}'?"))
+        .unwrap_or_default();
+    let list = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+    ParamIssue {
+        field: key.to_owned(),
+        kind: ProblemKind::UnknownParam,
+        message: format!("unknown param '{key}' for {node_type} (known params: {list}){hint}"),
+    }
+}
+
+fn schema_issue(e: &jsonschema::ValidationError<'_>) -> ParamIssue {
+    if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+        let name = property.as_str().unwrap_or_default();
+        return ParamIssue::invalid(name, format!("missing required param '{name}'"));
+    }
+    let field = pointer_to_path(e.instance_path().as_str());
+    let name = if field.is_empty() { "params".to_owned() } else { format!("param '{field}'") };
+    ParamIssue::invalid(field, format!("{name}: {e}"))
+}
+
+/// `/a/0/b` -> `a[0].b`
+fn pointer_to_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if seg.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+/// The candidate nearest to `word` by edit distance, if it is plausibly a typo.
+pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.len() / 3).max(2);
+    candidates
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn params_from_schema(schema: &Value) -> Vec<ParamInfo> {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let defs = schema.get("$defs");
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .map(|(name, prop)| ParamInfo {
+            name: name.clone(),
+            type_name: type_summary(prop, defs),
+            required: required.contains(&name.as_str()),
+            default: prop.get("default").cloned(),
+            description: prop.get("description").and_then(Value::as_str).map(str::to_owned),
+        })
+        .collect()
+}
+
+fn type_summary(prop: &Value, defs: Option<&Value>) -> String {
+    if let Some(r) = prop.get("$ref").and_then(Value::as_str) {
+        let target = r.rsplit('/').next().and_then(|name| defs?.get(name));
+        return target.map_or_else(|| r.to_owned(), |t| type_summary(t, defs));
+    }
+    if let Some(options) = prop.get("enum").and_then(Value::as_array) {
+        return options.iter().map(Value::to_string).collect::<Vec<_>>().join(" | ");
+    }
+    if let Some(options) = prop.get("oneOf").or_else(|| prop.get("anyOf")).and_then(Value::as_array) {
+        return options.iter().map(|o| type_summary(o, defs)).collect::<Vec<_>>().join(" | ");
+    }
+    if let Some(c) = prop.get("const") {
+        return c.to_string();
+    }
+    let mut summary = match prop.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | "),
+        _ => "any".to_owned(),
+    };
+    let (min, max) = (prop.get("minimum"), prop.get("maximum"));
+    match (min, max) {
+        (Some(lo), Some(hi)) => summary.push_str(&format!(" [{lo}..{hi}]")),
+        (Some(lo), None) if lo.as_f64() != Some(0.0) => summary.push_str(&format!(" >= {lo}")),
+        (None, Some(hi)) => summary.push_str(&format!(" <= {hi}")),
+        _ => {}
+    }
+    summary
+}
+
+/// Node types by name.
+#[derive(Clone, Default)]
+pub struct NodeRegistry {
+    factories: BTreeMap<String, Arc<dyn NodeFactory>>,
+}
+
+impl std::fmt::Debug for NodeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.factories.keys()).finish()
+    }
+}
+
+impl NodeRegistry {
+    /// A registry with no node types.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// A registry holding every built-in node type.
+    #[must_use]
+    pub fn with_builtins() -> Self {
+        use super::*;
+        let mut r = Self::empty();
+        r.register::<PassThrough>();
+        r.register::<CalculatorNode>();
+        r.register::<AudioChunkerNode>();
+        r.register::<FastResampleNode>();
+        r.register::<AudioLevelNode>();
+        r.register::<SilenceDetectorNode>();
+        r.register::<ClippingDetectorNode>();
+        r.register::<ChannelBalanceNode>();
+        r.register::<TextCollectorNode>();
+        r.register::<ChannelMixerNode>();
+        r
+    }
+
+    /// Adds a built-in style node type (replacing one of the same name).
+    pub fn register<K: NodeKind>(&mut self) {
+        self.register_factory(Arc::new(TypedFactory::<K>::new()));
+    }
+
+    /// Adds a factory (replacing one of the same name).
+    pub fn register_factory(&mut self, factory: Arc<dyn NodeFactory>) {
+        self.factories.insert(factory.node_type().to_owned(), factory);
+    }
+
+    /// The factory for `node_type`.
+    #[must_use]
+    pub fn get(&self, node_type: &str) -> Option<&Arc<dyn NodeFactory>> {
+        self.factories.get(node_type)
+    }
+
+    /// All factories, by name.
+    pub fn factories(&self) -> impl Iterator<Item = &Arc<dyn NodeFactory>> {
+        self.factories.values()
+    }
+
+    /// A registered type whose name is close to `node_type` (for "did you mean" hints).
+    #[must_use]
+    pub fn closest_type(&self, node_type: &str) -> Option<&str> {
+        closest(node_type, self.factories.keys().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_schema_compiles_and_rejects_unknown_params() {
+        let registry = NodeRegistry::with_builtins();
+        assert_eq!(registry.factories().count(), 10);
+        for f in registry.factories() {
+            let issues = f.check_params(&serde_json::json!({"definitely_not_a_param": 1}));
+            assert!(
+                issues.iter().any(|i| i.kind == ProblemKind::UnknownParam),
+                "{} accepted an unknown param",
+                f.node_type()
+            );
+        }
+    }
+
+    #[test]
+    fn pointer_paths_read_like_field_paths() {
+        assert_eq!(pointer_to_path("/a/0/b"), "a[0].b");
+        assert_eq!(pointer_to_path(""), "");
+    }
+
+    #[test]
+    fn typo_hints() {
+        assert_eq!(closest("chunk_sise", ["chunk_size", "quality"].into_iter()), Some("chunk_size"));
+        assert_eq!(closest("zzz", ["chunk_size"].into_iter()), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! [`PipelineRunner`]: runs pipelines in this process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::data::TransportData;
+use crate::executor::{PipelineSession, QueueSizes, start_session};
+use crate::graph::Graph;
+use crate::manifest::{Manifest, ValidationReport, validate};
+use crate::metrics::Metrics;
+use crate::nodes::NodeRegistry;
+use crate::transport::{PipelineTransport, RunError, SessionOutput, StreamSession};
+
+/// Tunables of a [`PipelineRunner`].
+#[derive(Clone, Copy, Debug)]
+pub struct RunnerConfig {
+    /// Items each node's input queue holds before senders wait.
+    pub node_queue_capacity: usize,
+    /// Outputs the client queue holds before nodes wait.
+    pub output_queue_capacity: usize,
+    /// How long [`PipelineRunner::execute_unary`] waits for the graph to drain.
+    pub unary_deadline: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self { node_queue_capacity: 16, output_queue_capacity: 64, unary_deadline: Duration::from_secs(30) }
+    }
+}
+
+impl RunnerConfig {
+    /// Sets the node queue capacity (at least 1).
+    #[must_use]
+    pub fn node_queue_capacity(mut self, n: usize) -> Self {
+        self.node_queue_capacity = n.max(1);
+        self
+    }
+
+    /// Sets the client queue capacity (at least 1).
+    #[must_use]
+    pub fn output_queue_capacity(mut self, n: usize) -> Self {
+        self.output_queue_capacity = n.max(1);
+        self
+    }
+
+    /// Sets the unary deadline.
+    #[must_use]
+    pub fn unary_deadline(mut self, d: Duration) -> Self {
+        self.unary_deadline = d;
+        self
+    }
+}
+
+/// Runs pipelines in-process, validating each manifest against its node registry.
+///
+/// ```
+/// # tokio_test();
+/// # fn tokio_test() { tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use remotemedia_runtime_core::{PipelineRunner, RuntimeData, TransportData, manifest::{Format, Manifest}};
+///
+/// let runner = PipelineRunner::new();
+/// let manifest = Manifest::from_text(
+///     r#"{"version": "v1", "nodes": [{"id": "calc", "node_type": "CalculatorNode"}]}"#,
+///     Format::Json,
+///     runner.registry(),
+/// ).unwrap();
+/// let request = RuntimeData::Json(serde_json::json!({"operation": "add", "operands": [2, 3]}));
+/// let outputs = runner.execute_unary(manifest, TransportData::new(request)).await.unwrap();
+/// assert_eq!(outputs[0].node_id(), "calc");
+/// # }) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PipelineRunner {
+    registry: Arc<NodeRegistry>,
+    metrics: Metrics,
+    config: RunnerConfig,
+}
+
+impl Default for PipelineRunner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PipelineRunner {
+    /// A runner with every built-in node type and default settings.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_registry(NodeRegistry::with_builtins())
+    }
+
+    /// A runner with the given node types.
+    #[must_use]
+    pub fn with_registry(registry: NodeRegistry) -> Self {
+        Self { registry: Arc::new(registry), metrics: Metrics::new(), config: RunnerConfig::default() }
+    }
+
+    /// Replaces the settings.
+    #[must_use]
+    pub fn with_config(mut self, config: RunnerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The node types this runner knows.
+    #[must_use]
+    pub fn registry(&self) -> &NodeRegistry {
+        &self.registry
+    }
+
+    /// Metrics of every session this runner started.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Validates `manifest` against this runner's registry.
+    ///
+    /// # Errors
+    /// Returns every problem when there is at least one error (warnings alone pass).
+    pub fn validate(&self, manifest: &Manifest) -> Result<(), ValidationReport> {
+        let report = ValidationReport { problems: validate(manifest, &self.registry) };
+        if report.has_errors() { Err(report) } else { Ok(()) }
+    }
+
+    /// Opens a streaming session. Must be called inside a tokio runtime (it spawns one task
+    /// per node).
+    ///
+    /// # Errors
+    /// [`RunError::InvalidManifest`] for a manifest that does not validate, and
+    /// [`RunError::NodeCreation`] for a node that cannot be built.
+    pub fn create_stream_session(&self, manifest: &Manifest) -> Result<PipelineSession, RunError> {
+        self.validate(manifest).map_err(RunError::InvalidManifest)?;
+        let graph = Graph::from_manifest(manifest).map_err(|e| {
+            // Validation rejects every graph error first; this is a defensive restatement.
+            RunError::InvalidManifest(ValidationReport {
+                problems: vec![crate::manifest::Problem::error(crate::manifest::ProblemKind::Cycle, "connections", e.to_string())],
+            })
+        })?;
+        let mut nodes = Vec::with_capacity(manifest.nodes.len());
+        for spec in &manifest.nodes {
+            let factory = self.registry.get(&spec.node_type).expect("validated node type");
+            let node = factory
+                .create(&spec.params)
+                .map_err(|issues| RunError::NodeCreation { node_id: spec.id.clone(), issues })?;
+            nodes.push(node);
+        }
+        let sizes = QueueSizes {
+            node_input: self.config.node_queue_capacity,
+            client_output: self.config.output_queue_capacity,
+        };
+        Ok(start_session(manifest, &graph, nodes, &self.metrics, sizes))
+    }
+
+    /// Runs one input through a fresh session and returns all outputs once the graph has
+    /// drained (buffering nodes flush at the end of input).
+    ///
+    /// # Errors
+    /// As [`PipelineRunner::create_stream_session`], and [`RunError::DeadlineExceeded`] when the
+    /// graph has not drained within [`RunnerConfig::unary_deadline`].
+    pub async fn execute_unary(&self, manifest: Arc<Manifest>, input: TransportData) -> Result<Vec<SessionOutput>, RunError> {
+        let session = self.create_stream_session(&manifest)?;
+        let received = std::sync::atomic::AtomicUsize::new(0);
+        let feed = async {
+            session.send_input(input).await?;
+            session.end_input().await;
+            Ok::<_, RunError>(())
+        };
+        let collect = async {
+            let mut outputs = Vec::new();
+            while let Some(item) = session.recv_output().await? {
+                outputs.push(item);
+                received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<_, RunError>(outputs)
+        };
+        let deadline = self.config.unary_deadline;
+        match tokio::time::timeout(deadline, async { tokio::try_join!(feed, collect) }).await {
+            Ok(result) => result.map(|((), outputs)| outputs),
+            Err(_elapsed) => {
+                let unfinished_nodes = session.unfinished_nodes();
+                session.close().await;
+                Err(RunError::DeadlineExceeded {
+                    pipeline: manifest.name().to_owned(),
+                    deadline,
+                    unfinished_nodes,
+                    outputs_received: received.into_inner(),
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PipelineTransport for PipelineRunner {
+    async fn execute(&self, manifest: Arc<Manifest>, input: TransportData) -> Result<Vec<SessionOutput>, RunError> {
+        self.execute_unary(manifest, input).await
+    }
+
+    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
+        Ok(Box::new(self.create_stream_session(&manifest)?))
+    }
+}

@@ -1,0 +1,169 @@
+//! The transport abstraction: what a transport (gRPC, WebRTC, Python, a pod-local IPC link)
+//! needs from something that runs pipelines, and what a streaming session looks like.
+//!
+//! The in-process [`PipelineRunner`](crate::PipelineRunner) implements [`PipelineTransport`];
+//! so will the IPC runner that reaches a worker in another process. A transport written
+//! against these traits runs in-process or as a sidecar by configuration only.
+//!
+//! # Session contract
+//!
+//! * Inputs go to every source node (a node without incoming connections). Outputs come from
+//!   every sink node and from nodes marked `is_output_node`, each tagged with its node id.
+//! * Every queue is bounded: when the client stops reading outputs, the pipeline fills up and
+//!   `send_input` waits. Nothing is dropped. Send and receive from different tasks.
+//! * A node error on one item arrives as [`SessionOutput::Error`] naming the node; the session
+//!   continues with the next item.
+//! * After [`StreamSession::end_input`], nodes flush what they buffered, and `recv_output`
+//!   returns `Ok(None)` once every output has been delivered.
+//! * [`StreamSession::close`] stops the session at once, discarding queued items. It is
+//!   idempotent, and dropping a session closes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::data::TransportData;
+use crate::manifest::{Manifest, ValidationReport};
+use crate::nodes::ParamIssue;
+
+/// One item a session delivers to its client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SessionOutput {
+    /// Data produced by a node.
+    Data {
+        /// Id of the node that produced it.
+        node_id: String,
+        /// The data, with the sequence and metadata of the input it derives from.
+        #[serde(flatten)]
+        data: TransportData,
+    },
+    /// A node failed on one item; the session goes on.
+    Error(NodeFailure),
+}
+
+impl SessionOutput {
+    /// Id of the node that produced this item or failed.
+    #[must_use]
+    pub fn node_id(&self) -> &str {
+        match self {
+            Self::Data { node_id, .. } => node_id,
+            Self::Error(f) => &f.node_id,
+        }
+    }
+
+    /// Sequence number of the input this item derives from.
+    #[must_use]
+    pub fn sequence(&self) -> Option<u64> {
+        match self {
+            Self::Data { data, .. } => data.sequence,
+            Self::Error(f) => f.sequence,
+        }
+    }
+}
+
+/// A node's failure on one item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("node '{node_id}' failed: {message}")]
+pub struct NodeFailure {
+    /// The failing node.
+    pub node_id: String,
+    /// Sequence number of the input being processed.
+    pub sequence: Option<u64>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Why an operation on an open session failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Input was sent after `end_input` or `close`.
+    #[error("session {session_id} no longer accepts input (input ended or session closed)")]
+    InputEnded {
+        /// The session.
+        session_id: String,
+    },
+    /// The input item itself is malformed (audio with zero channels, a tensor whose bytes do not
+    /// match its shape). The session is unaffected.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The session is gone (closed, or its worker lost).
+    #[error("session {session_id} is closed")]
+    Closed {
+        /// The session.
+        session_id: String,
+    },
+}
+
+/// Why running a pipeline failed as a whole.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The manifest does not validate.
+    #[error("{0}")]
+    InvalidManifest(ValidationReport),
+    /// A node could not be created from its params.
+    #[error("node '{node_id}' could not be created: {}", .issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; "))]
+    NodeCreation {
+        /// The node.
+        node_id: String,
+        /// What was wrong with its params.
+        issues: Vec<ParamIssue>,
+    },
+    /// A unary call did not drain before its deadline.
+    #[error(
+        "pipeline '{pipeline}' did not finish within {deadline:?}; still running: {}; {outputs_received} outputs had arrived",
+        .unfinished_nodes.join(", ")
+    )]
+    DeadlineExceeded {
+        /// Pipeline name.
+        pipeline: String,
+        /// The deadline that passed.
+        deadline: Duration,
+        /// Nodes that had not finished.
+        unfinished_nodes: Vec<String>,
+        /// Outputs received before the deadline.
+        outputs_received: usize,
+    },
+    /// The session failed while running.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Something that runs pipelines: in-process, or in a worker reached over IPC.
+#[async_trait]
+pub trait PipelineTransport: Send + Sync {
+    /// Runs one input through a fresh session and returns every output once the graph has
+    /// drained, or a [`RunError::DeadlineExceeded`]; never hangs.
+    async fn execute(&self, manifest: Arc<Manifest>, input: TransportData) -> Result<Vec<SessionOutput>, RunError>;
+
+    /// Opens a streaming session.
+    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError>;
+}
+
+/// An open streaming session. Methods take `&self` so one task can send while another
+/// receives (see the module docs for the full contract).
+#[async_trait]
+pub trait StreamSession: Send + Sync {
+    /// Unique id of this session.
+    fn session_id(&self) -> &str;
+
+    /// Sends one item to the pipeline's sources, waiting while the pipeline is full. An item
+    /// without a sequence number gets the next one of the session's own counter.
+    async fn send_input(&self, input: TransportData) -> Result<(), SessionError>;
+
+    /// Declares that no more input follows: nodes flush, then outputs end.
+    async fn end_input(&self);
+
+    /// The next output, or `Ok(None)` when the session has ended (drained or closed).
+    async fn recv_output(&self) -> Result<Option<SessionOutput>, SessionError>;
+
+    /// Stops the session now, discarding queued items. Idempotent.
+    async fn close(&self);
+
+    /// False once the session is closed or all its outputs were delivered.
+    fn is_active(&self) -> bool;
+}
