@@ -35,6 +35,7 @@ pub(super) async fn run_node(node: Box<dyn Node>, mut input: mpsc::Receiver<Enve
     let mut last_origin: Option<Arc<Origin>> = None;
 
     while let Some(Envelope { data, origin }) = input.recv().await {
+        links.metrics.items.inc();
         let result = call(&mut node, &links, |n| n.process(data, &mut outputs));
         links.forward(&mut outputs, &origin).await;
         if let Err(message) = result {
@@ -67,7 +68,6 @@ fn call(
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| f(n)));
     links.metrics.seconds.observe(started.elapsed().as_secs_f64());
-    links.metrics.items.inc();
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
