@@ -29,7 +29,13 @@ impl AudioBuffer {
     /// Audio with no stream id and no timestamp.
     #[must_use]
     pub fn new(samples: impl Into<Arc<[f32]>>, sample_rate: u32, channels: u16) -> Self {
-        Self { samples: samples.into(), sample_rate, channels, stream_id: None, timestamp_us: None }
+        Self {
+            samples: samples.into(),
+            sample_rate,
+            channels,
+            stream_id: None,
+            timestamp_us: None,
+        }
     }
 
     /// Sets the media timestamp of the first frame.
@@ -73,7 +79,11 @@ impl AudioBuffer {
         if self.channels == 0 {
             return Err("audio channels is 0".into());
         }
-        if self.samples.len() % usize::from(self.channels) != 0 {
+        if !self
+            .samples
+            .len()
+            .is_multiple_of(usize::from(self.channels))
+        {
             return Err(format!(
                 "audio has {} samples, not a whole number of {}-channel frames",
                 self.samples.len(),
@@ -139,7 +149,10 @@ impl TensorData {
     /// # Errors
     /// Returns a message naming the expected and actual byte counts.
     pub fn check_format(&self) -> Result<(), String> {
-        let elements = self.shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+        let elements = self
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d));
         let expected = elements.and_then(|e| e.checked_mul(self.dtype.size_bytes()));
         match expected {
             Some(n) if n == self.bytes.len() => Ok(()),
@@ -246,7 +259,11 @@ impl TransportData {
     /// Wraps data with no sequence and no metadata.
     #[must_use]
     pub fn new(data: RuntimeData) -> Self {
-        Self { data, sequence: None, metadata: BTreeMap::new() }
+        Self {
+            data,
+            sequence: None,
+            metadata: BTreeMap::new(),
+        }
     }
 
     /// Sets the sequence number.
@@ -290,9 +307,16 @@ mod tests {
 
     #[test]
     fn tensor_byte_length_must_match_shape() {
-        let t = TensorData { bytes: vec![0u8; 24].into(), shape: vec![2, 3], dtype: DType::F32 };
+        let t = TensorData {
+            bytes: vec![0u8; 24].into(),
+            shape: vec![2, 3],
+            dtype: DType::F32,
+        };
         assert!(t.check_format().is_ok());
-        let bad = TensorData { shape: vec![2, 4], ..t };
+        let bad = TensorData {
+            shape: vec![2, 4],
+            ..t
+        };
         assert!(bad.check_format().unwrap_err().contains("needs 32 bytes"));
     }
 

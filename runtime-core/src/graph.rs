@@ -37,12 +37,20 @@ impl Graph {
     /// Fails on unknown endpoints and cycles.
     pub fn from_manifest(manifest: &Manifest) -> Result<Self, GraphError> {
         let ids: Vec<String> = manifest.nodes.iter().map(|n| n.id.clone()).collect();
-        let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
         let mut successors = vec![Vec::new(); ids.len()];
         let mut predecessors = vec![Vec::new(); ids.len()];
         for c in &manifest.connections {
-            let (Some(&from), Some(&to)) = (index.get(c.from.as_str()), index.get(c.to.as_str())) else {
-                return Err(GraphError::UnknownEndpoint { from: c.from.clone(), to: c.to.clone() });
+            let (Some(&from), Some(&to)) = (index.get(c.from.as_str()), index.get(c.to.as_str()))
+            else {
+                return Err(GraphError::UnknownEndpoint {
+                    from: c.from.clone(),
+                    to: c.to.clone(),
+                });
             };
             if !successors[from].contains(&to) {
                 successors[from].push(to);
@@ -50,7 +58,9 @@ impl Graph {
             }
         }
         if let Some(cycle) = find_cycles(&successors).into_iter().next() {
-            return Err(GraphError::Cycle(cycle.into_iter().map(|i| ids[i].clone()).collect()));
+            return Err(GraphError::Cycle(
+                cycle.into_iter().map(|i| ids[i].clone()).collect(),
+            ));
         }
         let emits_to_client = manifest
             .nodes
@@ -58,7 +68,12 @@ impl Graph {
             .enumerate()
             .map(|(i, n)| successors[i].is_empty() || n.is_output_node)
             .collect();
-        Ok(Self { ids, successors, predecessors, emits_to_client })
+        Ok(Self {
+            ids,
+            successors,
+            predecessors,
+            emits_to_client,
+        })
     }
 
     /// Number of nodes.

@@ -31,4 +31,6 @@ pub mod transport;
 pub use data::{AudioBuffer, RuntimeData, TransportData};
 pub use executor::PipelineSession;
 pub use runner::{PipelineRunner, RunnerConfig};
-pub use transport::{NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession};
+pub use transport::{
+    NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
+};

@@ -47,14 +47,18 @@ impl Default for Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry.register(Box::new(c.clone())).expect("metric names are unique");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
     c
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
     let h = HistogramVec::new(opts, labels).expect("valid metric definition");
-    registry.register(Box::new(h.clone())).expect("metric names are unique");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric names are unique");
     h
 }
 
@@ -70,20 +74,46 @@ impl Metrics {
             &["pipeline"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(sessions_active.clone())).expect("metric names are unique");
+        r.register(Box::new(sessions_active.clone()))
+            .expect("metric names are unique");
         Self {
-            node_items: counter(&r, "remotemedia_node_items_total", "Items a node processed.", node),
-            node_errors: counter(&r, "remotemedia_node_errors_total", "Items a node failed on.", node),
-            node_outputs: counter(&r, "remotemedia_node_outputs_total", "Items a node emitted.", node),
+            node_items: counter(
+                &r,
+                "remotemedia_node_items_total",
+                "Items a node processed.",
+                node,
+            ),
+            node_errors: counter(
+                &r,
+                "remotemedia_node_errors_total",
+                "Items a node failed on.",
+                node,
+            ),
+            node_outputs: counter(
+                &r,
+                "remotemedia_node_outputs_total",
+                "Items a node emitted.",
+                node,
+            ),
             node_seconds: histogram(
                 &r,
                 "remotemedia_node_process_seconds",
                 "Time a node spent processing one item.",
                 node,
             ),
-            sessions_started: counter(&r, "remotemedia_sessions_total", "Sessions opened.", &["pipeline"]),
+            sessions_started: counter(
+                &r,
+                "remotemedia_sessions_total",
+                "Sessions opened.",
+                &["pipeline"],
+            ),
             sessions_active,
-            session_inputs: counter(&r, "remotemedia_session_inputs_total", "Items sent into a session.", session),
+            session_inputs: counter(
+                &r,
+                "remotemedia_session_inputs_total",
+                "Items sent into a session.",
+                session,
+            ),
             session_outputs: counter(
                 &r,
                 "remotemedia_session_outputs_total",
@@ -177,7 +207,9 @@ impl SessionMetrics {
 impl Drop for SessionMetrics {
     fn drop(&mut self) {
         let m = &self.owner;
-        m.sessions_active.with_label_values(&[self.pipeline.as_str()]).dec();
+        m.sessions_active
+            .with_label_values(&[self.pipeline.as_str()])
+            .dec();
         let labels = [self.pipeline.as_str(), self.session.as_str()];
         // Removal fails only if the series is already gone; nothing to do then.
         let _ = m.session_inputs.remove_label_values(&labels);
@@ -203,7 +235,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("# TYPE remotemedia_node_items_total counter"));
         assert!(text.contains(r#"remotemedia_node_items_total{node="resample",node_type="FastResampleNode",pipeline="demo"} 1"#));
-        assert!(text.contains(r#"remotemedia_session_inputs_total{pipeline="demo",session="s-1"} 1"#));
+        assert!(
+            text.contains(r#"remotemedia_session_inputs_total{pipeline="demo",session="s-1"} 1"#)
+        );
         assert!(text.contains(r#"remotemedia_sessions_active{pipeline="demo"} 1"#));
         assert!(text.contains("remotemedia_session_latency_seconds_bucket"));
         drop(session);

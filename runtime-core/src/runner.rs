@@ -26,7 +26,11 @@ pub struct RunnerConfig {
 
 impl Default for RunnerConfig {
     fn default() -> Self {
-        Self { node_queue_capacity: 16, output_queue_capacity: 64, unary_deadline: Duration::from_secs(30) }
+        Self {
+            node_queue_capacity: 16,
+            output_queue_capacity: 64,
+            unary_deadline: Duration::from_secs(30),
+        }
     }
 }
 
@@ -94,7 +98,11 @@ impl PipelineRunner {
     /// A runner with the given node types.
     #[must_use]
     pub fn with_registry(registry: NodeRegistry) -> Self {
-        Self { registry: Arc::new(registry), metrics: Metrics::new(), config: RunnerConfig::default() }
+        Self {
+            registry: Arc::new(registry),
+            metrics: Metrics::new(),
+            config: RunnerConfig::default(),
+        }
     }
 
     /// Replaces the settings.
@@ -121,8 +129,14 @@ impl PipelineRunner {
     /// # Errors
     /// Returns every problem when there is at least one error (warnings alone pass).
     pub fn validate(&self, manifest: &Manifest) -> Result<(), ValidationReport> {
-        let report = ValidationReport { problems: validate(manifest, &self.registry) };
-        if report.has_errors() { Err(report) } else { Ok(()) }
+        let report = ValidationReport {
+            problems: validate(manifest, &self.registry),
+        };
+        if report.has_errors() {
+            Err(report)
+        } else {
+            Ok(())
+        }
     }
 
     /// Opens a streaming session. Must be called inside a tokio runtime (it spawns one task
@@ -136,15 +150,25 @@ impl PipelineRunner {
         let graph = Graph::from_manifest(manifest).map_err(|e| {
             // Validation rejects every graph error first; this is a defensive restatement.
             RunError::InvalidManifest(ValidationReport {
-                problems: vec![crate::manifest::Problem::error(crate::manifest::ProblemKind::Cycle, "connections", e.to_string())],
+                problems: vec![crate::manifest::Problem::error(
+                    crate::manifest::ProblemKind::Cycle,
+                    "connections",
+                    e.to_string(),
+                )],
             })
         })?;
         let mut nodes = Vec::with_capacity(manifest.nodes.len());
         for spec in &manifest.nodes {
-            let factory = self.registry.get(&spec.node_type).expect("validated node type");
+            let factory = self
+                .registry
+                .get(&spec.node_type)
+                .expect("validated node type");
             let node = factory
                 .create(&spec.params)
-                .map_err(|issues| RunError::NodeCreation { node_id: spec.id.clone(), issues })?;
+                .map_err(|issues| RunError::NodeCreation {
+                    node_id: spec.id.clone(),
+                    issues,
+                })?;
             nodes.push(node);
         }
         let sizes = QueueSizes {
@@ -160,7 +184,11 @@ impl PipelineRunner {
     /// # Errors
     /// As [`PipelineRunner::create_stream_session`], and [`RunError::DeadlineExceeded`] when the
     /// graph has not drained within [`RunnerConfig::unary_deadline`].
-    pub async fn execute_unary(&self, manifest: Arc<Manifest>, input: TransportData) -> Result<Vec<SessionOutput>, RunError> {
+    pub async fn execute_unary(
+        &self,
+        manifest: Arc<Manifest>,
+        input: TransportData,
+    ) -> Result<Vec<SessionOutput>, RunError> {
         let session = self.create_stream_session(&manifest)?;
         let received = std::sync::atomic::AtomicUsize::new(0);
         let feed = async {
@@ -195,7 +223,11 @@ impl PipelineRunner {
 
 #[async_trait]
 impl PipelineTransport for PipelineRunner {
-    async fn execute(&self, manifest: Arc<Manifest>, input: TransportData) -> Result<Vec<SessionOutput>, RunError> {
+    async fn execute(
+        &self,
+        manifest: Arc<Manifest>,
+        input: TransportData,
+    ) -> Result<Vec<SessionOutput>, RunError> {
         self.execute_unary(manifest, input).await
     }
 

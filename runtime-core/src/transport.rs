@@ -138,7 +138,11 @@ pub enum RunError {
 pub trait PipelineTransport: Send + Sync {
     /// Runs one input through a fresh session and returns every output once the graph has
     /// drained, or a [`RunError::DeadlineExceeded`]; never hangs.
-    async fn execute(&self, manifest: Arc<Manifest>, input: TransportData) -> Result<Vec<SessionOutput>, RunError>;
+    async fn execute(
+        &self,
+        manifest: Arc<Manifest>,
+        input: TransportData,
+    ) -> Result<Vec<SessionOutput>, RunError>;
 
     /// Opens a streaming session.
     async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError>;

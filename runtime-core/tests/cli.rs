@@ -8,7 +8,9 @@ fn bin() -> Command {
 }
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipelines").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/pipelines")
+        .join(name)
 }
 
 fn stdout(o: &Output) -> String {
@@ -17,11 +19,20 @@ fn stdout(o: &Output) -> String {
 
 /// 3 s of 48 kHz stereo: a tone, 600 ms of silence, a tone.
 fn write_wav(path: &Path) {
-    let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..144_000u32 {
         let silent = (60_000..88_800).contains(&i);
-        let v = if silent { 0.0 } else { (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 48_000.0).sin() * 0.5 };
+        let v = if silent {
+            0.0
+        } else {
+            (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 48_000.0).sin() * 0.5
+        };
         let s = (v * 32767.0) as i16;
         w.write_sample(s).unwrap();
         w.write_sample(s).unwrap();
@@ -33,24 +44,51 @@ fn write_wav(path: &Path) {
 fn validate_accepts_every_example() {
     let mut cmd = bin();
     cmd.arg("validate");
-    for name in ["resample-chain.yaml", "audio-health.yaml", "text-sentences.json", "calculator.json"] {
+    for name in [
+        "resample-chain.yaml",
+        "audio-health.yaml",
+        "text-sentences.json",
+        "calculator.json",
+    ] {
         cmd.arg(example(name));
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout(&out), "");
 }
 
 #[test]
 fn validate_prints_one_line_per_problem_with_location_and_fails() {
-    let out = bin().arg("validate").arg(example("invalid/many-problems.yaml")).output().unwrap();
+    let out = bin()
+        .arg("validate")
+        .arg(example("invalid/many-problems.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 9, "{text}");
-    assert!(lines.iter().all(|l| l.contains("many-problems.yaml:") && l.contains(": error: ")), "{text}");
-    assert!(text.contains("many-problems.yaml:10:20: error: nodes[0].params.target_rate (node 'resample'): "), "{text}");
-    assert!(text.contains("connections form a cycle: a -> b -> a"), "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("many-problems.yaml:") && l.contains(": error: ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "many-problems.yaml:10:20: error: nodes[0].params.target_rate (node 'resample'): "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("connections form a cycle: a -> b -> a"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -58,13 +96,26 @@ fn nodes_lists_types_params_and_defaults() {
     let out = bin().args(["nodes", "--json"]).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let types: Vec<&str> = v.as_array().unwrap().iter().map(|n| n["node_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_type"].as_str().unwrap())
+        .collect();
     assert_eq!(types.len(), 10);
-    let chunker = v.as_array().unwrap().iter().find(|n| n["node_type"] == "AudioChunkerNode").unwrap();
+    let chunker = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_type"] == "AudioChunkerNode")
+        .unwrap();
     assert_eq!(chunker["params"][0]["name"], "chunk_size");
     assert_eq!(chunker["params"][0]["default"], 512);
     let text = stdout(&bin().arg("nodes").output().unwrap());
-    assert!(text.contains("target_rate: integer [1..768000] (required)"), "{text}");
+    assert!(
+        text.contains("target_rate: integer [1..768000] (required)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -72,8 +123,20 @@ fn run_writes_resampled_audio_to_a_wav() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.wav"), dir.path().join("out.wav"));
     write_wav(&input);
-    let out = bin().arg("run").arg(example("resample-chain.yaml")).arg("--input").arg(&input).arg("--output").arg(&output).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .arg("run")
+        .arg(example("resample-chain.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reader = hound::WavReader::open(&output).unwrap();
     let spec = reader.spec();
     assert_eq!((spec.sample_rate, spec.channels), (16_000, 1));
@@ -86,15 +149,34 @@ fn run_prints_json_lines_with_node_type_and_data() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.wav");
     write_wav(&input);
-    let out = bin().arg("run").arg(example("audio-health.yaml")).arg("--input").arg(&input).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let events: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = bin()
+        .arg("run")
+        .arg(example("audio-health.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // 30 windows of 100 ms, four analyzers each.
     assert_eq!(events.len(), 120);
     for e in &events {
-        assert!(e["node_id"].is_string() && e["type"] == "json" && e["data"].is_object(), "{e}");
+        assert!(
+            e["node_id"].is_string() && e["type"] == "json" && e["data"].is_object(),
+            "{e}"
+        );
     }
-    let sustained = events.iter().filter(|e| e["node_id"] == "silence" && e["data"]["is_sustained_silence"] == true).count();
+    let sustained = events
+        .iter()
+        .filter(|e| e["node_id"] == "silence" && e["data"]["is_sustained_silence"] == true)
+        .count();
     assert!(sustained >= 1, "the 600 ms gap is sustained silence");
 }
 
@@ -103,7 +185,13 @@ fn run_refuses_an_invalid_manifest_with_its_problems() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.wav");
     write_wav(&input);
-    let out = bin().arg("run").arg(example("invalid/many-problems.yaml")).arg("--input").arg(&input).output().unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(example("invalid/many-problems.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown node type 'AudioLevelNod'"));
 }

@@ -18,19 +18,31 @@ fn sine(freq: f64, rate: u32, frames: usize, channels: u16) -> Vec<f32> {
         .collect()
 }
 
-fn resampler(params: serde_json::Value) -> Box<dyn Node> {
-    NodeRegistry::with_builtins().get("FastResampleNode").unwrap().create(&params).unwrap()
+fn resampler(params: &serde_json::Value) -> Box<dyn Node> {
+    NodeRegistry::with_builtins()
+        .get("FastResampleNode")
+        .unwrap()
+        .create(params)
+        .unwrap()
 }
 
 /// Streams `input` in `chunk`-frame items and returns the concatenated output.
-fn stream(params: &serde_json::Value, input: &[f32], rate: u32, channels: u16, chunk: usize) -> (Vec<f32>, u32) {
-    let mut node = resampler(params.clone());
+fn stream(
+    params: &serde_json::Value,
+    input: &[f32],
+    rate: u32,
+    channels: u16,
+    chunk: usize,
+) -> (Vec<f32>, u32) {
+    let mut node = resampler(params);
     let mut out = Outputs::default();
     let mut samples = Vec::new();
     let mut out_rate = 0;
     let mut collect = |out: &mut Outputs, samples: &mut Vec<f32>| {
         for item in out.drain() {
-            let RuntimeData::Audio(a) = item else { panic!("non-audio output") };
+            let RuntimeData::Audio(a) = item else {
+                panic!("non-audio output")
+            };
             assert!(a.frames() > 0, "empty output item");
             assert_eq!(a.channels, channels);
             out_rate = a.sample_rate;
@@ -38,7 +50,11 @@ fn stream(params: &serde_json::Value, input: &[f32], rate: u32, channels: u16, c
         }
     };
     for piece in input.chunks(chunk * usize::from(channels)) {
-        node.process(RuntimeData::Audio(AudioBuffer::new(piece.to_vec(), rate, channels)), &mut out).unwrap();
+        node.process(
+            RuntimeData::Audio(AudioBuffer::new(piece.to_vec(), rate, channels)),
+            &mut out,
+        )
+        .unwrap();
         collect(&mut out, &mut samples);
     }
     node.finish(&mut out).unwrap();
@@ -48,7 +64,11 @@ fn stream(params: &serde_json::Value, input: &[f32], rate: u32, channels: u16, c
 
 /// Frequency of channel 0 from interpolated rising zero crossings over the middle half.
 fn measured_freq(samples: &[f32], channels: u16, rate: u32) -> f64 {
-    let ch0: Vec<f64> = samples.iter().step_by(usize::from(channels)).map(|&s| f64::from(s)).collect();
+    let ch0: Vec<f64> = samples
+        .iter()
+        .step_by(usize::from(channels))
+        .map(|&s| f64::from(s))
+        .collect();
     let (lo, hi) = (ch0.len() / 4, 3 * ch0.len() / 4);
     let crossings: Vec<f64> = (lo..hi)
         .filter(|&i| ch0[i - 1] < 0.0 && ch0[i] >= 0.0)
@@ -75,11 +95,17 @@ fn check_conversion(from: u32, to: u32, channels: u16, quality: &str) {
             "{from}->{to} x{channels} chunk {chunk}: {out_frames} frames, expected {expected_frames}"
         );
         // Chunking must not change a single sample: no gaps, no inserted silence.
-        assert_eq!(out, reference, "{from}->{to} x{channels}: chunk {chunk} differs from chunk 4096");
+        assert_eq!(
+            out, reference,
+            "{from}->{to} x{channels}: chunk {chunk} differs from chunk 4096"
+        );
     }
 
     let measured = measured_freq(&reference, channels, to);
-    assert!((measured - freq).abs() / freq < 0.001, "{from}->{to}: pitch {measured} Hz, expected {freq}");
+    assert!(
+        (measured - freq).abs() / freq < 0.001,
+        "{from}->{to}: pitch {measured} Hz, expected {freq}"
+    );
 
     // Output is time-aligned with the input: compare against the ideal sine at the new rate,
     // away from the first and last 10 ms where the filter rings in and out.
@@ -94,7 +120,10 @@ fn check_conversion(from: u32, to: u32, channels: u16, quality: &str) {
     // sub-sample offset remains: allow the error of a 0.6-frame phase shift of the 0.5-amplitude
     // sine. A gap or inserted silence would show an error near 0.5.
     let tolerance = (0.5 * 2.0 * std::f64::consts::PI * freq / f64::from(to) * 0.6 + 0.005) as f32;
-    assert!(worst < tolerance, "{from}->{to} x{channels} {quality}: deviation from ideal sine {worst} > {tolerance}");
+    assert!(
+        worst < tolerance,
+        "{from}->{to} x{channels} {quality}: deviation from ideal sine {worst} > {tolerance}"
+    );
 }
 
 #[test]
@@ -132,10 +161,13 @@ fn short_input_is_flushed_at_end_not_lost() {
 
 #[test]
 fn wrong_input_rate_is_an_error_not_a_misconversion() {
-    let mut node = resampler(json!({"source_rate": 48_000, "target_rate": 16_000}));
+    let mut node = resampler(&json!({"source_rate": 48_000, "target_rate": 16_000}));
     let mut out = Outputs::default();
     let err = node
-        .process(RuntimeData::Audio(AudioBuffer::new(vec![0.0; 441], 44_100, 1)), &mut out)
+        .process(
+            RuntimeData::Audio(AudioBuffer::new(vec![0.0; 441], 44_100, 1)),
+            &mut out,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("44100 Hz"), "{err}");
     assert!(out.is_empty());
@@ -143,12 +175,19 @@ fn wrong_input_rate_is_an_error_not_a_misconversion() {
 
 #[test]
 fn without_source_rate_each_stream_rate_is_adopted_and_timestamps_advance() {
-    let mut node = resampler(json!({"target_rate": 16_000}));
+    let mut node = resampler(&json!({"target_rate": 16_000}));
     let mut out = Outputs::default();
-    let audio = AudioBuffer::new(sine(440.0, 48_000, 9600, 1), 48_000, 1).with_timestamp_us(1_000_000);
+    let audio =
+        AudioBuffer::new(sine(440.0, 48_000, 9600, 1), 48_000, 1).with_timestamp_us(1_000_000);
     node.process(RuntimeData::Audio(audio), &mut out).unwrap();
     node.finish(&mut out).unwrap();
-    let items: Vec<AudioBuffer> = out.drain().map(|d| match d { RuntimeData::Audio(a) => a, _ => unreachable!() }).collect();
+    let items: Vec<AudioBuffer> = out
+        .drain()
+        .map(|d| match d {
+            RuntimeData::Audio(a) => a,
+            _ => unreachable!(),
+        })
+        .collect();
     assert_eq!(items.iter().map(AudioBuffer::frames).sum::<usize>(), 3200);
     assert_eq!(items[0].timestamp_us, Some(1_000_000));
     let second_ts = items.get(1).map(|a| a.timestamp_us.unwrap());
@@ -157,6 +196,7 @@ fn without_source_rate_each_stream_rate_is_adopted_and_timestamps_advance() {
     }
     // 16 kHz input to a 16 kHz target passes through unchanged.
     let same = AudioBuffer::new(vec![0.25; 160], 16_000, 1);
-    node.process(RuntimeData::Audio(same.clone()), &mut out).unwrap();
+    node.process(RuntimeData::Audio(same.clone()), &mut out)
+        .unwrap();
     assert_eq!(out.drain().next(), Some(RuntimeData::Audio(same)));
 }

@@ -45,7 +45,11 @@ pub(crate) struct Origin {
 impl Origin {
     /// For output not caused by any input (a node flushing with no input ever received).
     fn internal() -> Self {
-        Self { sequence: None, metadata: BTreeMap::new(), entered: tokio::time::Instant::now() }
+        Self {
+            sequence: None,
+            metadata: BTreeMap::new(),
+            entered: tokio::time::Instant::now(),
+        }
     }
 }
 
@@ -68,16 +72,24 @@ pub(crate) fn start_session(
     let session_id = uuid::Uuid::new_v4().to_string();
     let session_metrics = Arc::new(metrics.session(manifest.name(), &session_id));
     let (client_tx, client_rx) = mpsc::channel(sizes.client_output);
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..graph.len()).map(|_| mpsc::channel(sizes.node_input)).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..graph.len())
+        .map(|_| mpsc::channel(sizes.node_input))
+        .unzip();
     let sources: Vec<_> = graph.sources().map(|i| senders[i].clone()).collect();
-    let finished: Vec<Arc<AtomicBool>> = (0..graph.len()).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let finished: Vec<Arc<AtomicBool>> = (0..graph.len())
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
 
     let mut tasks = Vec::with_capacity(graph.len());
     for (i, (node, input)) in nodes.into_iter().zip(receivers).enumerate() {
         let spec = &manifest.nodes[i];
         let links = NodeLinks {
             node_id: spec.id.clone(),
-            successors: graph.successors(i).iter().map(|&j| senders[j].clone()).collect(),
+            successors: graph
+                .successors(i)
+                .iter()
+                .map(|&j| senders[j].clone())
+                .collect(),
             client: graph.emits_to_client(i).then(|| client_tx.clone()),
             errors: client_tx.clone(),
             metrics: metrics.node(manifest.name(), &spec.id, &spec.node_type),
@@ -92,5 +104,13 @@ pub(crate) fn start_session(
     drop(client_tx);
 
     let ids = manifest.nodes.iter().map(|n| n.id.clone()).collect();
-    PipelineSession::spawn(session_id, sources, client_rx, tasks, ids, finished, session_metrics)
+    PipelineSession::spawn(
+        session_id,
+        sources,
+        client_rx,
+        tasks,
+        ids,
+        finished,
+        session_metrics,
+    )
 }

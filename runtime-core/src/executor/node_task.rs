@@ -28,7 +28,11 @@ pub(super) struct NodeLinks {
 
 /// Runs `node` until its input closes (all predecessors finished, or the session's input
 /// ended), then flushes it. Dropping the future (on close) stops it at its next await.
-pub(super) async fn run_node(node: Box<dyn Node>, mut input: mpsc::Receiver<Envelope>, links: NodeLinks) {
+pub(super) async fn run_node(
+    node: Box<dyn Node>,
+    mut input: mpsc::Receiver<Envelope>,
+    links: NodeLinks,
+) {
     // `None` after a panic: the node's state can no longer be trusted.
     let mut node = Some(node);
     let mut outputs = Outputs::default();
@@ -67,7 +71,10 @@ fn call(
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| f(n)));
-    links.metrics.seconds.observe(started.elapsed().as_secs_f64());
+    links
+        .metrics
+        .seconds
+        .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -91,11 +98,21 @@ impl NodeLinks {
         for item in outputs.drain() {
             self.metrics.outputs.inc();
             if let Some(client) = &self.client {
-                let data = TransportData { data: item.clone(), sequence: origin.sequence, metadata: origin.metadata.clone() };
+                let data = TransportData {
+                    data: item.clone(),
+                    sequence: origin.sequence,
+                    metadata: origin.metadata.clone(),
+                };
                 self.session_metrics.outputs.inc();
-                self.session_metrics.observe_latency(origin.entered.elapsed());
+                self.session_metrics
+                    .observe_latency(origin.entered.elapsed());
                 // A dropped receiver means the session is going away; nothing to deliver to.
-                let _ = client.send(SessionOutput::Data { node_id: self.node_id.clone(), data }).await;
+                let _ = client
+                    .send(SessionOutput::Data {
+                        node_id: self.node_id.clone(),
+                        data,
+                    })
+                    .await;
             }
             send_to_all(&self.successors, item, origin).await;
         }
@@ -105,16 +122,36 @@ impl NodeLinks {
         self.metrics.errors.inc();
         self.session_metrics.errors.inc();
         tracing::debug!(node = %self.node_id, sequence = ?origin.sequence, %message, "Node failed on an item.");
-        let failure = NodeFailure { node_id: self.node_id.clone(), sequence: origin.sequence, message };
+        let failure = NodeFailure {
+            node_id: self.node_id.clone(),
+            sequence: origin.sequence,
+            message,
+        };
         let _ = self.errors.send(SessionOutput::Error(failure)).await;
     }
 }
 
 /// Clones `item` to every successor but the last, which gets it by move.
-pub(super) async fn send_to_all(targets: &[mpsc::Sender<Envelope>], item: RuntimeData, origin: &Arc<Origin>) {
-    let Some((last, rest)) = targets.split_last() else { return };
+pub(super) async fn send_to_all(
+    targets: &[mpsc::Sender<Envelope>],
+    item: RuntimeData,
+    origin: &Arc<Origin>,
+) {
+    let Some((last, rest)) = targets.split_last() else {
+        return;
+    };
     for tx in rest {
-        let _ = tx.send(Envelope { data: item.clone(), origin: Arc::clone(origin) }).await;
+        let _ = tx
+            .send(Envelope {
+                data: item.clone(),
+                origin: Arc::clone(origin),
+            })
+            .await;
     }
-    let _ = last.send(Envelope { data: item, origin: Arc::clone(origin) }).await;
+    let _ = last
+        .send(Envelope {
+            data: item,
+            origin: Arc::clone(origin),
+        })
+        .await;
 }

@@ -32,7 +32,9 @@ pub struct PipelineSession {
 
 impl std::fmt::Debug for PipelineSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelineSession").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("PipelineSession")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,14 +88,22 @@ impl PipelineSession {
     }
 
     fn take_ingress(&self) -> Option<Arc<[mpsc::Sender<Envelope>]>> {
-        self.ingress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.ingress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     fn stop(&self) -> Vec<JoinHandle<()>> {
         self.closed.store(true, Ordering::Release);
         self.take_ingress();
         self.cancel.send_replace(true);
-        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -118,13 +128,23 @@ impl StreamSession for PipelineSession {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| SessionError::InputEnded { session_id: self.id.clone() })?;
-        let sequence = input.sequence.unwrap_or_else(|| self.next_sequence.fetch_add(1, Ordering::Relaxed));
-        let origin = Arc::new(Origin { sequence: Some(sequence), metadata: input.metadata, entered: tokio::time::Instant::now() });
+            .ok_or_else(|| SessionError::InputEnded {
+                session_id: self.id.clone(),
+            })?;
+        let sequence = input
+            .sequence
+            .unwrap_or_else(|| self.next_sequence.fetch_add(1, Ordering::Relaxed));
+        let origin = Arc::new(Origin {
+            sequence: Some(sequence),
+            metadata: input.metadata,
+            entered: tokio::time::Instant::now(),
+        });
         self.metrics.inputs.inc();
         send_to_all(&sources, input.data, &origin).await;
         if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::Closed { session_id: self.id.clone() });
+            return Err(SessionError::Closed {
+                session_id: self.id.clone(),
+            });
         }
         Ok(())
     }

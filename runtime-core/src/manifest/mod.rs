@@ -57,7 +57,11 @@ impl Manifest {
     /// The pipeline name used in metrics and logs (`metadata.name`, or `"unnamed"`).
     #[must_use]
     pub fn name(&self) -> &str {
-        if self.metadata.name.is_empty() { "unnamed" } else { &self.metadata.name }
+        if self.metadata.name.is_empty() {
+            "unnamed"
+        } else {
+            &self.metadata.name
+        }
     }
 
     /// Parses and validates a manifest held in `text`, failing on any error.
@@ -140,7 +144,9 @@ pub fn check_document(text: &str, format: Format, registry: &NodeRegistry) -> Ch
             let problem = Problem::error(ProblemKind::Syntax, "", e.message).at(Some(e.position));
             return CheckedDocument {
                 manifest: None,
-                report: ValidationReport { problems: vec![problem] },
+                report: ValidationReport {
+                    problems: vec![problem],
+                },
             };
         }
     };
@@ -156,7 +162,10 @@ pub fn check_document(text: &str, format: Format, registry: &NodeRegistry) -> Ch
         p.line = position.map(|x| x.line);
         p.column = position.map(|x| x.column);
     }
-    CheckedDocument { manifest, report: ValidationReport { problems } }
+    CheckedDocument {
+        manifest,
+        report: ValidationReport { problems },
+    }
 }
 
 pub(crate) fn join_path(prefix: &str, path: &str) -> String {

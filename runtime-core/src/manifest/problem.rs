@@ -96,7 +96,10 @@ impl Problem {
     /// A warning at `path`.
     #[must_use]
     pub fn warning(kind: ProblemKind, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, ..Self::error(kind, path, message) }
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(kind, path, message)
+        }
     }
 
     /// Names the node concerned.
@@ -124,7 +127,11 @@ impl Problem {
 impl fmt::Display for Problem {
     /// `nodes[2].params.target_rate (node 'resample', line 14): must be at least 1`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "<document>" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "<document>"
+        } else {
+            &self.path
+        };
         f.write_str(path)?;
         let mut parts = Vec::new();
         if let Some(id) = &self.node_id {
@@ -169,7 +176,11 @@ impl ValidationReport {
 impl fmt::Display for ValidationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let errors = self.errors().count();
-        write!(f, "invalid manifest ({errors} error{})", if errors == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid manifest ({errors} error{})",
+            if errors == 1 { "" } else { "s" }
+        )?;
         for p in self.errors() {
             write!(f, "\n  {p}")?;
         }
@@ -183,9 +194,19 @@ mod tests {
 
     #[test]
     fn display_names_path_node_and_line() {
-        let p = Problem::error(ProblemKind::InvalidParam, "nodes[2].params.target_rate", "bad")
-            .on_node("resample")
-            .at(Some(Position { line: 14, column: 7 }));
-        assert_eq!(p.to_string(), "nodes[2].params.target_rate (node 'resample', line 14): bad");
+        let p = Problem::error(
+            ProblemKind::InvalidParam,
+            "nodes[2].params.target_rate",
+            "bad",
+        )
+        .on_node("resample")
+        .at(Some(Position {
+            line: 14,
+            column: 7,
+        }));
+        assert_eq!(
+            p.to_string(),
+            "nodes[2].params.target_rate (node 'resample', line 14): bad"
+        );
     }
 }

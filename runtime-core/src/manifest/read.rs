@@ -8,8 +8,8 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Connection, Manifest, ManifestMetadata, NodeSpec, PIPELINE_API_VERSION, PIPELINE_KIND,
-    Problem, ProblemKind,
+    Connection, Manifest, ManifestMetadata, NodeSpec, PIPELINE_API_VERSION, PIPELINE_KIND, Problem,
+    ProblemKind,
 };
 
 /// Node fields of the upstream format that this runtime accepts and ignores (with a warning).
@@ -75,14 +75,21 @@ pub fn read_manifest(value: &Value) -> (Option<Manifest>, Vec<Problem>, String) 
     if let Some(m) = &mut manifest {
         // The resource's own name stands in for a manifest without one.
         if m.metadata.name.is_empty() {
-            let name = root.get("metadata").and_then(|md| md.get("name")).and_then(Value::as_str);
+            let name = root
+                .get("metadata")
+                .and_then(|md| md.get("name"))
+                .and_then(Value::as_str);
             m.metadata.name = name.unwrap_or_default().to_owned();
         }
     }
     (manifest, problems, prefix)
 }
 
-fn read_bare(root: &Map<String, Value>, prefix: &str, problems: &mut Vec<Problem>) -> Option<Manifest> {
+fn read_bare(
+    root: &Map<String, Value>,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Manifest> {
     let path = |field: &str| super::join_path(prefix, field);
     for key in root.keys() {
         match key.as_str() {
@@ -98,7 +105,11 @@ fn read_bare(root: &Map<String, Value>, prefix: &str, problems: &mut Vec<Problem
 
     let version = match root.get("version") {
         None => {
-            problems.push(Problem::error(ProblemKind::MissingField, path("version"), "version is required (use \"v1\")"));
+            problems.push(Problem::error(
+                ProblemKind::MissingField,
+                path("version"),
+                "version is required (use \"v1\")",
+            ));
             String::new()
         }
         Some(v) => string_or_report(v, &path("version"), "version", problems),
@@ -107,13 +118,22 @@ fn read_bare(root: &Map<String, Value>, prefix: &str, problems: &mut Vec<Problem
         None | Some(Value::Null) => ManifestMetadata::default(),
         Some(Value::Object(m)) => read_metadata(m, &path("metadata"), problems),
         Some(other) => {
-            problems.push(wrong_type(&path("metadata"), "metadata", "an object", other));
+            problems.push(wrong_type(
+                &path("metadata"),
+                "metadata",
+                "an object",
+                other,
+            ));
             ManifestMetadata::default()
         }
     };
     let nodes = match root.get("nodes") {
         None => {
-            problems.push(Problem::error(ProblemKind::MissingField, path("nodes"), "nodes is required"));
+            problems.push(Problem::error(
+                ProblemKind::MissingField,
+                path("nodes"),
+                "nodes is required",
+            ));
             return None;
         }
         Some(Value::Array(items)) => items
@@ -134,24 +154,48 @@ fn read_bare(root: &Map<String, Value>, prefix: &str, problems: &mut Vec<Problem
             .map(|(i, item)| read_connection(item, &path(&format!("connections[{i}]")), problems))
             .collect(),
         Some(other) => {
-            problems.push(wrong_type(&path("connections"), "connections", "a list", other));
+            problems.push(wrong_type(
+                &path("connections"),
+                "connections",
+                "a list",
+                other,
+            ));
             Vec::new()
         }
     };
-    Some(Manifest { version, metadata, nodes, connections })
+    Some(Manifest {
+        version,
+        metadata,
+        nodes,
+        connections,
+    })
 }
 
-fn read_metadata(m: &Map<String, Value>, path: &str, problems: &mut Vec<Problem>) -> ManifestMetadata {
+fn read_metadata(
+    m: &Map<String, Value>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> ManifestMetadata {
     let mut out = ManifestMetadata::default();
     for (key, value) in m {
         let field_path = format!("{path}.{key}");
         match key.as_str() {
             "name" => out.name = string_or_report(value, &field_path, "metadata.name", problems),
             "description" => {
-                out.description = Some(string_or_report(value, &field_path, "metadata.description", problems));
+                out.description = Some(string_or_report(
+                    value,
+                    &field_path,
+                    "metadata.description",
+                    problems,
+                ));
             }
             "created_at" => {
-                out.created_at = Some(string_or_report(value, &field_path, "metadata.created_at", problems));
+                out.created_at = Some(string_or_report(
+                    value,
+                    &field_path,
+                    "metadata.created_at",
+                    problems,
+                ));
             }
             // Metadata is descriptive: extra keys (upstream examples carry several) are kept
             // out of the model but do not stop the pipeline.
@@ -168,20 +212,40 @@ fn read_metadata(m: &Map<String, Value>, path: &str, problems: &mut Vec<Problem>
 fn read_node(item: &Value, path: &str, problems: &mut Vec<Problem>) -> NodeSpec {
     let Some(obj) = item.as_object() else {
         problems.push(wrong_type(path, "a node", "an object", item));
-        return NodeSpec { id: String::new(), node_type: String::new(), params: Value::Null, is_output_node: false };
+        return NodeSpec {
+            id: String::new(),
+            node_type: String::new(),
+            params: Value::Null,
+            is_output_node: false,
+        };
     };
-    let id = obj.get("id").map(|v| string_or_report(v, &format!("{path}.id"), "id", problems)).unwrap_or_default();
+    let id = obj
+        .get("id")
+        .map(|v| string_or_report(v, &format!("{path}.id"), "id", problems))
+        .unwrap_or_default();
     let with_node = |p: Problem| if id.is_empty() { p } else { p.on_node(&id) };
     let mut node_problems = Vec::new();
     let node_type = obj
         .get("node_type")
-        .map(|v| string_or_report(v, &format!("{path}.node_type"), "node_type", &mut node_problems))
+        .map(|v| {
+            string_or_report(
+                v,
+                &format!("{path}.node_type"),
+                "node_type",
+                &mut node_problems,
+            )
+        })
         .unwrap_or_default();
     let params = match obj.get("params") {
         None | Some(Value::Null) => Value::Null,
         Some(v @ Value::Object(_)) => v.clone(),
         Some(other) => {
-            node_problems.push(wrong_type(&format!("{path}.params"), "params", "an object", other));
+            node_problems.push(wrong_type(
+                &format!("{path}.params"),
+                "params",
+                "an object",
+                other,
+            ));
             Value::Null
         }
     };
@@ -189,7 +253,12 @@ fn read_node(item: &Value, path: &str, problems: &mut Vec<Problem>) -> NodeSpec 
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            node_problems.push(wrong_type(&format!("{path}.is_output_node"), "is_output_node", "a boolean", other));
+            node_problems.push(wrong_type(
+                &format!("{path}.is_output_node"),
+                "is_output_node",
+                "a boolean",
+                other,
+            ));
             false
         }
     };
@@ -205,16 +274,31 @@ fn read_node(item: &Value, path: &str, problems: &mut Vec<Problem>) -> NodeSpec 
         }
     }
     problems.extend(node_problems.into_iter().map(with_node));
-    NodeSpec { id, node_type, params, is_output_node }
+    NodeSpec {
+        id,
+        node_type,
+        params,
+        is_output_node,
+    }
 }
 
 fn read_connection(item: &Value, path: &str, problems: &mut Vec<Problem>) -> Connection {
     let Some(obj) = item.as_object() else {
-        problems.push(wrong_type(path, "a connection", "an object {from, to}", item));
-        return Connection { from: String::new(), to: String::new() };
+        problems.push(wrong_type(
+            path,
+            "a connection",
+            "an object {from, to}",
+            item,
+        ));
+        return Connection {
+            from: String::new(),
+            to: String::new(),
+        };
     };
     let mut end = |key: &str| {
-        obj.get(key).map(|v| string_or_report(v, &format!("{path}.{key}"), key, problems)).unwrap_or_default()
+        obj.get(key)
+            .map(|v| string_or_report(v, &format!("{path}.{key}"), key, problems))
+            .unwrap_or_default()
     };
     let (from, to) = (end("from"), end("to"));
     for key in obj.keys().filter(|k| *k != "from" && *k != "to") {
@@ -239,11 +323,19 @@ fn string_or_report(v: &Value, path: &str, what: &str, problems: &mut Vec<Proble
 }
 
 fn wrong_type(path: &str, what: &str, expected: &str, found: &Value) -> Problem {
-    Problem::error(ProblemKind::WrongType, path, format!("{what} must be {expected}, found {}", describe(found)))
+    Problem::error(
+        ProblemKind::WrongType,
+        path,
+        format!("{what} must be {expected}, found {}", describe(found)),
+    )
 }
 
 fn unknown_field(path: &str, key: &str, container: &str) -> Problem {
-    Problem::error(ProblemKind::UnknownField, path, format!("unknown field '{key}' in {container}"))
+    Problem::error(
+        ProblemKind::UnknownField,
+        path,
+        format!("unknown field '{key}' in {container}"),
+    )
 }
 
 /// "a number (5)", "a list", ... for error messages.

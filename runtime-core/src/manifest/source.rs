@@ -25,7 +25,10 @@ impl Format {
     /// back to sniffing the text: a document starting with `{` or `[` is JSON.
     #[must_use]
     pub fn detect(path: Option<&str>, text: &str) -> Self {
-        match path.and_then(|p| p.rsplit_once('.')).map(|(_, ext)| ext.to_ascii_lowercase()) {
+        match path
+            .and_then(|p| p.rsplit_once('.'))
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+        {
             Some(ext) if ext == "json" => Self::Json,
             Some(ext) if ext == "yaml" || ext == "yml" => Self::Yaml,
             _ if text.trim_start().starts_with(['{', '[']) => Self::Json,
@@ -93,12 +96,17 @@ pub fn parse(text: &str, format: Format) -> Result<(Value, SourceMap), SyntaxErr
         Format::Json => {
             let value: Value = serde_json::from_str(text).map_err(|e| SyntaxError {
                 format,
-                position: Position { line: e.line(), column: e.column() },
+                position: Position {
+                    line: e.line(),
+                    column: e.column(),
+                },
                 message: strip_serde_position(&e.to_string()),
             })?;
             // Positions are a convenience for JSON: a document serde_json accepts but the YAML
             // reader does not (rare escapes) simply gets no line numbers.
-            let map = marked_document(text, format).map(|(_, m)| m).unwrap_or_default();
+            let map = marked_document(text, format)
+                .map(|(_, m)| m)
+                .unwrap_or_default();
             Ok((value, map))
         }
         Format::Yaml => marked_document(text, format),
@@ -115,7 +123,10 @@ fn strip_serde_position(msg: &str) -> String {
 fn marked_document(text: &str, format: Format) -> Result<(Value, SourceMap), SyntaxError> {
     let docs = MarkedYaml::load_from_str(text).map_err(|e| SyntaxError {
         format,
-        position: Position { line: e.marker().line(), column: e.marker().col() + 1 },
+        position: Position {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+        },
         message: e.info().to_owned(),
     })?;
     let mut docs = docs.into_iter();
@@ -139,7 +150,10 @@ fn marked_document(text: &str, format: Format) -> Result<(Value, SourceMap), Syn
 }
 
 fn position_of(node: &MarkedYaml<'_>) -> Position {
-    Position { line: node.span.start.line(), column: node.span.start.col() + 1 }
+    Position {
+        line: node.span.start.line(),
+        column: node.span.start.col() + 1,
+    }
 }
 
 fn to_json(
@@ -149,7 +163,11 @@ fn to_json(
     format: Format,
 ) -> Result<Value, SyntaxError> {
     let position = position_of(node);
-    let unsupported = |what: &str| SyntaxError { format, position, message: what.to_owned() };
+    let unsupported = |what: &str| SyntaxError {
+        format,
+        position,
+        message: what.to_owned(),
+    };
     let value = match &node.data {
         YamlData::Value(scalar) => scalar_to_json(scalar),
         YamlData::Sequence(items) => {
@@ -167,7 +185,11 @@ fn to_json(
                     YamlData::Value(other) => scalar_to_json(other).to_string(),
                     _ => return Err(unsupported("mapping keys must be plain scalars")),
                 };
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 if out.contains_key(&key) {
                     return Err(SyntaxError {
                         format,
@@ -194,9 +216,8 @@ fn scalar_to_json(scalar: &Scalar<'_>) -> Value {
         Scalar::Boolean(b) => Value::Bool(*b),
         Scalar::Integer(i) => Value::Number((*i).into()),
         // NaN and infinities have no JSON form; keep the text so the type check reports it.
-        Scalar::FloatingPoint(f) => {
-            Number::from_f64(f.into_inner()).map_or_else(|| Value::String(f.to_string()), Value::Number)
-        }
+        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
+            .map_or_else(|| Value::String(f.to_string()), Value::Number),
         Scalar::String(s) => Value::String(s.to_string()),
     }
 }
@@ -217,7 +238,11 @@ mod tests {
 
     #[test]
     fn json_syntax_error_has_line_and_column() {
-        let err = parse("{\n  \"version\": \"v1\",\n  \"nodes\": [,]\n}", Format::Json).unwrap_err();
+        let err = parse(
+            "{\n  \"version\": \"v1\",\n  \"nodes\": [,]\n}",
+            Format::Json,
+        )
+        .unwrap_err();
         assert_eq!(err.position.line, 3);
         assert!(err.position.column > 1);
     }
@@ -237,7 +262,12 @@ mod tests {
 
     #[test]
     fn second_document_and_duplicate_keys_are_rejected() {
-        assert!(parse("a: 1\n---\nb: 2\n", Format::Yaml).unwrap_err().message.contains("second"));
+        assert!(
+            parse("a: 1\n---\nb: 2\n", Format::Yaml)
+                .unwrap_err()
+                .message
+                .contains("second")
+        );
         let dup = parse("a: 1\na: 2\n", Format::Yaml).unwrap_err();
         assert_eq!(dup.position.line, 2);
     }

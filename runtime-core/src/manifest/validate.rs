@@ -18,11 +18,18 @@ pub fn validate(manifest: &Manifest, registry: &NodeRegistry) -> Vec<Problem> {
         problems.push(Problem::error(
             ProblemKind::UnsupportedVersion,
             "version",
-            format!("unsupported manifest version '{}'; this runtime reads \"v1\"", manifest.version),
+            format!(
+                "unsupported manifest version '{}'; this runtime reads \"v1\"",
+                manifest.version
+            ),
         ));
     }
     if manifest.nodes.is_empty() {
-        problems.push(Problem::error(ProblemKind::NoNodes, "nodes", "the pipeline has no nodes"));
+        problems.push(Problem::error(
+            ProblemKind::NoNodes,
+            "nodes",
+            "the pipeline has no nodes",
+        ));
     }
     check_nodes(manifest, registry, &mut problems);
     check_connections(manifest, &mut problems);
@@ -34,13 +41,19 @@ fn check_nodes(manifest: &Manifest, registry: &NodeRegistry, problems: &mut Vec<
     for (i, node) in manifest.nodes.iter().enumerate() {
         let path = format!("nodes[{i}]");
         if let Some(message) = node_id_problem(&node.id) {
-            problems.push(Problem::error(ProblemKind::InvalidNodeId, format!("{path}.id"), message).on_node(&node.id));
+            problems.push(
+                Problem::error(ProblemKind::InvalidNodeId, format!("{path}.id"), message)
+                    .on_node(&node.id),
+            );
         } else if let Some(&first) = first_index.get(node.id.as_str()) {
             problems.push(
                 Problem::error(
                     ProblemKind::DuplicateNodeId,
                     format!("{path}.id"),
-                    format!("duplicate node id '{}' (first used by nodes[{first}])", node.id),
+                    format!(
+                        "duplicate node id '{}' (first used by nodes[{first}])",
+                        node.id
+                    ),
                 )
                 .on_node(&node.id),
             );
@@ -59,7 +72,12 @@ fn check_nodes(manifest: &Manifest, registry: &NodeRegistry, problems: &mut Vec<
                 format!("unknown node type '{}'{hint}", node.node_type)
             };
             problems.push(
-                Problem::error(ProblemKind::UnknownNodeType, format!("{path}.node_type"), message).on_node(&node.id),
+                Problem::error(
+                    ProblemKind::UnknownNodeType,
+                    format!("{path}.node_type"),
+                    message,
+                )
+                .on_node(&node.id),
             );
             continue;
         };
@@ -79,18 +97,27 @@ fn node_id_problem(id: &str) -> Option<String> {
         return Some("node has no id".into());
     }
     if id.len() > MAX_NODE_ID_LEN {
-        return Some(format!("node id '{id}' is longer than {MAX_NODE_ID_LEN} characters"));
+        return Some(format!(
+            "node id '{id}' is longer than {MAX_NODE_ID_LEN} characters"
+        ));
     }
     let valid_start = id.starts_with(|c: char| c.is_ascii_alphanumeric());
-    let valid_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let valid_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     (!(valid_start && valid_chars)).then(|| {
         format!("node id '{id}' must start with a letter or digit and use only letters, digits, '_', '-' and '.'")
     })
 }
 
 fn check_connections(manifest: &Manifest, problems: &mut Vec<Problem>) {
-    let index: HashMap<&str, usize> =
-        manifest.nodes.iter().enumerate().rev().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = manifest
+        .nodes
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
     let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
     let mut successors = vec![Vec::new(); manifest.nodes.len()];
     let mut self_loops = HashSet::new();
@@ -108,7 +135,11 @@ fn check_connections(manifest: &Manifest, problems: &mut Vec<Problem>) {
             } else {
                 format!("connection {field} '{id}', which is not a node of this pipeline")
             };
-            problems.push(Problem::error(ProblemKind::UnknownEdgeEndpoint, format!("{path}.{field}"), message));
+            problems.push(Problem::error(
+                ProblemKind::UnknownEdgeEndpoint,
+                format!("{path}.{field}"),
+                message,
+            ));
         }
         if !endpoints_known {
             continue;
@@ -116,8 +147,12 @@ fn check_connections(manifest: &Manifest, problems: &mut Vec<Problem>) {
         if c.from == c.to {
             if self_loops.insert(c.from.as_str()) {
                 problems.push(
-                    Problem::error(ProblemKind::SelfLoop, &path, format!("node '{}' is connected to itself", c.from))
-                        .on_node(&c.from),
+                    Problem::error(
+                        ProblemKind::SelfLoop,
+                        &path,
+                        format!("node '{}' is connected to itself", c.from),
+                    )
+                    .on_node(&c.from),
                 );
             }
             continue;
@@ -142,14 +177,19 @@ fn check_connections(manifest: &Manifest, problems: &mut Vec<Problem>) {
     }
 
     for cycle in find_cycles(&successors) {
-        let ids: Vec<&str> = cycle.iter().map(|&n| manifest.nodes[n].id.as_str()).collect();
+        let ids: Vec<&str> = cycle
+            .iter()
+            .map(|&n| manifest.nodes[n].id.as_str())
+            .collect();
         let first = ids[0];
         // Point at the first connection that belongs to the cycle.
         let edge = manifest
             .connections
             .iter()
             .position(|c| {
-                ids.iter().position(|&id| id == c.from).is_some_and(|k| ids[(k + 1) % ids.len()] == c.to)
+                ids.iter()
+                    .position(|&id| id == c.from)
+                    .is_some_and(|k| ids[(k + 1) % ids.len()] == c.to)
             })
             .map_or_else(|| "connections".to_owned(), |k| format!("connections[{k}]"));
         problems.push(

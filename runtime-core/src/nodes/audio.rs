@@ -20,23 +20,35 @@ pub(crate) fn expect_audio(input: RuntimeData) -> Result<AudioBuffer, NodeError>
 
 /// Amplitude (1.0 = full scale) to dBFS, floored at [`FLOOR_DB`].
 pub(crate) fn amplitude_db(amplitude: f64) -> f64 {
-    if amplitude <= 0.0 { FLOOR_DB } else { (20.0 * amplitude.log10()).max(FLOOR_DB) }
+    if amplitude <= 0.0 {
+        FLOOR_DB
+    } else {
+        (20.0 * amplitude.log10()).max(FLOOR_DB)
+    }
 }
 
 /// Root mean square of `samples` (0 for none).
 pub(crate) fn rms<'a>(samples: impl IntoIterator<Item = &'a f32>) -> f64 {
-    let (sum, n) = samples.into_iter().fold((0.0f64, 0usize), |(s, n), &x| (s + f64::from(x) * f64::from(x), n + 1));
+    let (sum, n) = samples.into_iter().fold((0.0f64, 0usize), |(s, n), &x| {
+        (s + f64::from(x) * f64::from(x), n + 1)
+    });
     if n == 0 { 0.0 } else { (sum / n as f64).sqrt() }
 }
 
 /// Largest absolute sample value.
 pub(crate) fn peak<'a>(samples: impl IntoIterator<Item = &'a f32>) -> f64 {
-    samples.into_iter().fold(0.0f64, |m, &x| m.max(f64::from(x.abs())))
+    samples
+        .into_iter()
+        .fold(0.0f64, |m, &x| m.max(f64::from(x.abs())))
 }
 
 /// Samples of one channel of interleaved audio.
 pub(crate) fn channel(audio: &AudioBuffer, index: usize) -> impl Iterator<Item = &f32> {
-    audio.samples.iter().skip(index).step_by(usize::from(audio.channels))
+    audio
+        .samples
+        .iter()
+        .skip(index)
+        .step_by(usize::from(audio.channels))
 }
 
 /// Rounds a level for JSON output (0.01 dB is below anything audible).
@@ -50,7 +62,9 @@ mod tests {
 
     #[test]
     fn full_scale_sine_is_minus_3_db_rms() {
-        let sine: Vec<f32> = (0..48_000).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 48_000.0).sin()).collect();
+        let sine: Vec<f32> = (0..48_000)
+            .map(|i| (i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 48_000.0).sin())
+            .collect();
         assert!((amplitude_db(rms(&sine)) - (-3.0103)).abs() < 0.01);
         assert!((amplitude_db(peak(&sine))).abs() < 0.01);
         assert_eq!(amplitude_db(0.0), FLOOR_DB);

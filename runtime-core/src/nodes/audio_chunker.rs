@@ -43,12 +43,20 @@ fn default_chunk_size() -> u32 {
 impl NodeKind for AudioChunkerNode {
     const NODE_TYPE: &'static str = "AudioChunkerNode";
     const DESCRIPTION: &'static str = "Re-frames audio into chunks of exactly chunk_size frames; flushes the tail at end of input.";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Audio] };
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Audio],
+    };
     type Params = AudioChunkerParams;
     const PARAM_ALIASES: &'static [(&'static str, &'static str)] = &[("chunkSize", "chunk_size")];
 
     fn new(params: AudioChunkerParams) -> Self {
-        Self { chunk_frames: params.chunk_size as usize, pending: Vec::new(), format: None, pending_start_us: None }
+        Self {
+            chunk_frames: params.chunk_size as usize,
+            pending: Vec::new(),
+            format: None,
+            pending_start_us: None,
+        }
     }
 }
 
@@ -60,8 +68,9 @@ impl AudioChunkerNode {
         let mut chunk = AudioBuffer::new(samples, format.sample_rate, format.channels);
         chunk.stream_id.clone_from(&format.stream_id);
         chunk.timestamp_us = self.pending_start_us;
-        self.pending_start_us =
-            self.pending_start_us.map(|t| t + frames_to_us(frames as u64, format.sample_rate));
+        self.pending_start_us = self
+            .pending_start_us
+            .map(|t| t + frames_to_us(frames as u64, format.sample_rate));
         out.push(RuntimeData::Audio(chunk));
     }
 
@@ -128,7 +137,10 @@ mod tests {
         let input = AudioBuffer::new(vec![0.5; 2 * 250], 16_000, 2).with_timestamp_us(1_000);
         node.process(RuntimeData::Audio(input), &mut out).unwrap();
         let chunks = audio_out(&mut out);
-        assert_eq!(chunks.iter().map(AudioBuffer::frames).collect::<Vec<_>>(), [100, 100]);
+        assert_eq!(
+            chunks.iter().map(AudioBuffer::frames).collect::<Vec<_>>(),
+            [100, 100]
+        );
         assert_eq!(chunks[1].timestamp_us, Some(1_000 + 6_250));
         node.finish(&mut out).unwrap();
         let tail = audio_out(&mut out);
@@ -141,8 +153,16 @@ mod tests {
     fn format_change_flushes_before_switching() {
         let mut node = chunker(100);
         let mut out = Outputs::default();
-        node.process(RuntimeData::Audio(AudioBuffer::new(vec![0.1; 30], 16_000, 1)), &mut out).unwrap();
-        node.process(RuntimeData::Audio(AudioBuffer::new(vec![0.2; 100], 48_000, 1)), &mut out).unwrap();
+        node.process(
+            RuntimeData::Audio(AudioBuffer::new(vec![0.1; 30], 16_000, 1)),
+            &mut out,
+        )
+        .unwrap();
+        node.process(
+            RuntimeData::Audio(AudioBuffer::new(vec![0.2; 100], 48_000, 1)),
+            &mut out,
+        )
+        .unwrap();
         let chunks = audio_out(&mut out);
         assert_eq!(chunks.len(), 2);
         assert_eq!((chunks[0].sample_rate, chunks[0].frames()), (16_000, 30));
@@ -152,6 +172,10 @@ mod tests {
     #[test]
     fn non_audio_is_an_error() {
         let mut out = Outputs::default();
-        assert!(chunker(10).process(RuntimeData::text("x"), &mut out).is_err());
+        assert!(
+            chunker(10)
+                .process(RuntimeData::text("x"), &mut out)
+                .is_err()
+        );
     }
 }

@@ -38,8 +38,12 @@ fn default_silence() -> f64 {
 
 impl NodeKind for AudioLevelNode {
     const NODE_TYPE: &'static str = "AudioLevelNode";
-    const DESCRIPTION: &'static str = "RMS/peak level per audio item, with low-volume and silence flags (JSON events).";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Json] };
+    const DESCRIPTION: &'static str =
+        "RMS/peak level per audio item, with low-volume and silence flags (JSON events).";
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Json],
+    };
     type Params = AudioLevelParams;
 
     fn check(p: &AudioLevelParams) -> Vec<ParamIssue> {
@@ -66,7 +70,9 @@ impl Node for AudioLevelNode {
         let rms_db = amplitude_db(rms(audio.samples.iter()));
         let peak_db = amplitude_db(peak(audio.samples.iter()));
         let p = &self.params;
-        let health = ((rms_db - p.silence_threshold_db) / (p.low_volume_threshold_db - p.silence_threshold_db)).clamp(0.0, 1.0);
+        let health = ((rms_db - p.silence_threshold_db)
+            / (p.low_volume_threshold_db - p.silence_threshold_db))
+            .clamp(0.0, 1.0);
         out.push(RuntimeData::Json(json!({
             "_schema": "audio_level_event",
             "rms_db": round2(rms_db),

@@ -19,8 +19,12 @@ pub struct CalculatorParams {}
 
 impl NodeKind for CalculatorNode {
     const NODE_TYPE: &'static str = "CalculatorNode";
-    const DESCRIPTION: &'static str = "Evaluates {operation, operands: [a, b]} JSON requests (add, subtract, multiply, divide).";
-    const IO: Io = Io { accepts: &[DataKind::Json], produces: &[DataKind::Json] };
+    const DESCRIPTION: &'static str =
+        "Evaluates {operation, operands: [a, b]} JSON requests (add, subtract, multiply, divide).";
+    const IO: Io = Io {
+        accepts: &[DataKind::Json],
+        produces: &[DataKind::Json],
+    };
     type Params = CalculatorParams;
 
     fn new(_params: CalculatorParams) -> Self {
@@ -36,13 +40,20 @@ impl Node for CalculatorNode {
         let operation = request
             .get("operation")
             .and_then(Value::as_str)
-            .ok_or_else(|| NodeError::InvalidInput("request needs a string field 'operation'".into()))?;
+            .ok_or_else(|| {
+                NodeError::InvalidInput("request needs a string field 'operation'".into())
+            })?;
         let operands = request
             .get("operands")
             .and_then(Value::as_array)
-            .ok_or_else(|| NodeError::InvalidInput("request needs a list field 'operands'".into()))?;
+            .ok_or_else(|| {
+                NodeError::InvalidInput("request needs a list field 'operands'".into())
+            })?;
         let [a, b] = operands.as_slice() else {
-            return Err(NodeError::InvalidInput(format!("'operands' must hold 2 numbers, found {}", operands.len())));
+            return Err(NodeError::InvalidInput(format!(
+                "'operands' must hold 2 numbers, found {}",
+                operands.len()
+            )));
         };
         let (Some(a), Some(b)) = (a.as_f64(), b.as_f64()) else {
             return Err(NodeError::InvalidInput("'operands' must be numbers".into()));
@@ -59,7 +70,9 @@ impl Node for CalculatorNode {
                 )));
             }
         };
-        out.push(RuntimeData::Json(json!({"result": result, "operation": operation, "operands": [a, b]})));
+        out.push(RuntimeData::Json(
+            json!({"result": result, "operation": operation, "operands": [a, b]}),
+        ));
         Ok(())
     }
 }
@@ -79,20 +92,60 @@ mod tests {
 
     #[test]
     fn computes_each_operation() {
-        assert_eq!(run(json!({"operation": "add", "operands": [2, 3]})).unwrap()["result"], 5.0);
-        assert_eq!(run(json!({"operation": "subtract", "operands": [2, 3]})).unwrap()["result"], -1.0);
-        assert_eq!(run(json!({"operation": "multiply", "operands": [2, 3]})).unwrap()["result"], 6.0);
-        assert_eq!(run(json!({"operation": "divide", "operands": [3, 2]})).unwrap()["result"], 1.5);
+        assert_eq!(
+            run(json!({"operation": "add", "operands": [2, 3]})).unwrap()["result"],
+            5.0
+        );
+        assert_eq!(
+            run(json!({"operation": "subtract", "operands": [2, 3]})).unwrap()["result"],
+            -1.0
+        );
+        assert_eq!(
+            run(json!({"operation": "multiply", "operands": [2, 3]})).unwrap()["result"],
+            6.0
+        );
+        assert_eq!(
+            run(json!({"operation": "divide", "operands": [3, 2]})).unwrap()["result"],
+            1.5
+        );
     }
 
     #[test]
     fn rejects_bad_requests_with_reasons() {
-        assert!(run(json!({"operation": "divide", "operands": [1, 0]})).unwrap_err().to_string().contains("zero"));
-        assert!(run(json!({"operation": "pow", "operands": [1, 2]})).unwrap_err().to_string().contains("pow"));
-        assert!(run(json!({"operation": "add", "operands": [1]})).unwrap_err().to_string().contains("2 numbers"));
-        assert!(run(json!({"operands": [1, 2]})).unwrap_err().to_string().contains("operation"));
+        assert!(
+            run(json!({"operation": "divide", "operands": [1, 0]}))
+                .unwrap_err()
+                .to_string()
+                .contains("zero")
+        );
+        assert!(
+            run(json!({"operation": "pow", "operands": [1, 2]}))
+                .unwrap_err()
+                .to_string()
+                .contains("pow")
+        );
+        assert!(
+            run(json!({"operation": "add", "operands": [1]}))
+                .unwrap_err()
+                .to_string()
+                .contains("2 numbers")
+        );
+        assert!(
+            run(json!({"operands": [1, 2]}))
+                .unwrap_err()
+                .to_string()
+                .contains("operation")
+        );
         let mut out = Outputs::default();
-        let err = CalculatorNode.process(RuntimeData::text("1+1"), &mut out).unwrap_err();
-        assert_eq!(err, NodeError::UnsupportedInput { expected: "json", found: DataKind::Text });
+        let err = CalculatorNode
+            .process(RuntimeData::text("1+1"), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            NodeError::UnsupportedInput {
+                expected: "json",
+                found: DataKind::Text
+            }
+        );
     }
 }

@@ -40,8 +40,12 @@ fn default_dead() -> f64 {
 
 impl NodeKind for ChannelBalanceNode {
     const NODE_TYPE: &'static str = "ChannelBalanceNode";
-    const DESCRIPTION: &'static str = "Stereo left/right balance and dead-channel detection (JSON events).";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Json] };
+    const DESCRIPTION: &'static str =
+        "Stereo left/right balance and dead-channel detection (JSON events).";
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Json],
+    };
     type Params = ChannelBalanceParams;
 
     fn new(params: ChannelBalanceParams) -> Self {
@@ -78,7 +82,13 @@ impl Node for ChannelBalanceNode {
         };
         let both_silent = left_db <= FLOOR_DB && right_db <= FLOOR_DB;
         let is_imbalanced = !both_silent && imbalance_db.abs() >= p.imbalance_threshold_db;
-        let health = if dead_channel.is_some() { 0.0 } else if is_imbalanced { 0.5 } else { 1.0 };
+        let health = if dead_channel.is_some() {
+            0.0
+        } else if is_imbalanced {
+            0.5
+        } else {
+            1.0
+        };
         out.push(RuntimeData::Json(json!({
             "_schema": "channel_balance_event",
             "applicable": true,

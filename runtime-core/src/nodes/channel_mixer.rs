@@ -26,27 +26,44 @@ pub struct ChannelMixerParams {
 
 impl NodeKind for ChannelMixerNode {
     const NODE_TYPE: &'static str = "ChannelMixerNode";
-    const DESCRIPTION: &'static str = "Mixes audio down to mono (average) or copies mono up to output_channels.";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Audio] };
+    const DESCRIPTION: &'static str =
+        "Mixes audio down to mono (average) or copies mono up to output_channels.";
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Audio],
+    };
     type Params = ChannelMixerParams;
 
     fn new(params: ChannelMixerParams) -> Self {
-        Self { output_channels: params.output_channels }
+        Self {
+            output_channels: params.output_channels,
+        }
     }
 }
 
 impl Node for ChannelMixerNode {
     fn process(&mut self, input: RuntimeData, out: &mut Outputs) -> Result<(), NodeError> {
         let audio = expect_audio(input)?;
-        let (from, to) = (usize::from(audio.channels), usize::from(self.output_channels));
+        let (from, to) = (
+            usize::from(audio.channels),
+            usize::from(self.output_channels),
+        );
         let samples: Vec<f32> = if from == to {
             out.push(RuntimeData::Audio(audio));
             return Ok(());
         } else if to == 1 {
             let scale = 1.0 / from as f32;
-            audio.samples.chunks_exact(from).map(|frame| frame.iter().sum::<f32>() * scale).collect()
+            audio
+                .samples
+                .chunks_exact(from)
+                .map(|frame| frame.iter().sum::<f32>() * scale)
+                .collect()
         } else if from == 1 {
-            audio.samples.iter().flat_map(|&s| std::iter::repeat_n(s, to)).collect()
+            audio
+                .samples
+                .iter()
+                .flat_map(|&s| std::iter::repeat_n(s, to))
+                .collect()
         } else {
             return Err(NodeError::InvalidInput(format!(
                 "cannot mix {from} channels to {to}: only down-mix to mono and up-mix from mono are supported"
@@ -66,7 +83,10 @@ mod tests {
 
     fn mix(to: u16, audio: AudioBuffer) -> Result<AudioBuffer, NodeError> {
         let mut out = Outputs::default();
-        ChannelMixerNode::new(ChannelMixerParams { output_channels: to }).process(RuntimeData::Audio(audio), &mut out)?;
+        ChannelMixerNode::new(ChannelMixerParams {
+            output_channels: to,
+        })
+        .process(RuntimeData::Audio(audio), &mut out)?;
         match out.drain().next() {
             Some(RuntimeData::Audio(a)) => Ok(a),
             other => panic!("{other:?}"),

@@ -51,8 +51,12 @@ fn default_crest() -> f64 {
 
 impl NodeKind for ClippingDetectorNode {
     const NODE_TYPE: &'static str = "ClippingDetectorNode";
-    const DESCRIPTION: &'static str = "Saturated-sample percentage and crest factor per audio item (JSON events).";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Json] };
+    const DESCRIPTION: &'static str =
+        "Saturated-sample percentage and crest factor per audio item (JSON events).";
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Json],
+    };
     type Params = ClippingDetectorParams;
 
     fn new(params: ClippingDetectorParams) -> Self {
@@ -65,13 +69,25 @@ impl Node for ClippingDetectorNode {
         let audio = expect_audio(input)?;
         let p = &self.params;
         let total = audio.samples.len().max(1);
-        let saturated = audio.samples.iter().filter(|s| f64::from(s.abs()) >= p.saturation_threshold).count();
+        let saturated = audio
+            .samples
+            .iter()
+            .filter(|s| f64::from(s.abs()) >= p.saturation_threshold)
+            .count();
         let ratio_pct = 100.0 * saturated as f64 / total as f64;
         let rms_value = rms(audio.samples.iter());
-        let crest_db = if rms_value > 0.0 { amplitude_db(peak(audio.samples.iter())) - amplitude_db(rms_value) } else { 0.0 };
+        let crest_db = if rms_value > 0.0 {
+            amplitude_db(peak(audio.samples.iter())) - amplitude_db(rms_value)
+        } else {
+            0.0
+        };
         let is_clipping = saturated > 0 && ratio_pct >= p.saturation_ratio_threshold;
         let low_crest = rms_value > 0.0 && crest_db <= p.crest_factor_threshold_db;
-        let health = if is_clipping { (1.0 - ratio_pct / 100.0).clamp(0.0, 1.0) * 0.5 } else { 1.0 };
+        let health = if is_clipping {
+            (1.0 - ratio_pct / 100.0).clamp(0.0, 1.0) * 0.5
+        } else {
+            1.0
+        };
         out.push(RuntimeData::Json(json!({
             "_schema": "clipping_event",
             "saturation_ratio": round2(ratio_pct),

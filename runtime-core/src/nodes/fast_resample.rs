@@ -9,8 +9,8 @@
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
-    Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters, SincInterpolationType,
-    WindowFunction,
+    Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters,
+    SincInterpolationType, WindowFunction,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use super::audio::expect_audio;
 use super::{Io, Node, NodeError, NodeKind, Outputs, ParamIssue};
 use crate::data::{AudioBuffer, DataKind, RuntimeData, frames_to_us};
-
 
 /// Largest reduced input block (`source_rate / gcd(source, target)`) for which the FFT
 /// resampler is used; beyond it (e.g. 44101 -> 48000) a sinc resampler takes over, since an
@@ -84,15 +83,19 @@ pub struct FastResampleNode {
 
 impl std::fmt::Debug for FastResampleNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastResampleNode").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("FastResampleNode")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
 impl NodeKind for FastResampleNode {
     const NODE_TYPE: &'static str = "FastResampleNode";
-    const DESCRIPTION: &'static str =
-        "Streaming sample-rate conversion (rubato FFT/sinc); output aligned with input, tail flushed at end.";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Audio] };
+    const DESCRIPTION: &'static str = "Streaming sample-rate conversion (rubato FFT/sinc); output aligned with input, tail flushed at end.";
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Audio],
+    };
     type Params = FastResampleParams;
     const PARAM_ALIASES: &'static [(&'static str, &'static str)] =
         &[("sourceRate", "source_rate"), ("targetRate", "target_rate")];
@@ -103,14 +106,20 @@ impl NodeKind for FastResampleNode {
             // worth a clear message rather than a silent pass-through.
             return vec![ParamIssue::invalid(
                 "target_rate",
-                format!("target_rate equals source_rate ({} Hz); remove the node", params.target_rate),
+                format!(
+                    "target_rate equals source_rate ({} Hz); remove the node",
+                    params.target_rate
+                ),
             )];
         }
         Vec::new()
     }
 
     fn new(params: FastResampleParams) -> Self {
-        Self { params, stream: None }
+        Self {
+            params,
+            stream: None,
+        }
     }
 }
 
@@ -124,9 +133,16 @@ impl Node for FastResampleNode {
             )));
         }
         if let Some(ch) = self.params.channels.filter(|c| *c != audio.channels) {
-            return Err(NodeError::InvalidInput(format!("input has {} channels but channels is {ch}", audio.channels)));
+            return Err(NodeError::InvalidInput(format!(
+                "input has {} channels but channels is {ch}",
+                audio.channels
+            )));
         }
-        let key = StreamKey { rate: audio.sample_rate, channels: audio.channels, stream_id: audio.stream_id.clone() };
+        let key = StreamKey {
+            rate: audio.sample_rate,
+            channels: audio.channels,
+            stream_id: audio.stream_id.clone(),
+        };
         if self.stream.as_ref().is_some_and(|s| s.key != key) {
             self.finish(out)?;
         }
@@ -135,11 +151,16 @@ impl Node for FastResampleNode {
             return Ok(());
         }
         if self.stream.is_none() {
-            self.stream = Some(StreamResampler::new(key, self.params.target_rate, self.params.quality, audio.timestamp_us)?);
+            self.stream = Some(StreamResampler::new(
+                key,
+                self.params.target_rate,
+                self.params.quality,
+                audio.timestamp_us,
+            )?);
         }
         let stream = self.stream.as_mut().expect("created above");
         let samples = stream.push(&audio.samples)?;
-        if let Some(item) = stream.to_output(samples) {
+        if let Some(item) = stream.wrap_output(samples) {
             out.push(item);
         }
         Ok(())
@@ -148,7 +169,7 @@ impl Node for FastResampleNode {
     fn finish(&mut self, out: &mut Outputs) -> Result<(), NodeError> {
         if let Some(mut stream) = self.stream.take() {
             let samples = stream.flush()?;
-            if let Some(item) = stream.to_output(samples) {
+            if let Some(item) = stream.wrap_output(samples) {
                 out.push(item);
             }
         }
@@ -181,20 +202,45 @@ struct StreamResampler {
 }
 
 impl StreamResampler {
-    fn new(key: StreamKey, target_rate: u32, quality: ResampleQuality, start_us: Option<u64>) -> Result<Self, NodeError> {
+    fn new(
+        key: StreamKey,
+        target_rate: u32,
+        quality: ResampleQuality,
+        start_us: Option<u64>,
+    ) -> Result<Self, NodeError> {
         let channels = usize::from(key.channels);
         let (rin, rout) = (key.rate as usize, target_rate as usize);
         let min_block = rin / gcd(rin, rout);
         let built: Result<Box<dyn Resampler<f32>>, _> = if min_block <= MAX_FFT_MIN_BLOCK {
-            Fft::<f32>::new_custom(rin, rout, quality.block_frames(), 1, channels, WindowFunction::BlackmanHarris2, FixedSync::Both)
-                .map(|r| Box::new(r) as Box<dyn Resampler<f32>>)
+            Fft::<f32>::new_custom(
+                rin,
+                rout,
+                quality.block_frames(),
+                1,
+                channels,
+                WindowFunction::BlackmanHarris2,
+                FixedSync::Both,
+            )
+            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>)
         } else {
-            let sinc = SincInterpolationParameters::new(quality.sinc_len(), WindowFunction::BlackmanHarris2)
-                .interpolation(SincInterpolationType::Linear);
-            Async::<f32>::new_sinc(rout as f64 / rin as f64, 1.0, &sinc, quality.block_frames(), channels, FixedAsync::Input)
-                .map(|r| Box::new(r) as Box<dyn Resampler<f32>>)
+            let sinc = SincInterpolationParameters::new(
+                quality.sinc_len(),
+                WindowFunction::BlackmanHarris2,
+            )
+            .interpolation(SincInterpolationType::Linear);
+            Async::<f32>::new_sinc(
+                rout as f64 / rin as f64,
+                1.0,
+                &sinc,
+                quality.block_frames(),
+                channels,
+                FixedAsync::Input,
+            )
+            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>)
         };
-        let resampler = built.map_err(|e| NodeError::Failed(format!("cannot build resampler {rin} -> {rout} Hz: {e}")))?;
+        let resampler = built.map_err(|e| {
+            NodeError::Failed(format!("cannot build resampler {rin} -> {rout} Hz: {e}"))
+        })?;
         let scratch = vec![0.0; resampler.output_frames_max() * channels];
         Ok(Self {
             delay_left: resampler.output_delay(),
@@ -275,14 +321,16 @@ impl StreamResampler {
     }
 
     /// Wraps produced samples as one audio item, or `None` when there are none.
-    fn to_output(&mut self, samples: Vec<f32>) -> Option<RuntimeData> {
+    fn wrap_output(&mut self, samples: Vec<f32>) -> Option<RuntimeData> {
         if samples.is_empty() {
             return None;
         }
         let frames = (samples.len() / self.channels) as u64;
         let mut audio = AudioBuffer::new(samples, self.target_rate, self.key.channels);
         audio.stream_id.clone_from(&self.key.stream_id);
-        audio.timestamp_us = self.start_us.map(|t| t + frames_to_us(self.frames_out, self.target_rate));
+        audio.timestamp_us = self
+            .start_us
+            .map(|t| t + frames_to_us(self.frames_out, self.target_rate));
         self.frames_out += frames;
         Some(RuntimeData::Audio(audio))
     }

@@ -27,7 +27,7 @@ pub use channel_mixer::ChannelMixerNode;
 pub use clipping_detector::ClippingDetectorNode;
 pub use fast_resample::{FastResampleNode, ResampleQuality};
 pub use passthrough::PassThrough;
-pub use registry::{NodeFactory, NodeKind, NodeRegistry, ParamIssue, ParamInfo};
+pub use registry::{NodeFactory, NodeKind, NodeRegistry, ParamInfo, ParamIssue};
 pub use silence_detector::SilenceDetectorNode;
 pub use text_collector::TextCollectorNode;
 
@@ -105,7 +105,10 @@ impl NodeError {
     /// The error for a node that only takes `expected` data.
     #[must_use]
     pub fn unsupported(expected: &'static str, found: &RuntimeData) -> Self {
-        Self::UnsupportedInput { expected, found: found.kind() }
+        Self::UnsupportedInput {
+            expected,
+            found: found.kind(),
+        }
     }
 }
 
@@ -120,7 +123,13 @@ pub struct Io {
 
 impl fmt::Display for Io {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |kinds: &[DataKind]| kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join("|");
+        let join = |kinds: &[DataKind]| {
+            kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
+        };
         write!(f, "{} -> {}", join(self.accepts), join(self.produces))
     }
 }

@@ -18,7 +18,10 @@ pub struct PassThroughParams {}
 impl NodeKind for PassThrough {
     const NODE_TYPE: &'static str = "PassThrough";
     const DESCRIPTION: &'static str = "Forwards every item unchanged.";
-    const IO: Io = Io { accepts: ALL, produces: ALL };
+    const IO: Io = Io {
+        accepts: ALL,
+        produces: ALL,
+    };
     type Params = PassThroughParams;
 
     fn new(_params: PassThroughParams) -> Self {
@@ -26,7 +29,13 @@ impl NodeKind for PassThrough {
     }
 }
 
-const ALL: &[DataKind] = &[DataKind::Audio, DataKind::Text, DataKind::Json, DataKind::Binary, DataKind::Tensor];
+const ALL: &[DataKind] = &[
+    DataKind::Audio,
+    DataKind::Text,
+    DataKind::Json,
+    DataKind::Binary,
+    DataKind::Tensor,
+];
 
 impl Node for PassThrough {
     fn process(&mut self, input: RuntimeData, out: &mut Outputs) -> Result<(), NodeError> {

@@ -50,7 +50,11 @@ impl ParamIssue {
     /// An invalid value for `field`.
     #[must_use]
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), kind: ProblemKind::InvalidParam, message: message.into() }
+        Self {
+            field: field.into(),
+            kind: ProblemKind::InvalidParam,
+            message: message.into(),
+        }
     }
 }
 
@@ -117,7 +121,12 @@ impl<K: NodeKind> TypedFactory<K> {
             .and_then(Value::as_object)
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
-        Self { schema, validator, known_params, _kind: PhantomData }
+        Self {
+            schema,
+            validator,
+            known_params,
+            _kind: PhantomData,
+        }
     }
 
     fn parse(&self, params: &Value) -> Result<K::Params, Vec<ParamIssue>> {
@@ -143,7 +152,11 @@ impl<K: NodeKind> TypedFactory<K> {
         let typed: K::Params = serde_json::from_value(params)
             .map_err(|e| vec![ParamIssue::invalid("", e.to_string())])?;
         let semantic = K::check(&typed);
-        if semantic.is_empty() { Ok(typed) } else { Err(semantic) }
+        if semantic.is_empty() {
+            Ok(typed)
+        } else {
+            Err(semantic)
+        }
     }
 }
 
@@ -169,13 +182,19 @@ impl<K: NodeKind> NodeFactory for TypedFactory<K> {
 }
 
 fn object_or_empty(params: &Value) -> Value {
-    if params.is_null() { Value::Object(Map::new()) } else { params.clone() }
+    if params.is_null() {
+        Value::Object(Map::new())
+    } else {
+        params.clone()
+    }
 }
 
 /// Renames alias keys to their canonical names; an alias given next to its canonical name is
 /// ambiguous and reported rather than silently choosing one.
 fn canonical_names(params: Value, aliases: &[(&str, &str)], issues: &mut Vec<ParamIssue>) -> Value {
-    let Value::Object(mut map) = params else { return params };
+    let Value::Object(mut map) = params else {
+        return params;
+    };
     for (alias, canonical) in aliases {
         if let Some(v) = map.remove(*alias) {
             if map.contains_key(*canonical) {
@@ -195,7 +214,11 @@ fn unknown_param(key: &str, known: &[String], node_type: &str) -> ParamIssue {
     let hint = closest(key, known.iter().map(String::as_str))
         .map(|k| format!("; did you mean '{k}'?"))
         .unwrap_or_default();
-    let list = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+    let list = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
     ParamIssue {
         field: key.to_owned(),
         kind: ProblemKind::UnknownParam,
@@ -209,7 +232,11 @@ fn schema_issue(e: &jsonschema::ValidationError<'_>) -> ParamIssue {
         return ParamIssue::invalid(name, format!("missing required param '{name}'"));
     }
     let field = pointer_to_path(e.instance_path().as_str());
-    let name = if field.is_empty() { "params".to_owned() } else { format!("param '{field}'") };
+    let name = if field.is_empty() {
+        "params".to_owned()
+    } else {
+        format!("param '{field}'")
+    };
     ParamIssue::invalid(field, format!("{name}: {e}"))
 }
 
@@ -231,7 +258,10 @@ fn pointer_to_path(pointer: &str) -> String {
 }
 
 /// The candidate nearest to `word` by edit distance, if it is plausibly a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.len() / 3).max(2);
     candidates
         .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
@@ -271,7 +301,10 @@ fn params_from_schema(schema: &Value) -> Vec<ParamInfo> {
             type_name: type_summary(prop, defs),
             required: required.contains(&name.as_str()),
             default: prop.get("default").cloned(),
-            description: prop.get("description").and_then(Value::as_str).map(str::to_owned),
+            description: prop
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
         .collect()
 }
@@ -282,17 +315,33 @@ fn type_summary(prop: &Value, defs: Option<&Value>) -> String {
         return target.map_or_else(|| r.to_owned(), |t| type_summary(t, defs));
     }
     if let Some(options) = prop.get("enum").and_then(Value::as_array) {
-        return options.iter().map(Value::to_string).collect::<Vec<_>>().join(" | ");
+        return options
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
-    if let Some(options) = prop.get("oneOf").or_else(|| prop.get("anyOf")).and_then(Value::as_array) {
-        return options.iter().map(|o| type_summary(o, defs)).collect::<Vec<_>>().join(" | ");
+    if let Some(options) = prop
+        .get("oneOf")
+        .or_else(|| prop.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        return options
+            .iter()
+            .map(|o| type_summary(o, defs))
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
     if let Some(c) = prop.get("const") {
         return c.to_string();
     }
     let mut summary = match prop.get("type") {
         Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | "),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" | "),
         _ => "any".to_owned(),
     };
     let (min, max) = (prop.get("minimum"), prop.get("maximum"));
@@ -349,7 +398,8 @@ impl NodeRegistry {
 
     /// Adds a factory (replacing one of the same name).
     pub fn register_factory(&mut self, factory: Arc<dyn NodeFactory>) {
-        self.factories.insert(factory.node_type().to_owned(), factory);
+        self.factories
+            .insert(factory.node_type().to_owned(), factory);
     }
 
     /// The factory for `node_type`.
@@ -396,7 +446,10 @@ mod tests {
 
     #[test]
     fn typo_hints() {
-        assert_eq!(closest("chunk_sise", ["chunk_size", "quality"].into_iter()), Some("chunk_size"));
+        assert_eq!(
+            closest("chunk_sise", ["chunk_size", "quality"].into_iter()),
+            Some("chunk_size")
+        );
         assert_eq!(closest("zzz", ["chunk_size"].into_iter()), None);
     }
 }

@@ -62,12 +62,21 @@ fn default_window() -> u32 {
 
 impl NodeKind for SilenceDetectorNode {
     const NODE_TYPE: &'static str = "SilenceDetectorNode";
-    const DESCRIPTION: &'static str = "Sustained silence and intermittent dropouts on the stream's media clock (JSON events).";
-    const IO: Io = Io { accepts: &[DataKind::Audio], produces: &[DataKind::Json] };
+    const DESCRIPTION: &'static str =
+        "Sustained silence and intermittent dropouts on the stream's media clock (JSON events).";
+    const IO: Io = Io {
+        accepts: &[DataKind::Audio],
+        produces: &[DataKind::Json],
+    };
     type Params = SilenceDetectorParams;
 
     fn new(params: SilenceDetectorParams) -> Self {
-        Self { params, clock_ms: 0.0, silence_ms: 0.0, dropouts: VecDeque::new() }
+        Self {
+            params,
+            clock_ms: 0.0,
+            silence_ms: 0.0,
+            dropouts: VecDeque::new(),
+        }
     }
 }
 
@@ -82,7 +91,10 @@ impl Node for SilenceDetectorNode {
         if is_silent {
             self.silence_ms += duration_ms;
         } else {
-            if self.silence_ms > 0.0 && self.silence_ms < sustained_ms && self.clock_ms > self.silence_ms + duration_ms {
+            if self.silence_ms > 0.0
+                && self.silence_ms < sustained_ms
+                && self.clock_ms > self.silence_ms + duration_ms
+            {
                 // A short gap after earlier sound, now ended by sound: a dropout.
                 self.dropouts.push_back(self.clock_ms);
             }
@@ -94,7 +106,13 @@ impl Node for SilenceDetectorNode {
         }
         let is_sustained = self.silence_ms >= sustained_ms;
         let intermittent = self.dropouts.len() >= self.params.dropout_count_threshold as usize;
-        let health = if is_sustained { 0.0 } else if intermittent { 0.5 } else { 1.0 };
+        let health = if is_sustained {
+            0.0
+        } else if intermittent {
+            0.5
+        } else {
+            1.0
+        };
         out.push(RuntimeData::Json(json!({
             "_schema": "silence_event",
             "is_silent": is_silent,

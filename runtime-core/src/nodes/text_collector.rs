@@ -50,8 +50,12 @@ fn default_true() -> bool {
 
 impl NodeKind for TextCollectorNode {
     const NODE_TYPE: &'static str = "TextCollectorNode";
-    const DESCRIPTION: &'static str = "Joins streamed text tokens into sentences; flushes on <|text_end|> and at end of input.";
-    const IO: Io = Io { accepts: &[DataKind::Text], produces: &[DataKind::Text] };
+    const DESCRIPTION: &'static str =
+        "Joins streamed text tokens into sentences; flushes on <|text_end|> and at end of input.";
+    const IO: Io = Io {
+        accepts: &[DataKind::Text],
+        produces: &[DataKind::Text],
+    };
     type Params = TextCollectorParams;
     const PARAM_ALIASES: &'static [(&'static str, &'static str)] = &[
         ("splitPattern", "split_pattern"),
@@ -61,9 +65,15 @@ impl NodeKind for TextCollectorNode {
 
     fn check(p: &TextCollectorParams) -> Vec<ParamIssue> {
         match Regex::new(&p.split_pattern) {
-            Err(e) => vec![ParamIssue::invalid("split_pattern", format!("not a valid regular expression: {e}"))],
+            Err(e) => vec![ParamIssue::invalid(
+                "split_pattern",
+                format!("not a valid regular expression: {e}"),
+            )],
             Ok(r) if r.is_match("") => {
-                vec![ParamIssue::invalid("split_pattern", "pattern matches the empty string, so every position would end a sentence")]
+                vec![ParamIssue::invalid(
+                    "split_pattern",
+                    "pattern matches the empty string, so every position would end a sentence",
+                )]
             }
             Ok(_) => Vec::new(),
         }
@@ -111,7 +121,11 @@ impl Node for TextCollectorNode {
         };
         let mut rest = text.as_str();
         // Text may carry a flush token in the middle: collect up to it, flush, continue.
-        while let Some((pos, token)) = FLUSH_TOKENS.iter().filter_map(|t| rest.find(t).map(|p| (p, *t))).min() {
+        while let Some((pos, token)) = FLUSH_TOKENS
+            .iter()
+            .filter_map(|t| rest.find(t).map(|p| (p, *t)))
+            .min()
+        {
             self.buffer.push_str(&rest[..pos]);
             self.emit_sentences(out);
             self.flush(out);
@@ -143,10 +157,12 @@ mod tests {
     }
 
     fn texts(out: &mut Outputs) -> Vec<String> {
-        out.drain().map(|d| match d {
-            RuntimeData::Text(t) => t,
-            other => panic!("{other:?}"),
-        }).collect()
+        out.drain()
+            .map(|d| match d {
+                RuntimeData::Text(t) => t,
+                other => panic!("{other:?}"),
+            })
+            .collect()
     }
 
     #[test]
@@ -165,7 +181,8 @@ mod tests {
     fn short_pieces_join_the_next_sentence_and_flush_tokens_flush() {
         let mut node = collector();
         let mut out = Outputs::default();
-        node.process(RuntimeData::text("A. Then more<|text_end|>Next"), &mut out).unwrap();
+        node.process(RuntimeData::text("A. Then more<|text_end|>Next"), &mut out)
+            .unwrap();
         assert_eq!(texts(&mut out), ["A. Then more"]);
         node.process(RuntimeData::text("!"), &mut out).unwrap();
         assert_eq!(texts(&mut out), ["Next!"]);
@@ -176,15 +193,27 @@ mod tests {
         // Upstream stripped n/r/t from its pattern; here the regex is used as written.
         let mut node = collector();
         let mut out = Outputs::default();
-        node.process(RuntimeData::text("internet return.\n"), &mut out).unwrap();
+        node.process(RuntimeData::text("internet return.\n"), &mut out)
+            .unwrap();
         assert_eq!(texts(&mut out), ["internet return."]);
     }
 
     #[test]
     fn invalid_pattern_is_a_param_error() {
-        let bad = TextCollectorParams { split_pattern: "[".into(), min_sentence_length: 1, yield_partial_on_end: true };
+        let bad = TextCollectorParams {
+            split_pattern: "[".into(),
+            min_sentence_length: 1,
+            yield_partial_on_end: true,
+        };
         assert_eq!(TextCollectorNode::check(&bad)[0].field, "split_pattern");
-        let empty = TextCollectorParams { split_pattern: "x*".into(), ..bad };
-        assert!(TextCollectorNode::check(&empty)[0].message.contains("empty"));
+        let empty = TextCollectorParams {
+            split_pattern: "x*".into(),
+            ..bad
+        };
+        assert!(
+            TextCollectorNode::check(&empty)[0]
+                .message
+                .contains("empty")
+        );
     }
 }

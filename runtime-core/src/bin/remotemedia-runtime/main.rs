@@ -51,21 +51,27 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let registry = remotemedia_runtime_core::nodes::NodeRegistry::with_builtins();
     match cli.command {
         Command::Validate { files } => validate::run(&files, &registry),
         Command::Nodes { json } => nodes::run(&registry, json),
-        Command::Run { manifest, input, output, frame_ms } => {
-            match run::run(&manifest, &input, output.as_deref(), frame_ms, registry) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
+        Command::Run {
+            manifest,
+            input,
+            output,
+            frame_ms,
+        } => match run::run(&manifest, &input, output.as_deref(), frame_ms, registry) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
             }
-        }
+        },
     }
 }

@@ -16,7 +16,8 @@ use remotemedia_runtime_core::graph::Graph;
 use remotemedia_runtime_core::manifest::{Format, Manifest, check_document};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::{
-    AudioBuffer, PipelineRunner, RuntimeData, SessionError, SessionOutput, StreamSession, TransportData,
+    AudioBuffer, PipelineRunner, RuntimeData, SessionError, SessionOutput, StreamSession,
+    TransportData,
 };
 use serde_json::json;
 
@@ -30,8 +31,13 @@ pub(crate) fn run(
     frame_ms: u32,
     registry: NodeRegistry,
 ) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
-    let checked = check_document(&text, Format::detect(manifest_path.to_str(), &text), &registry);
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let checked = check_document(
+        &text,
+        Format::detect(manifest_path.to_str(), &text),
+        &registry,
+    );
     for p in &checked.report.problems {
         eprintln!("{}: {}", manifest_path.display(), p);
     }
@@ -42,7 +48,9 @@ pub(crate) fn run(
     let audio = read_wav(input)?;
     let sinks = audio_file_targets(&manifest, &registry, output)?;
     let runner = PipelineRunner::with_registry(registry);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(stream(&runner, &manifest, audio, frame_ms, sinks))
 }
 
@@ -52,12 +60,16 @@ fn audio_file_targets(
     registry: &NodeRegistry,
     output: Option<&Path>,
 ) -> anyhow::Result<HashMap<String, PathBuf>> {
-    let Some(output) = output else { return Ok(HashMap::new()) };
+    let Some(output) = output else {
+        return Ok(HashMap::new());
+    };
     let graph = Graph::from_manifest(manifest)?;
     let audio_nodes: Vec<&str> = (0..graph.len())
         .filter(|&i| graph.emits_to_client(i))
         .filter(|&i| {
-            registry.get(&manifest.nodes[i].node_type).is_some_and(|f| f.io().produces.contains(&DataKind::Audio))
+            registry
+                .get(&manifest.nodes[i].node_type)
+                .is_some_and(|f| f.io().produces.contains(&DataKind::Audio))
         })
         .map(|i| graph.id(i))
         .collect();
@@ -67,7 +79,11 @@ fn audio_file_targets(
     Ok(audio_nodes
         .iter()
         .map(|&id| {
-            let path = if audio_nodes.len() == 1 { output.to_path_buf() } else { output.with_extension(format!("{id}.wav")) };
+            let path = if audio_nodes.len() == 1 {
+                output.to_path_buf()
+            } else {
+                output.with_extension(format!("{id}.wav"))
+            };
             (id.to_owned(), path)
         })
         .collect())
@@ -112,7 +128,10 @@ async fn feed_frames(
     for (i, chunk) in audio.samples.chunks(frame_len * channels).enumerate() {
         let frame = AudioBuffer::new(chunk.to_vec(), audio.sample_rate, audio.channels)
             .with_timestamp_us(frames_to_us((i * frame_len) as u64, audio.sample_rate));
-        match session.send_input(TransportData::new(RuntimeData::Audio(frame)).with_sequence(i as u64)).await {
+        match session
+            .send_input(TransportData::new(RuntimeData::Audio(frame)).with_sequence(i as u64))
+            .await
+        {
             Ok(()) => {}
             // Closed by the output side (stdout reader gone): stop feeding.
             Err(SessionError::Closed { .. }) => return Ok(sent),
@@ -121,7 +140,11 @@ async fn feed_frames(
         sent += 1;
         let done = ((i + 1) * frame_len) as f64 / (audio.frames().max(1)) as f64;
         if total_seconds >= PROGRESS_MIN_SECONDS && done >= next_progress {
-            eprintln!("progress: {:.1} / {total_seconds:.1} s of audio sent ({:.0}%)", done.min(1.0) * total_seconds, done.min(1.0) * 100.0);
+            eprintln!(
+                "progress: {:.1} / {total_seconds:.1} s of audio sent ({:.0}%)",
+                done.min(1.0) * total_seconds,
+                done.min(1.0) * 100.0
+            );
             next_progress += 0.1;
         }
     }
@@ -136,7 +159,10 @@ struct Summary {
     files: Vec<(String, PathBuf)>,
 }
 
-async fn drain_outputs(session: &impl StreamSession, targets: HashMap<String, PathBuf>) -> anyhow::Result<Summary> {
+async fn drain_outputs(
+    session: &impl StreamSession,
+    targets: HashMap<String, PathBuf>,
+) -> anyhow::Result<Summary> {
     let mut writers: HashMap<String, WavSink> = HashMap::new();
     let mut summary = Summary::default();
     let stdout = std::io::stdout();
@@ -153,9 +179,12 @@ async fn drain_outputs(session: &impl StreamSession, targets: HashMap<String, Pa
                     (RuntimeData::Audio(a), Some(path)) => {
                         let sink = match writers.entry(node_id.clone()) {
                             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(e) => e.insert(WavSink::create(path, a)?),
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(WavSink::create(path, a)?)
+                            }
                         };
-                        sink.write(a).with_context(|| format!("writing audio of node '{node_id}'"))?;
+                        sink.write(a)
+                            .with_context(|| format!("writing audio of node '{node_id}'"))?;
                         continue;
                     }
                     (RuntimeData::Audio(a), None) => json!({
@@ -204,8 +233,13 @@ impl WavSink {
             bits_per_sample: 32,
             sample_format: hound::SampleFormat::Float,
         };
-        let writer = hound::WavWriter::create(path, spec).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), spec, writer })
+        let writer = hound::WavWriter::create(path, spec)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            spec,
+            writer,
+        })
     }
 
     fn write(&mut self, audio: &AudioBuffer) -> anyhow::Result<()> {
@@ -225,22 +259,30 @@ impl WavSink {
     }
 
     fn finish(self) -> anyhow::Result<()> {
-        self.writer.finalize().with_context(|| format!("finishing {}", self.path.display()))
+        self.writer
+            .finalize()
+            .with_context(|| format!("finishing {}", self.path.display()))
     }
 }
 
 /// Reads a WAV file (8/16/24/32-bit integer or 32-bit float PCM) as interleaved f32.
 fn read_wav(path: &Path) -> anyhow::Result<AudioBuffer> {
-    let reader = hound::WavReader::open(path).with_context(|| format!("opening WAV {}", path.display()))?;
+    let reader =
+        hound::WavReader::open(path).with_context(|| format!("opening WAV {}", path.display()))?;
     let spec = reader.spec();
     let samples: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader.into_samples::<f32>().collect::<Result<_, _>>()?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader.into_samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>()?
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()?
         }
     };
     let audio = AudioBuffer::new(samples, spec.sample_rate, spec.channels);
-    audio.check_format().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    audio
+        .check_format()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(audio)
 }

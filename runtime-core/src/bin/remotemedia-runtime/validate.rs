@@ -32,9 +32,20 @@ pub(crate) fn run(files: &[impl AsRef<Path>], registry: &NodeRegistry) -> ExitCo
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let node = p.node_id.as_ref().map(|id| format!(" (node '{id}')")).unwrap_or_default();
-            let path = if p.path.is_empty() { "<document>" } else { &p.path };
-            lines.push(format!("{location}: {severity}: {path}{node}: {}", p.message));
+            let node = p
+                .node_id
+                .as_ref()
+                .map(|id| format!(" (node '{id}')"))
+                .unwrap_or_default();
+            let path = if p.path.is_empty() {
+                "<document>"
+            } else {
+                &p.path
+            };
+            lines.push(format!(
+                "{location}: {severity}: {path}{node}: {}",
+                p.message
+            ));
         }
         if report.has_errors() {
             invalid += 1;
@@ -43,6 +54,16 @@ pub(crate) fn run(files: &[impl AsRef<Path>], registry: &NodeRegistry) -> ExitCo
         }
     }
     // A reader that went away (`| head`) is a normal end; the exit code still tells validity.
-    let _ = std::io::stdout().lock().write_all(lines.iter().map(|l| format!("{l}\n")).collect::<String>().as_bytes());
-    if invalid == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let _ = std::io::stdout().lock().write_all(
+        lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
+    if invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
