@@ -7,7 +7,7 @@
 //! `round(frames_in * target_rate / source_rate)`. An input that completes no block produces
 //! no output item (never an empty one).
 
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::audioadapter_buffers::direct::{InterleavedSlice, SequentialSlice};
 use rubato::{
     Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters,
     SincInterpolationType, WindowFunction,
@@ -177,6 +177,17 @@ impl Node for FastResampleNode {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn smooth_numbers() {
+        assert_eq!(super::smooth_at_least(342), 360);
+        assert_eq!(super::smooth_at_least(86), 90);
+        assert_eq!(super::smooth_at_least(0), 1);
+        assert_eq!(super::smooth_at_least(7), 8);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct StreamKey {
     rate: u32,
@@ -302,15 +313,25 @@ impl StreamResampler {
             if available < need {
                 break;
             }
-            let input = InterleavedSlice::new(&self.pending[offset..], ch, available)
-                .map_err(|e| NodeError::Failed(format!("resampler input: {e}")))?;
             let frames_max = self.scratch.len() / ch;
-            let mut output = InterleavedSlice::new_mut(&mut self.scratch, ch, frames_max)
-                .map_err(|e| NodeError::Failed(format!("resampler output: {e}")))?;
-            let (consumed, written) = self
-                .resampler
-                .process_into_buffer(&input, &mut output, None)
-                .map_err(|e| NodeError::Failed(format!("resampling failed: {e}")))?;
+            let input = &self.pending[offset..];
+            // Mono interleaved and sequential layouts are the same memory; the sequential
+            // adapter copies whole slices where the interleaved one copies sample by sample.
+            let result = if ch == 1 {
+                let input = SequentialSlice::new(input, 1, available).map_err(adapter_error)?;
+                let mut output = SequentialSlice::new_mut(&mut self.scratch, 1, frames_max)
+                    .map_err(adapter_error)?;
+                self.resampler
+                    .process_into_buffer(&input, &mut output, None)
+            } else {
+                let input = InterleavedSlice::new(input, ch, available).map_err(adapter_error)?;
+                let mut output = InterleavedSlice::new_mut(&mut self.scratch, ch, frames_max)
+                    .map_err(adapter_error)?;
+                self.resampler
+                    .process_into_buffer(&input, &mut output, None)
+            };
+            let (consumed, written) =
+                result.map_err(|e| NodeError::Failed(format!("resampling failed: {e}")))?;
             offset += consumed * ch;
             let skip = self.delay_left.min(written);
             self.delay_left -= skip;
@@ -334,6 +355,25 @@ impl StreamResampler {
         self.frames_out += frames;
         Some(RuntimeData::Audio(audio))
     }
+}
+
+fn adapter_error(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Failed(format!("resampler buffer: {e}"))
+}
+
+/// The smallest number >= `n` whose only prime factors are 2, 3 and 5.
+fn smooth_at_least(n: usize) -> usize {
+    (n.max(1)..)
+        .find(|&m| {
+            let mut r = m;
+            for p in [2, 3, 5] {
+                while r % p == 0 {
+                    r /= p;
+                }
+            }
+            r == 1
+        })
+        .expect("5-smooth numbers are unbounded")
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
