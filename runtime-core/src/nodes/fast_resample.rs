@@ -223,10 +223,14 @@ impl StreamResampler {
         let (rin, rout) = (key.rate as usize, target_rate as usize);
         let min_block = rin / gcd(rin, rout);
         let built: Result<Box<dyn Resampler<f32>>, _> = if min_block <= MAX_FFT_MIN_BLOCK {
+            // FFT lengths are multiples of the minimum blocks; a 5-smooth multiplier keeps both
+            // lengths free of large prime factors, which FFTs are slow on (e.g. 1026 = 2*3^3*19
+            // for 48 kHz -> 16 kHz becomes 1080 = 2^3*3^3*5).
+            let blocks = smooth_at_least(quality.block_frames().div_ceil(min_block));
             Fft::<f32>::new_custom(
                 rin,
                 rout,
-                quality.block_frames(),
+                blocks * min_block,
                 1,
                 channels,
                 WindowFunction::BlackmanHarris2,
