@@ -2,7 +2,7 @@
 //!
 //! JSON is parsed strictly by `serde_json` (its syntax errors carry line and column). YAML is
 //! parsed by `saphyr`, whose marked tree also gives the position of every node, so semantic
-//! problems found later ("nodes[2].params.target_rate") can name a line too. Valid JSON is also
+//! problems found later (`nodes[2].params.target_rate`) can name a line too. Valid JSON is also
 //! valid YAML, so the same marked walk builds the position map for JSON files.
 
 use std::collections::HashMap;

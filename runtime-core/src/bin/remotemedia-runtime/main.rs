@@ -38,7 +38,7 @@ enum Command {
         /// Input WAV file.
         #[arg(long)]
         input: PathBuf,
-        /// Where audio from sink nodes goes (one file per audio sink: OUT.<node>.wav when
+        /// Where audio from sink nodes goes (one file per audio sink: `OUT.<node>.wav` when
         /// there are several). Without it, audio outputs are summarized on stdout.
         #[arg(long)]
         output: Option<PathBuf>,
