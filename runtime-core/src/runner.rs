@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use crate::data::TransportData;
 use crate::executor::{PipelineSession, QueueSizes, start_session};
-use crate::graph::Graph;
-use crate::manifest::{Manifest, ValidationReport, validate};
+use crate::graph::{Graph, GraphError};
+use crate::manifest::{Manifest, Problem, ProblemKind, ValidationReport, validate};
 use crate::metrics::Metrics;
 use crate::nodes::NodeRegistry;
 use crate::transport::{PipelineTransport, RunError, SessionOutput, StreamSession};
@@ -147,14 +147,14 @@ impl PipelineRunner {
     /// [`RunError::NodeCreation`] for a node that cannot be built.
     pub fn create_stream_session(&self, manifest: &Manifest) -> Result<PipelineSession, RunError> {
         self.validate(manifest).map_err(RunError::InvalidManifest)?;
+        // Validation rejects every graph error first; this only restates one if it ever slips by.
         let graph = Graph::from_manifest(manifest).map_err(|e| {
-            // Validation rejects every graph error first; this is a defensive restatement.
+            let kind = match e {
+                GraphError::UnknownEndpoint { .. } => ProblemKind::UnknownEdgeEndpoint,
+                GraphError::Cycle(_) => ProblemKind::Cycle,
+            };
             RunError::InvalidManifest(ValidationReport {
-                problems: vec![crate::manifest::Problem::error(
-                    crate::manifest::ProblemKind::Cycle,
-                    "connections",
-                    e.to_string(),
-                )],
+                problems: vec![Problem::error(kind, "connections", e.to_string())],
             })
         })?;
         let mut nodes = Vec::with_capacity(manifest.nodes.len());

@@ -40,6 +40,14 @@ fn write_wav(path: &Path) {
     w.finalize().unwrap();
 }
 
+/// A temporary directory holding the test WAV; keep the directory alive while using the file.
+fn input_wav() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    write_wav(&input);
+    (dir, input)
+}
+
 #[test]
 fn validate_accepts_every_example() {
     let mut cmd = bin();
@@ -146,9 +154,7 @@ fn run_writes_resampled_audio_to_a_wav() {
 
 #[test]
 fn run_prints_json_lines_with_node_type_and_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.wav");
-    write_wav(&input);
+    let (_dir, input) = input_wav();
     let out = bin()
         .arg("run")
         .arg(example("audio-health.yaml"))
@@ -182,9 +188,7 @@ fn run_prints_json_lines_with_node_type_and_data() {
 
 #[test]
 fn run_refuses_an_invalid_manifest_with_its_problems() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.wav");
-    write_wav(&input);
+    let (_dir, input) = input_wav();
     let out = bin()
         .arg("run")
         .arg(example("invalid/many-problems.yaml"))

@@ -84,6 +84,15 @@ fn manifest(
     Manifest::from_text(&doc.to_string(), Format::Json, runner.registry()).unwrap()
 }
 
+/// A pipeline of a single node without params.
+fn one_node(runner: &PipelineRunner, id: &str, node_type: &str) -> Arc<Manifest> {
+    manifest(
+        runner,
+        json!([{"id": id, "node_type": node_type}]),
+        json!([]),
+    )
+}
+
 async fn collect(session: &impl StreamSession) -> Vec<SessionOutput> {
     let mut all = Vec::new();
     while let Some(o) = session.recv_output().await.unwrap() {
@@ -307,11 +316,7 @@ async fn unary_drains_buffering_nodes_instead_of_hanging() {
     assert_eq!(a.frames(), 960);
 
     // A pipeline that yields nothing returns an empty list, promptly.
-    let m = manifest(
-        &r,
-        json!([{"id": "calc", "node_type": "CalculatorNode"}]),
-        json!([]),
-    );
+    let m = one_node(&r, "calc", "CalculatorNode");
     let out = r
         .execute_unary(m, TransportData::new(RuntimeData::text("not json")))
         .await
@@ -347,11 +352,7 @@ async fn unary_deadline_names_the_unfinished_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_is_idempotent_and_ends_the_session() {
     let r = runner(RunnerConfig::default());
-    let m = manifest(
-        &r,
-        json!([{"id": "p", "node_type": "PassThrough"}]),
-        json!([]),
-    );
+    let m = one_node(&r, "p", "PassThrough");
     let s = r.create_stream_session(&m).unwrap();
     s.send_input(TransportData::new(RuntimeData::text("a")))
         .await
@@ -370,11 +371,7 @@ async fn close_is_idempotent_and_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_is_rejected_at_the_door() {
     let r = runner(RunnerConfig::default());
-    let m = manifest(
-        &r,
-        json!([{"id": "p", "node_type": "PassThrough"}]),
-        json!([]),
-    );
+    let m = one_node(&r, "p", "PassThrough");
     let s = r.create_stream_session(&m).unwrap();
     let bad = AudioBuffer::new(vec![0.0; 3], 16_000, 2);
     let err = s
@@ -420,12 +417,7 @@ async fn a_panicking_node_reports_errors_and_the_rest_of_the_graph_continues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_manifest_is_refused_at_session_creation() {
     let r = runner(RunnerConfig::default());
-    let mut m = (*manifest(
-        &r,
-        json!([{"id": "p", "node_type": "PassThrough"}]),
-        json!([]),
-    ))
-    .clone();
+    let mut m = (*one_node(&r, "p", "PassThrough")).clone();
     m.nodes[0].node_type = "Nope".into();
     let err = r.create_stream_session(&m).unwrap_err();
     assert!(
@@ -437,11 +429,7 @@ async fn invalid_manifest_is_refused_at_session_creation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_items_per_node_and_session() {
     let r = runner(RunnerConfig::default());
-    let m = manifest(
-        &r,
-        json!([{"id": "calc", "node_type": "CalculatorNode"}]),
-        json!([]),
-    );
+    let m = one_node(&r, "calc", "CalculatorNode");
     let s = r.create_stream_session(&m).unwrap();
     s.send_input(TransportData::new(RuntimeData::Json(
         json!({"operation": "add", "operands": [1, 1]}),

@@ -97,24 +97,34 @@ impl NodeLinks {
     async fn forward(&self, outputs: &mut Outputs, origin: &Arc<Origin>) {
         for item in outputs.drain() {
             self.metrics.outputs.inc();
-            if let Some(client) = &self.client {
-                let data = TransportData {
-                    data: item.clone(),
-                    sequence: origin.sequence,
-                    metadata: origin.metadata.clone(),
-                };
-                self.session_metrics.outputs.inc();
-                self.session_metrics
-                    .observe_latency(origin.entered.elapsed());
-                // A dropped receiver means the session is going away; nothing to deliver to.
-                let _ = client
-                    .send(SessionOutput::Data {
-                        node_id: self.node_id.clone(),
-                        data,
-                    })
-                    .await;
-            }
-            send_to_all(&self.successors, item, origin).await;
+            let Some(client) = &self.client else {
+                send_to_all(&self.successors, item, origin).await;
+                continue;
+            };
+            // A sink (no successors) hands its item to the client by move; only a node that
+            // also feeds successors needs a copy.
+            let for_client = if self.successors.is_empty() {
+                item
+            } else {
+                let copy = item.clone();
+                send_to_all(&self.successors, item, origin).await;
+                copy
+            };
+            let data = TransportData {
+                data: for_client,
+                sequence: origin.sequence,
+                metadata: origin.metadata.clone(),
+            };
+            self.session_metrics.outputs.inc();
+            self.session_metrics
+                .observe_latency(origin.entered.elapsed());
+            // A dropped receiver means the session is going away; nothing to deliver to.
+            let _ = client
+                .send(SessionOutput::Data {
+                    node_id: self.node_id.clone(),
+                    data,
+                })
+                .await;
         }
     }
 
