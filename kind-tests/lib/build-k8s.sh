@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Kubernetes, etcd, helm and crictl from the Go module proxy into a versioned cache
+# Builds Kubernetes, etcd and helm from the Go module proxy into a versioned cache
 # directory outside the repo (see versions.sh). Idempotent: each binary is built once; a
 # finished set is stamped with .complete so later runs return at once.
 #
@@ -83,6 +83,5 @@ build_etcd
 build_kubernetes
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-go_install crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 touch "$K8S_BIN/.complete"
 say "built into $K8S_BIN in $(( $(date +%s) - start )) s"

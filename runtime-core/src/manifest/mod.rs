@@ -150,17 +150,26 @@ pub fn check_document(text: &str, format: Format, registry: &NodeRegistry) -> Ch
             };
         }
     };
-    let (manifest, mut problems, prefix) = read_manifest(&value);
+    let mut checked = check_value(&value, registry);
+    for p in &mut checked.report.problems {
+        let position = source_map.locate(&p.path);
+        p.line = position.map(|x| x.line);
+        p.column = position.map(|x| x.column);
+    }
+    checked
+}
+
+/// Reads and validates a document that is already a JSON value (a bare manifest or a
+/// `Pipeline` resource), as an admission webhook receives it. Problems carry paths and node
+/// ids but no lines: there is no source text.
+#[must_use]
+pub fn check_value(value: &Value, registry: &NodeRegistry) -> CheckedDocument {
+    let (manifest, mut problems, prefix) = read_manifest(value);
     if let Some(m) = &manifest {
         for mut p in validate(m, registry) {
             p.path = join_path(&prefix, &p.path);
             problems.push(p);
         }
-    }
-    for p in &mut problems {
-        let position = source_map.locate(&p.path);
-        p.line = position.map(|x| x.line);
-        p.column = position.map(|x| x.column);
     }
     CheckedDocument {
         manifest,

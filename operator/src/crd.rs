@@ -1,0 +1,368 @@
+//! The `Pipeline` custom resource (`pipelines.remotemedia.dev/v1alpha1`).
+//!
+//! `spec.manifest` is runtime-core's own [`Manifest`] type, so the CRD schema and the runtime
+//! can never disagree on its shape; [`manifest_schema`] adapts that schema to Kubernetes'
+//! structural rules and adds the cheap invariants as CEL rules. Everything that needs the node
+//! registry (cycles, node types, params) is checked by the admission webhook and the controller
+//! with runtime-core's validator.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use remotemedia_runtime_core::manifest::{MAX_NODE_ID_LEN, Manifest};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// API group of the resource.
+pub const GROUP: &str = "remotemedia.dev";
+/// Most nodes a manifest in a `Pipeline` may hold (bounds the CEL cost estimate).
+pub const MAX_NODES: u64 = 64;
+/// Most connections a manifest in a `Pipeline` may hold.
+pub const MAX_CONNECTIONS: u64 = 256;
+
+/// A media pipeline served on Kubernetes: a manifest (a DAG of processing nodes), how many
+/// worker pods run it, and which transports clients reach it through.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "remotemedia.dev",
+    version = "v1alpha1",
+    kind = "Pipeline",
+    namespaced,
+    status = "PipelineStatus",
+    shortname = "pl",
+    category = "remotemedia",
+    derive = "PartialEq",
+    doc = "A media pipeline (a DAG of audio, text and JSON nodes) served by worker pods with gRPC and WebRTC endpoints.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoints.grpc"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSpec {
+    /// The pipeline manifest: `version`, `metadata`, `nodes` and `connections`, exactly as the
+    /// `remotemedia-runtime` command line reads it.
+    #[schemars(schema_with = "manifest_schema")]
+    pub manifest: Manifest,
+    /// Number of worker pods. Each pod serves many sessions.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    /// Which transports the worker pods expose.
+    #[serde(default)]
+    pub transports: Transports,
+    /// The runtime container.
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+    /// Session limits and draining.
+    #[serde(default)]
+    pub sessions: SessionSettings,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// The transports enabled on the worker pods; at least one must be enabled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.grpc.enabled || self.webrtc.enabled",
+    "message": "at least one transport (grpc or webrtc) must be enabled"
+}]))]
+pub struct Transports {
+    /// gRPC (`remotemedia.v1`), with grpc.health.v1 and server reflection.
+    #[serde(default)]
+    pub grpc: GrpcTransport,
+    /// WebRTC with WHIP signalling over HTTP and one UDP port for media.
+    #[serde(default)]
+    pub webrtc: WebRtcTransport,
+}
+
+/// The gRPC sidecar.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcTransport {
+    /// Run the gRPC sidecar and its Service.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Container and Service port.
+    #[serde(default = "default_grpc_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Type of the Service that exposes the port.
+    #[serde(default)]
+    pub service_type: ServiceType,
+    /// Name of a Secret in the Pipeline's namespace whose key `token` is the bearer token
+    /// clients must send. Unset: no authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+}
+
+fn enabled() -> bool {
+    true
+}
+fn default_grpc_port() -> i32 {
+    50051
+}
+
+impl Default for GrpcTransport {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: default_grpc_port(),
+            service_type: ServiceType::default(),
+            token_secret: None,
+        }
+    }
+}
+
+/// The WebRTC sidecar.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebRtcTransport {
+    /// Run the WebRTC sidecar and its Service.
+    #[serde(default)]
+    pub enabled: bool,
+    /// HTTP port for WHIP signalling, `/metrics` and the demo page.
+    #[serde(default = "default_http_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub http_port: i32,
+    /// The one UDP port all sessions' media share.
+    #[serde(default = "default_udp_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub udp_port: i32,
+    /// Address announced in ICE candidates. Unset: the pod IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_address: Option<String>,
+    /// Type of the Service that exposes the ports.
+    #[serde(default)]
+    pub service_type: ServiceType,
+}
+
+fn default_http_port() -> i32 {
+    8080
+}
+fn default_udp_port() -> i32 {
+    40000
+}
+
+impl Default for WebRtcTransport {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            http_port: default_http_port(),
+            udp_port: default_udp_port(),
+            advertise_address: None,
+            service_type: ServiceType::default(),
+        }
+    }
+}
+
+/// How a transport's Service is exposed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+    /// Through the cloud's load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The Service `spec.type` string.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// The runtime container of each worker pod.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeSettings {
+    /// Image override. Unset: the operator's default runtime image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// CPU and memory for the runtime container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Size of the in-memory `/dev/shm` shared by all containers of a pod (iceoryx2
+    /// segments). Counts against the pod's memory. Default 256Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_memory: Option<Quantity>,
+}
+
+/// Default size of `/dev/shm` in worker pods.
+pub const DEFAULT_SHARED_MEMORY: &str = "256Mi";
+
+/// Session limits and draining, applied to every transport.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSettings {
+    /// Sessions one pod accepts before refusing new ones.
+    #[serde(default = "default_max_per_pod")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_per_pod: i32,
+    /// On pod termination, how long open sessions may run on before they are cut.
+    #[serde(default = "default_drain_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub drain_seconds: i32,
+}
+
+fn default_max_per_pod() -> i32 {
+    200
+}
+fn default_drain_seconds() -> i32 {
+    300
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            max_per_pod: default_max_per_pod(),
+            drain_seconds: default_drain_seconds(),
+        }
+    }
+}
+
+/// What the operator observed, as of `observedGeneration`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// ManifestValid, Progressing, Ready and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Worker pods that exist (scale subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Worker pods that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the worker pods (scale subresource, for HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Where clients connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    /// SHA-256 of the manifest the worker pods run (the last valid one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_hash: Option<String>,
+}
+
+/// In-cluster addresses of the enabled transports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Endpoints {
+    /// `host:port` of the gRPC Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<String>,
+    /// WHIP URL of the WebRTC Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webrtc: Option<String>,
+}
+
+/// Schema of `spec.manifest`: runtime-core's [`Manifest`] schema, made structural (node
+/// `params` keep unknown fields: their schema depends on the node type) and bounded so the
+/// apiserver's CEL cost estimate passes, plus the invariants CEL can check cheaply.
+pub fn manifest_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = generator.root_schema_for::<Manifest>();
+    let defs = schema.remove("$defs").unwrap_or(Value::Null);
+    let mut value = inline_refs(schema.to_value(), &defs);
+    strip_meta(&mut value);
+    let Some(props) = value.get_mut("properties") else {
+        unreachable!("runtime-core's Manifest is a struct with properties")
+    };
+    let node_id_len = MAX_NODE_ID_LEN as u64;
+    props["nodes"]["maxItems"] = json!(MAX_NODES);
+    props["nodes"]["minItems"] = json!(1);
+    let node = &mut props["nodes"]["items"]["properties"];
+    node["id"]["maxLength"] = json!(node_id_len);
+    node["node_type"]["maxLength"] = json!(128);
+    node["params"] = json!({
+        "description": "Node parameters; checked against the node type's schema at admission.",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    });
+    props["connections"]["maxItems"] = json!(MAX_CONNECTIONS);
+    for end in ["from", "to"] {
+        props["connections"]["items"]["properties"][end]["maxLength"] = json!(node_id_len);
+    }
+    props["version"]["maxLength"] = json!(16);
+    value["x-kubernetes-validations"] = json!([
+        {
+            "rule": "self.nodes.all(n, self.nodes.exists_one(m, m.id == n.id))",
+            "message": "node ids must be unique",
+            "fieldPath": ".nodes",
+        },
+        {
+            "rule": "!has(self.connections) || self.connections.all(c, self.nodes.exists(n, n.id == c.from) && self.nodes.exists(n, n.id == c.to))",
+            "message": "every connection must name existing nodes in from and to",
+            "fieldPath": ".connections",
+        },
+    ]);
+    let Ok(schema) = Schema::try_from(value) else {
+        unreachable!("an object value is a schema")
+    };
+    schema
+}
+
+/// Replaces `{"$ref": "#/$defs/X"}` by the definition itself (CRD schemas cannot use refs).
+fn inline_refs(value: Value, defs: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref")
+                && let Some(name) = r.strip_prefix("#/$defs/")
+            {
+                return inline_refs(defs[name].clone(), defs);
+            }
+            Value::Object(map.into_iter().map(|(k, v)| (k, inline_refs(v, defs))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| inline_refs(v, defs)).collect()),
+        other => other,
+    }
+}
+
+/// Drops what a structural schema may not hold: `$schema`, `title`, and
+/// `additionalProperties: false` (unknown fields are pruned or refused by the apiserver).
+fn strip_meta(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("$schema");
+            map.remove("title");
+            if map.get("additionalProperties") == Some(&Value::Bool(false)) {
+                map.remove("additionalProperties");
+            }
+            map.values_mut().for_each(strip_meta);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_meta),
+        _ => {}
+    }
+}
