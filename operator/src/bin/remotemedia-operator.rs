@@ -1,0 +1,255 @@
+//! `remotemedia-operator`: runs the Pipeline controller, the admission webhook and the
+//! metrics/health endpoints. In a cluster it uses the pod's service account; outside, it reads
+//! `$KUBECONFIG` (for development and the integration tests).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use futures::FutureExt;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use remotemedia_operator::controller::{self, Context, Scope};
+use remotemedia_operator::crd::Pipeline;
+use remotemedia_operator::desired::WorkerImages;
+use remotemedia_operator::leader::Election;
+use remotemedia_operator::metrics::Metrics;
+use remotemedia_operator::server::{self, Readiness};
+use remotemedia_operator::webhook;
+use tokio::sync::watch;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Turns Pipeline resources into worker pods and Services.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Namespaces to watch, comma-separated; empty watches all.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',', default_value = "")]
+    namespaces: Vec<String>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_listen: SocketAddr,
+    /// Address of the admission webhook (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    webhook_listen: SocketAddr,
+    /// Do not serve the admission webhook.
+    #[arg(long)]
+    no_webhook: bool,
+    /// Secret (`namespace/name`) holding the webhook certificate, shared by all replicas.
+    /// Unset: a certificate made at start and kept in memory.
+    #[arg(long, env = "WEBHOOK_SECRET")]
+    webhook_secret: Option<String>,
+    /// DNS names and IPs the webhook certificate is valid for, comma-separated.
+    #[arg(long, env = "WEBHOOK_NAMES", value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+    webhook_names: Vec<String>,
+    /// ValidatingWebhookConfiguration whose caBundle the operator keeps current.
+    #[arg(long, env = "WEBHOOK_CONFIGURATION")]
+    webhook_configuration: Option<String>,
+    /// Elect a leader through a Lease, so several replicas are safe.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "remotemedia-operator")]
+    lease_name: String,
+    /// This replica's name in the Lease and in Events.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Default image of the runtime container.
+    #[arg(long, env = "RUNTIME_IMAGE", default_value = "localhost/remotemedia-runtime:dev")]
+    runtime_image: String,
+    /// Image of the gRPC sidecar.
+    #[arg(long, env = "GRPC_IMAGE", default_value = "localhost/remotemedia-grpc:dev")]
+    grpc_image: String,
+    /// Image of the WebRTC sidecar.
+    #[arg(long, env = "WEBRTC_IMAGE", default_value = "localhost/remotemedia-webrtc:dev")]
+    webrtc_image: String,
+    /// imagePullPolicy of worker containers.
+    #[arg(long, env = "IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    image_pull_policy: String,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster service account or $KUBECONFIG)")?;
+    // Fail early and clearly when the CRD is missing, instead of a watch error loop.
+    Api::<Pipeline>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?")?;
+
+    let metrics = Metrics::new();
+    let readiness = Arc::new(Readiness::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        async move {
+            let mut rx = rx;
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        .shared()
+    };
+
+    let http = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("bind {}", args.metrics_listen))?;
+    tracing::info!(address = %http.local_addr()?, "serving /metrics, /healthz, /readyz");
+    let http_task = tokio::spawn(
+        axum::serve(http, server::router(metrics.clone(), readiness.clone()))
+            .with_graceful_shutdown(stopped.clone())
+            .into_future(),
+    );
+
+    let webhook_task = if args.no_webhook {
+        None
+    } else {
+        let cert = match &args.webhook_secret {
+            Some(secret) => {
+                let Some((ns, name)) = secret.split_once('/') else {
+                    bail!("--webhook-secret must be namespace/name, got {secret:?}");
+                };
+                webhook::ensure_serving_cert(&client, ns, name, &args.webhook_names).await?
+            }
+            None => webhook::generate_serving_cert(&args.webhook_names)?,
+        };
+        if let Some(config) = &args.webhook_configuration {
+            webhook::inject_ca_bundle(&client, config, &cert.ca_pem).await?;
+        }
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            cert.cert_pem.into_bytes(),
+            cert.key_pem.into_bytes(),
+        )
+        .await
+        .context("loading the webhook certificate")?;
+        let listener = std::net::TcpListener::bind(args.webhook_listen)
+            .with_context(|| format!("bind {}", args.webhook_listen))?;
+        listener.set_nonblocking(true)?;
+        tracing::info!(address = %listener.local_addr()?, path = webhook::VALIDATE_PATH, "serving the admission webhook");
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)?
+            .handle(handle.clone())
+            .serve(webhook::router(metrics.clone()).into_make_service());
+        let stop = stopped.clone();
+        tokio::spawn(async move {
+            stop.await;
+            handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        });
+        Some(tokio::spawn(server))
+    };
+
+    let images = WorkerImages {
+        runtime: args.runtime_image,
+        grpc: args.grpc_image,
+        webrtc: args.webrtc_image,
+        pull_policy: args.image_pull_policy,
+    };
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("remotemedia-operator-{}", std::process::id()));
+    let context = Arc::new(Context::new(client.clone(), images, metrics.clone(), Some(identity.clone())));
+    let namespaces: Vec<String> = args.namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+    let scope = if namespaces.is_empty() {
+        Scope::AllNamespaces
+    } else {
+        Scope::Namespaces(namespaces)
+    };
+
+    tokio::spawn(async move {
+        termination().await;
+        tracing::info!("termination signal: shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let mut exit_error = None;
+    if args.leader_elect {
+        let mut election = Election::join(client.clone(), &args.lease_namespace, &args.lease_name, &identity)
+            .await
+            .context("joining the leader election")?;
+        // A standby serves the webhook, so it is ready too.
+        readiness.set(true);
+        let led = tokio::select! {
+            led = election.wait_to_lead() => led,
+            () = stopped.clone() => false,
+        };
+        if led && !*stop_rx.borrow() {
+            tracing::info!(%identity, "leading");
+            metrics.set_leader(true);
+            let mut leader_rx = election.is_leader.clone();
+            let lost = async move {
+                let _ = leader_rx.wait_for(|l| !*l).await;
+            };
+            let stop = stopped.clone();
+            let end = async move {
+                tokio::select! {
+                    () = stop => {}
+                    () = lost => {}
+                }
+            }
+            .shared();
+            controller::run(context, scope, end).await;
+            metrics.set_leader(false);
+            if !*election.is_leader.borrow() && !*stop_rx.borrow() {
+                exit_error = Some("lost the leader lease; exiting so a fresh process rejoins");
+            }
+        }
+        election.leave().await;
+    } else {
+        readiness.set(true);
+        metrics.set_leader(true);
+        controller::run(context, scope, stopped.clone()).await;
+    }
+
+    readiness.set(false);
+    if let Some(task) = webhook_task {
+        let _ = task.await;
+    }
+    let _ = http_task.await;
+    if let Some(message) = exit_error {
+        bail!(message);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,78 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn request(operation: &str, manifest: &Value) -> AdmissionRequest<DynamicObject> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0f6f6d3c-1111-2222-3333-444455556666",
+            "kind": {"group": "remotemedia.dev", "version": "v1alpha1", "kind": "Pipeline"},
+            "resource": {"group": "remotemedia.dev", "version": "v1alpha1", "resource": "pipelines"},
+            "requestKind": {"group": "remotemedia.dev", "version": "v1alpha1", "kind": "Pipeline"},
+            "requestResource": {"group": "remotemedia.dev", "version": "v1alpha1", "resource": "pipelines"},
+            "name": "p",
+            "namespace": "default",
+            "operation": operation,
+            "userInfo": {"username": "tester"},
+            "object": {
+                "apiVersion": "remotemedia.dev/v1alpha1",
+                "kind": "Pipeline",
+                "metadata": {"name": "p", "namespace": "default"},
+                "spec": {"manifest": manifest},
+            },
+            "dryRun": false,
+        }
+    }))
+    .expect("a well-formed review");
+    review.try_into().expect("has a request")
+}
+
+#[test]
+fn a_valid_pipeline_is_allowed() {
+    let registry = NodeRegistry::with_builtins();
+    let r = review(
+        &request("CREATE", &json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]})),
+        &registry,
+    );
+    assert!(r.allowed);
+    assert_eq!(r.uid, "0f6f6d3c-1111-2222-3333-444455556666");
+}
+
+#[test]
+fn an_invalid_pipeline_is_denied_naming_paths_and_nodes() {
+    let registry = NodeRegistry::with_builtins();
+    let manifest = json!({
+        "version": "v1",
+        "nodes": [
+            {"id": "a", "node_type": "PassThrough"},
+            {"id": "r", "node_type": "FastResampleNod"},
+            {"id": "b", "node_type": "PassThrough"},
+        ],
+        "connections": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}],
+    });
+    let r = review(&request("UPDATE", &manifest), &registry);
+    assert!(!r.allowed);
+    let message = r.result.message;
+    assert!(message.contains("spec.manifest.nodes[1].node_type (node 'r')"), "{message}");
+    assert!(message.contains("FastResampleNode"), "the typo hint reaches the user: {message}");
+    assert!(message.contains("cycle"), "{message}");
+}
+
+#[test]
+fn warnings_are_passed_on_without_denying() {
+    let registry = NodeRegistry::with_builtins();
+    let manifest = json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough", "is_streaming": true}]});
+    let r = review(&request("CREATE", &manifest), &registry);
+    assert!(r.allowed);
+    let warnings = r.warnings.unwrap_or_default();
+    assert!(warnings.iter().any(|w| w.contains("is_streaming")), "{warnings:?}");
+}
+
+#[test]
+fn deletes_are_always_allowed() {
+    let registry = NodeRegistry::with_builtins();
+    let r = review(&request("DELETE", &json!({"version": "v9", "nodes": []})), &registry);
+    assert!(r.allowed);
+}
