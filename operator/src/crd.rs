@@ -6,6 +6,9 @@
 //! registry (cycles, node types, params) is checked by the admission webhook and the controller
 //! with runtime-core's validator.
 
+// Several `printcolumn(...)` in one `#[kube]` attribute read as duplicates to this lint.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -41,15 +44,27 @@ pub const MAX_CONNECTIONS: u64 = 256;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
-    printcolumn(name = "Available", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoints.grpc"),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".status.endpoints.grpc"
+    ),
     printcolumn(
         name = "Reason",
         type_ = "string",
         priority = 1,
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -343,9 +358,15 @@ fn inline_refs(value: Value, defs: &Value) -> Value {
             {
                 return inline_refs(defs[name].clone(), defs);
             }
-            Value::Object(map.into_iter().map(|(k, v)| (k, inline_refs(v, defs))).collect())
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, inline_refs(v, defs)))
+                    .collect(),
+            )
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| inline_refs(v, defs)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| inline_refs(v, defs)).collect())
+        }
         other => other,
     }
 }

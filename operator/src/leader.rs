@@ -23,7 +23,12 @@ impl Election {
     ///
     /// # Errors
     /// The Lease could not be read or created.
-    pub async fn join(client: Client, namespace: &str, name: &str, identity: &str) -> Result<Self, LeaseManagerError> {
+    pub async fn join(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+    ) -> Result<Self, LeaseManagerError> {
         let manager = LeaseManagerBuilder::new(client, name)
             .with_namespace(namespace)
             .with_identity(identity)

@@ -45,8 +45,9 @@ impl Metrics {
         )
         .unwrap_or_else(|_| unreachable!("valid metric"));
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "Time one reconcile took.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new("reconcile_duration_seconds", "Time one reconcile took.").buckets(
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            ),
             &[],
         )
         .unwrap_or_else(|_| unreachable!("valid metric"));

@@ -45,7 +45,9 @@ pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
         .with_state(AppState { metrics, readiness })
 }
 
-async fn metrics_text(State(state): State<AppState>) -> ([(&'static str, &'static str); 1], String) {
+async fn metrics_text(
+    State(state): State<AppState>,
+) -> ([(&'static str, &'static str); 1], String) {
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),

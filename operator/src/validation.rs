@@ -35,7 +35,7 @@ mod tests {
 
     use super::*;
 
-    fn pipeline(manifest: Value) -> Value {
+    fn pipeline(manifest: &Value) -> Value {
         json!({
             "apiVersion": "remotemedia.dev/v1alpha1",
             "kind": "Pipeline",
@@ -48,7 +48,7 @@ mod tests {
     fn problems_are_reported_under_spec_manifest_with_node_ids() {
         let registry = NodeRegistry::with_builtins();
         let report = check_pipeline(
-            &pipeline(json!({
+            &pipeline(&json!({
                 "version": "v1",
                 "nodes": [
                     {"id": "a", "node_type": "PassThrough"},
@@ -59,23 +59,36 @@ mod tests {
             &registry,
         );
         let errors: Vec<_> = report.errors().collect();
-        assert!(errors.iter().all(|p| p.path.starts_with("spec.manifest")), "{errors:?}");
         assert!(
-            errors.iter().any(|p| p.path == "spec.manifest.nodes[1].params.target_rate"
-                && p.node_id.as_deref() == Some("b")),
+            errors.iter().all(|p| p.path.starts_with("spec.manifest")),
             "{errors:?}"
         );
-        assert!(errors.iter().any(|p| p.message.contains("cycle")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|p| p.path == "spec.manifest.nodes[1].params.target_rate"
+                    && p.node_id.as_deref() == Some("b")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|p| p.message.contains("cycle")),
+            "{errors:?}"
+        );
         let summary = summarize_errors(&report, 1);
         assert!(summary.starts_with(&format!("{} errors in the manifest: ", errors.len())));
-        assert!(summary.ends_with(&format!("; and {} more", errors.len() - 1)), "{summary}");
+        assert!(
+            summary.ends_with(&format!("; and {} more", errors.len() - 1)),
+            "{summary}"
+        );
     }
 
     #[test]
     fn a_valid_pipeline_has_no_errors() {
         let registry = NodeRegistry::with_builtins();
         let report = check_pipeline(
-            &pipeline(json!({"version": "v1", "nodes": [{"id": "a", "node_type": "AudioLevelNode"}]})),
+            &pipeline(
+                &json!({"version": "v1", "nodes": [{"id": "a", "node_type": "AudioLevelNode"}]}),
+            ),
             &registry,
         );
         assert!(!report.has_errors(), "{report}");

@@ -18,7 +18,11 @@ fn committed_crd_matches_the_generator() {
 #[test]
 fn crd_stays_small_enough_for_client_side_apply() {
     // kubectl's client-side apply stores the object in an annotation limited to 256 KiB.
-    assert!(COMMITTED.len() < 64 * 1024, "CRD is {} bytes", COMMITTED.len());
+    assert!(
+        COMMITTED.len() < 64 * 1024,
+        "CRD is {} bytes",
+        COMMITTED.len()
+    );
 }
 
 #[test]
@@ -30,7 +34,10 @@ fn crd_has_the_subresources_columns_and_names_users_rely_on() {
     assert!(subresources.status.is_some());
     let scale = subresources.scale.as_ref().expect("scale subresource");
     assert_eq!(scale.spec_replicas_path, ".spec.replicas");
-    assert_eq!(scale.label_selector_path.as_deref(), Some(".status.selector"));
+    assert_eq!(
+        scale.label_selector_path.as_deref(),
+        Some(".status.selector")
+    );
     let columns: Vec<_> = version
         .additional_printer_columns
         .iter()

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use futures::FutureExt;
-use kube::api::{Api, ListParams};
 use kube::Client;
+use kube::api::{Api, ListParams};
 use remotemedia_operator::controller::{self, Context, Scope};
 use remotemedia_operator::crd::Pipeline;
 use remotemedia_operator::desired::WorkerImages;
@@ -30,7 +30,12 @@ enum LogFormat {
 #[command(version)]
 struct Args {
     /// Namespaces to watch, comma-separated; empty watches all.
-    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     namespaces: Vec<String>,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -46,7 +51,12 @@ struct Args {
     #[arg(long, env = "WEBHOOK_SECRET")]
     webhook_secret: Option<String>,
     /// DNS names and IPs the webhook certificate is valid for, comma-separated.
-    #[arg(long, env = "WEBHOOK_NAMES", value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+    #[arg(
+        long,
+        env = "WEBHOOK_NAMES",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1"
+    )]
     webhook_names: Vec<String>,
     /// ValidatingWebhookConfiguration whose caBundle the operator keeps current.
     #[arg(long, env = "WEBHOOK_CONFIGURATION")]
@@ -64,13 +74,25 @@ struct Args {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Default image of the runtime container.
-    #[arg(long, env = "RUNTIME_IMAGE", default_value = "localhost/remotemedia-runtime:dev")]
+    #[arg(
+        long,
+        env = "RUNTIME_IMAGE",
+        default_value = "localhost/remotemedia-runtime:dev"
+    )]
     runtime_image: String,
     /// Image of the gRPC sidecar.
-    #[arg(long, env = "GRPC_IMAGE", default_value = "localhost/remotemedia-grpc:dev")]
+    #[arg(
+        long,
+        env = "GRPC_IMAGE",
+        default_value = "localhost/remotemedia-grpc:dev"
+    )]
     grpc_image: String,
     /// Image of the WebRTC sidecar.
-    #[arg(long, env = "WEBRTC_IMAGE", default_value = "localhost/remotemedia-webrtc:dev")]
+    #[arg(
+        long,
+        env = "WEBRTC_IMAGE",
+        default_value = "localhost/remotemedia-webrtc:dev"
+    )]
     webrtc_image: String,
     /// imagePullPolicy of worker containers.
     #[arg(long, env = "IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
@@ -83,7 +105,9 @@ struct Args {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -118,7 +142,9 @@ async fn main() -> anyhow::Result<()> {
     Api::<Pipeline>::all(client.clone())
         .list(&ListParams::default().limit(1))
         .await
-        .context("cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?")?;
+        .context(
+            "cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?",
+        )?;
 
     let metrics = Metrics::new();
     let readiness = Arc::new(Readiness::default());
@@ -189,8 +215,17 @@ async fn main() -> anyhow::Result<()> {
         .identity
         .clone()
         .unwrap_or_else(|| format!("remotemedia-operator-{}", std::process::id()));
-    let context = Arc::new(Context::new(client.clone(), images, metrics.clone(), Some(identity.clone())));
-    let namespaces: Vec<String> = args.namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+    let context = Arc::new(Context::new(
+        client.clone(),
+        images,
+        metrics.clone(),
+        Some(identity.clone()),
+    ));
+    let namespaces: Vec<String> = args
+        .namespaces
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .collect();
     let scope = if namespaces.is_empty() {
         Scope::AllNamespaces
     } else {
@@ -205,9 +240,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut exit_error = None;
     if args.leader_elect {
-        let mut election = Election::join(client.clone(), &args.lease_namespace, &args.lease_name, &identity)
-            .await
-            .context("joining the leader election")?;
+        let mut election = Election::join(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity,
+        )
+        .await
+        .context("joining the leader election")?;
         // A standby serves the webhook, so it is ready too.
         readiness.set(true);
         let led = tokio::select! {

@@ -45,7 +45,12 @@ pub struct Context {
 impl Context {
     /// A context reporting Events as `remotemedia-operator` from `instance` (the pod name).
     #[must_use]
-    pub fn new(client: Client, images: WorkerImages, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        images: WorkerImages,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+    ) -> Self {
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -97,12 +102,19 @@ where
         let client = &context.client;
         let ns = ns.as_deref();
         let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        let controller = Controller::new(api::<Pipeline>(client, ns), watcher::Config::default().any_semantic())
-            .owns(api::<Deployment>(client, ns), owned.clone())
-            .owns(api::<Service>(client, ns), owned.clone())
-            .owns(api::<PodDisruptionBudget>(client, ns), owned)
-            .with_config(controller::Config::default().concurrency(8).debounce(Duration::from_millis(100)))
-            .graceful_shutdown_on(shutdown.clone());
+        let controller = Controller::new(
+            api::<Pipeline>(client, ns),
+            watcher::Config::default().any_semantic(),
+        )
+        .owns(api::<Deployment>(client, ns), owned.clone())
+        .owns(api::<Service>(client, ns), owned.clone())
+        .owns(api::<PodDisruptionBudget>(client, ns), owned)
+        .with_config(
+            controller::Config::default()
+                .concurrency(8)
+                .debounce(Duration::from_millis(100)),
+        )
+        .graceful_shutdown_on(shutdown.clone());
         context.metrics.watch_store(controller.store());
         controller
             .run(reconcile, error_policy, context.clone())
@@ -111,6 +123,10 @@ where
                     Ok((object, _)) => tracing::debug!(%object, "reconciled"),
                     Err(controller::Error::ReconcilerFailed(e, object)) => {
                         tracing::warn!(%object, error = %e, "reconcile failed");
+                    }
+                    // An owned object changed after its Pipeline was deleted: nothing to do.
+                    Err(controller::Error::ObjectNotFound(object)) => {
+                        tracing::debug!(%object, "owner already deleted");
                     }
                     Err(e) => tracing::warn!(error = %e, "controller error"),
                 }
@@ -121,7 +137,12 @@ where
 
 /// Retries a failed Pipeline after an exponentially growing delay (1 s doubling to 5 min),
 /// so a persistent error never hot-loops.
-fn error_policy(pipeline: Arc<Pipeline>, error: &ReconcileError, context: Arc<Context>) -> controller::Action {
+#[allow(clippy::needless_pass_by_value)] // the signature kube's Controller::run requires
+fn error_policy(
+    pipeline: Arc<Pipeline>,
+    error: &ReconcileError,
+    context: Arc<Context>,
+) -> controller::Action {
     let delay = context.backoff.failed(&reconcile::key(&pipeline));
     tracing::info!(error = %error, retry_in = ?delay, "will retry");
     controller::Action::requeue(delay)

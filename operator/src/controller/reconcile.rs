@@ -20,7 +20,9 @@ use serde_json::json;
 
 use super::Context;
 use crate::crd::Pipeline;
-use crate::desired::{self, BuildError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL};
+use crate::desired::{
+    self, BuildError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL,
+};
 use crate::status::{self, Observed};
 use crate::validation::{check_pipeline, summarize_errors};
 
@@ -53,7 +55,10 @@ impl ReconcileError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Build(_) => "build",
-            Self::Api { source: kube::Error::Api(s), .. } if s.code == 409 => "conflict",
+            Self::Api {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 409 => "conflict",
             Self::Api { .. } => "api",
             Self::Serialize(_) => "serialize",
         }
@@ -67,26 +72,42 @@ fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Reconcile
 
 /// `namespace/name`, the backoff key.
 pub(super) fn key(pipeline: &Pipeline) -> String {
-    format!("{}/{}", pipeline.namespace().unwrap_or_default(), pipeline.name_any())
+    format!(
+        "{}/{}",
+        pipeline.namespace().unwrap_or_default(),
+        pipeline.name_any()
+    )
 }
 
 /// Reconciles one Pipeline.
 ///
 /// # Errors
 /// Any failed API call; the controller retries with backoff.
-pub async fn reconcile(pipeline: Arc<Pipeline>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    pipeline: Arc<Pipeline>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let result = reconcile_pipeline(&pipeline, &context).await;
-    context
-        .metrics
-        .reconciled(started.elapsed(), result.as_ref().err().map(ReconcileError::kind));
+    context.metrics.reconciled(
+        started.elapsed(),
+        result.as_ref().err().map(ReconcileError::kind),
+    );
     if result.is_ok() {
         context.backoff.succeeded(&key(&pipeline));
     }
     result
 }
 
-async fn reconcile_pipeline(pipeline: &Pipeline, context: &Context) -> Result<Action, ReconcileError> {
+async fn reconcile_pipeline(
+    pipeline: &Pipeline,
+    context: &Context,
+) -> Result<Action, ReconcileError> {
+    if pipeline.metadata.deletion_timestamp.is_some() {
+        // Being deleted: the garbage collector removes the children. Applying them now would
+        // recreate what it just deleted.
+        return Ok(Action::await_change());
+    }
     let name = pipeline.name_any();
     let Some(namespace) = pipeline.namespace() else {
         return Err(BuildError::NotStored.into());
@@ -109,14 +130,26 @@ async fn reconcile_pipeline(pipeline: &Pipeline, context: &Context) -> Result<Ac
             apply(client, &namespace, service).await?;
             wanted_services.insert(service.name_any());
         }
-        prune::<Service>(client, &namespace, &name, &uid, |s| wanted_services.contains(&s.name_any())).await?;
+        prune::<Service>(client, &namespace, &name, &uid, |s| {
+            wanted_services.contains(&s.name_any())
+        })
+        .await?;
         match &children.pdb {
             Some(pdb) => {
                 apply(client, &namespace, pdb).await?;
             }
-            None => prune::<PodDisruptionBudget>(client, &namespace, &name, &uid, |_| false).await?,
+            None => {
+                prune::<PodDisruptionBudget>(client, &namespace, &name, &uid, |_| false).await?
+            }
         }
-        prune_manifests(client, &namespace, &name, &uid, &children.config_map.name_any()).await?;
+        prune_manifests(
+            client,
+            &namespace,
+            &name,
+            &uid,
+            &children.config_map.name_any(),
+        )
+        .await?;
         Some(deployment)
     } else {
         // Invalid manifest: touch nothing, so the last valid version keeps running.
@@ -145,20 +178,39 @@ async fn reconcile_pipeline(pipeline: &Pipeline, context: &Context) -> Result<Ac
             "status": next,
         });
         pipelines
-            .patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
             .await
-            .map_err(api_error(format!("write status of Pipeline {namespace}/{name}")))?;
+            .map_err(api_error(format!(
+                "write status of Pipeline {namespace}/{name}"
+            )))?;
     }
     for t in status::transitions(previous, &next) {
         let event = Event {
-            type_: if t.warning { EventType::Warning } else { EventType::Normal },
+            type_: if t.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: t.reason,
-            note: Some(format!("{}={}: {}", t.type_, t.status, truncate(&t.message, 900))),
+            note: Some(format!(
+                "{}={}: {}",
+                t.type_,
+                t.status,
+                truncate(&t.message, 900)
+            )),
             action: "Reconcile".to_owned(),
             secondary: None,
         };
         // An Event is a courtesy: failing to publish one must not fail the reconcile.
-        if let Err(e) = context.recorder.publish(&event, &pipeline.object_ref(&())).await {
+        if let Err(e) = context
+            .recorder
+            .publish(&event, &pipeline.object_ref(&()))
+            .await
+        {
             tracing::warn!(error = %e, "could not publish event");
         }
     }
@@ -190,13 +242,22 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = object.name_any();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
-        .await
-        .map_err(api_error(format!("apply {} {namespace}/{name}", K::kind(&()))))
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(api_error(format!(
+        "apply {} {namespace}/{name}",
+        K::kind(&())
+    )))
 }
 
 fn children_selector(pipeline: &str) -> ListParams {
-    ListParams::default().labels(&format!("{PIPELINE_LABEL}={pipeline},{MANAGED_BY_LABEL}={MANAGED_BY}"))
+    ListParams::default().labels(&format!(
+        "{PIPELINE_LABEL}={pipeline},{MANAGED_BY_LABEL}={MANAGED_BY}"
+    ))
 }
 
 /// Deletes this Pipeline's children of type `K` that `keep` rejects. Only objects whose
@@ -248,7 +309,9 @@ async fn prune_manifests(
     let in_use: HashSet<String> = replica_sets
         .list(&ListParams::default().labels(&format!("{PIPELINE_LABEL}={pipeline}")))
         .await
-        .map_err(api_error(format!("list ReplicaSets of {namespace}/{pipeline}")))?
+        .map_err(api_error(format!(
+            "list ReplicaSets of {namespace}/{pipeline}"
+        )))?
         .into_iter()
         .filter(|rs| {
             let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);

@@ -13,7 +13,9 @@ mod services;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -110,7 +112,10 @@ pub fn child_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (PIPELINE_LABEL.to_owned(), name.to_owned()),
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
-        ("app.kubernetes.io/name".to_owned(), "remotemedia-pipeline".to_owned()),
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "remotemedia-pipeline".to_owned(),
+        ),
         ("app.kubernetes.io/instance".to_owned(), name.to_owned()),
     ])
 }
@@ -132,7 +137,11 @@ pub fn config_map_name(pipeline: &str, hash: &str) -> String {
 /// # Errors
 /// [`BuildError::NotStored`] when the resource has no uid or namespace.
 pub fn children(pipeline: &Pipeline, images: &WorkerImages) -> Result<Children, BuildError> {
-    let owner = pipeline.controller_owner_ref(&()).ok_or(BuildError::NotStored)?;
+    let mut owner = pipeline
+        .controller_owner_ref(&())
+        .ok_or(BuildError::NotStored)?;
+    // Foreground deletion of the Pipeline then waits for its children to go.
+    owner.block_owner_deletion = Some(true);
     let namespace = pipeline.namespace().ok_or(BuildError::NotStored)?;
     let name = pipeline.name_any();
     let manifest_json = canonical_manifest_json(&pipeline.spec.manifest);
@@ -201,7 +210,10 @@ pub fn children(pipeline: &Pipeline, images: &WorkerImages) -> Result<Children, 
 
 fn selector(name: &str) -> LabelSelector {
     LabelSelector {
-        match_labels: Some(BTreeMap::from([(PIPELINE_LABEL.to_owned(), name.to_owned())])),
+        match_labels: Some(BTreeMap::from([(
+            PIPELINE_LABEL.to_owned(),
+            name.to_owned(),
+        )])),
         ..LabelSelector::default()
     }
 }
@@ -214,7 +226,11 @@ pub fn endpoints(pipeline: &Pipeline) -> Endpoints {
     let transports = &pipeline.spec.transports;
     Endpoints {
         grpc: transports.grpc.enabled.then(|| {
-            format!("{}.{namespace}.svc:{}", grpc_service_name(&name), transports.grpc.port)
+            format!(
+                "{}.{namespace}.svc:{}",
+                grpc_service_name(&name),
+                transports.grpc.port
+            )
         }),
         webrtc: transports.webrtc.enabled.then(|| {
             format!(

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -54,7 +54,12 @@ pub(super) fn template(
 
     let runtime = Container {
         name: RUNTIME_CONTAINER.to_owned(),
-        image: Some(spec.runtime.image.clone().unwrap_or_else(|| images.runtime.clone())),
+        image: Some(
+            spec.runtime
+                .image
+                .clone()
+                .unwrap_or_else(|| images.runtime.clone()),
+        ),
         args: Some(strings(&[
             "serve",
             "--manifest",
@@ -175,7 +180,7 @@ pub(super) fn template(
             name: "webrtc".to_owned(),
             image: Some(images.webrtc.clone()),
             args: Some(args),
-            env: Some(vec![link_env.clone(), advertise]),
+            env: Some(vec![link_env, advertise]),
             ports: Some(vec![
                 port("http", webrtc.http_port, "TCP"),
                 port("media", webrtc.udp_port, "UDP"),

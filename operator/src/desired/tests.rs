@@ -38,11 +38,19 @@ fn basic() -> Pipeline {
 }
 
 fn pod_spec(c: &Children) -> &PodSpec {
-    c.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod spec")
+    c.deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec")
 }
 
 fn all_containers(spec: &PodSpec) -> Vec<&Container> {
-    spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect()
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .collect()
 }
 
 #[test]
@@ -56,9 +64,16 @@ fn every_child_is_owned_by_the_pipeline_and_labelled() {
         assert_eq!(owners[0].uid, "uid-1");
         assert_eq!(owners[0].kind, "Pipeline");
         assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(owners[0].block_owner_deletion, Some(true));
         let labels = meta.labels.as_ref().expect("labels");
-        assert_eq!(labels.get(PIPELINE_LABEL).map(String::as_str), Some("voice"));
-        assert_eq!(labels.get(MANAGED_BY_LABEL).map(String::as_str), Some(MANAGED_BY));
+        assert_eq!(
+            labels.get(PIPELINE_LABEL).map(String::as_str),
+            Some("voice")
+        );
+        assert_eq!(
+            labels.get(MANAGED_BY_LABEL).map(String::as_str),
+            Some(MANAGED_BY)
+        );
         assert_eq!(meta.namespace.as_deref(), Some("media"));
     }
 }
@@ -80,10 +95,16 @@ fn the_runtime_is_a_native_sidecar_that_starts_first_with_probes() {
     assert_eq!(runtime.name, RUNTIME_CONTAINER);
     assert_eq!(runtime.restart_policy.as_deref(), Some("Always"));
     assert!(runtime.startup_probe.is_some() && runtime.readiness_probe.is_some());
-    assert_eq!(runtime.image.as_deref(), Some("localhost/remotemedia-runtime:t"));
+    assert_eq!(
+        runtime.image.as_deref(),
+        Some("localhost/remotemedia-runtime:t")
+    );
     let names: Vec<_> = spec.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["grpc"], "only the default transport");
-    let grpc_probe = spec.containers[0].readiness_probe.as_ref().and_then(|p| p.grpc.as_ref());
+    let grpc_probe = spec.containers[0]
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.grpc.as_ref());
     assert_eq!(grpc_probe.map(|g| g.port), Some(50051));
 }
 
@@ -96,16 +117,35 @@ fn every_container_is_hardened_and_shares_memory_and_uid() {
     }));
     let c = children(&p, &images()).expect("children");
     let spec = pod_spec(&c);
-    let pod_sc = spec.security_context.as_ref().expect("pod security context");
+    let pod_sc = spec
+        .security_context
+        .as_ref()
+        .expect("pod security context");
     assert_eq!(pod_sc.run_as_non_root, Some(true));
-    assert_eq!(pod_sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()), Some("RuntimeDefault"));
+    assert_eq!(
+        pod_sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
     assert!(pod_sc.run_as_user.is_some() && pod_sc.run_as_user == pod_sc.run_as_group);
     let containers = all_containers(spec);
     assert_eq!(containers.len(), 3);
     for container in containers {
-        let sc = container.security_context.as_ref().expect("container security context");
-        assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", container.name);
-        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", container.name);
+        let sc = container
+            .security_context
+            .as_ref()
+            .expect("container security context");
+        assert_eq!(
+            sc.read_only_root_filesystem,
+            Some(true),
+            "{}",
+            container.name
+        );
+        assert_eq!(
+            sc.allow_privilege_escalation,
+            Some(false),
+            "{}",
+            container.name
+        );
         assert_eq!(
             sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
             Some(vec!["ALL".to_owned()]),
@@ -119,12 +159,29 @@ fn every_container_is_hardened_and_shares_memory_and_uid() {
             .flatten()
             .map(|m| (m.name.as_str(), m.mount_path.as_str()))
             .collect();
-        assert!(mounts.contains(&("dshm", "/dev/shm")), "{}: {mounts:?}", container.name);
-        assert!(mounts.contains(&("iceoryx2", "/tmp/iceoryx2")), "{}: {mounts:?}", container.name);
+        assert!(
+            mounts.contains(&("dshm", "/dev/shm")),
+            "{}: {mounts:?}",
+            container.name
+        );
+        assert!(
+            mounts.contains(&("iceoryx2", "/tmp/iceoryx2")),
+            "{}: {mounts:?}",
+            container.name
+        );
     }
-    let shm = spec.volumes.iter().flatten().find(|v| v.name == "dshm").and_then(|v| v.empty_dir.as_ref());
+    let shm = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "dshm")
+        .and_then(|v| v.empty_dir.as_ref());
     assert_eq!(shm.and_then(|e| e.medium.as_deref()), Some("Memory"));
-    assert_eq!(shm.and_then(|e| e.size_limit.as_ref()).map(|q| q.0.as_str()), Some("1Gi"));
+    assert_eq!(
+        shm.and_then(|e| e.size_limit.as_ref())
+            .map(|q| q.0.as_str()),
+        Some("1Gi")
+    );
     assert_eq!(spec.share_process_namespace, Some(true));
 }
 
@@ -137,7 +194,10 @@ fn termination_grace_covers_the_drain_deadline() {
     let c = children(&p, &images()).expect("children");
     assert!(pod_spec(&c).termination_grace_period_seconds.unwrap_or(0) > 120);
     let grpc_args = pod_spec(&c).containers[0].args.clone().unwrap_or_default();
-    let i = grpc_args.iter().position(|a| a == "--drain-seconds").expect("drain flag");
+    let i = grpc_args
+        .iter()
+        .position(|a| a == "--drain-seconds")
+        .expect("drain flag");
     assert_eq!(grpc_args[i + 1], "120");
 }
 
@@ -150,7 +210,10 @@ fn the_manifest_hash_changes_with_the_manifest_only() {
     scaled.spec.sessions.max_per_pod = 10;
     let scaled = children(&scaled, &images()).expect("children");
     assert_eq!(scaled.manifest_hash, base.manifest_hash);
-    assert_eq!(scaled.config_map, base.config_map, "same ConfigMap, nothing to roll");
+    assert_eq!(
+        scaled.config_map, base.config_map,
+        "same ConfigMap, nothing to roll"
+    );
 
     // The same params written in another order are the same manifest.
     let reordered = pipeline(json!({
@@ -158,7 +221,12 @@ fn the_manifest_hash_changes_with_the_manifest_only() {
             {"id": "level", "node_type": "AudioLevelNode", "params": {"low_volume_threshold_db": -30, "silence_threshold_db": -60}}
         ]},
     }));
-    assert_eq!(children(&reordered, &images()).expect("children").manifest_hash, base.manifest_hash);
+    assert_eq!(
+        children(&reordered, &images())
+            .expect("children")
+            .manifest_hash,
+        base.manifest_hash
+    );
 
     let changed = pipeline(json!({
         "manifest": {"version": "v1", "nodes": [
@@ -167,9 +235,18 @@ fn the_manifest_hash_changes_with_the_manifest_only() {
     }));
     let changed = children(&changed, &images()).expect("children");
     assert_ne!(changed.manifest_hash, base.manifest_hash);
-    assert_ne!(changed.config_map.metadata.name, base.config_map.metadata.name);
+    assert_ne!(
+        changed.config_map.metadata.name,
+        base.config_map.metadata.name
+    );
     let annotation = |c: &Children| {
-        c.deployment.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(MANIFEST_HASH_KEY)).cloned()
+        c.deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(MANIFEST_HASH_KEY))
+            .cloned()
     };
     assert_eq!(annotation(&changed), Some(changed.manifest_hash.clone()));
     assert_ne!(annotation(&changed), annotation(&base));
@@ -179,11 +256,24 @@ fn the_manifest_hash_changes_with_the_manifest_only() {
 fn the_config_map_holds_the_manifest_and_is_immutable() {
     let c = children(&basic(), &images()).expect("children");
     assert_eq!(c.config_map.immutable, Some(true));
-    let text = c.config_map.data.as_ref().and_then(|d| d.get(MANIFEST_FILE)).expect("manifest");
+    let text = c
+        .config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(MANIFEST_FILE))
+        .expect("manifest");
     let back: Manifest = serde_json::from_str(text).expect("manifest JSON");
     assert_eq!(back, basic().spec.manifest);
-    let volume = pod_spec(&c).volumes.iter().flatten().find(|v| v.name == "manifest").and_then(|v| v.config_map.as_ref());
-    assert_eq!(volume.map(|v| v.name.as_str()), c.config_map.metadata.name.as_deref());
+    let volume = pod_spec(&c)
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "manifest")
+        .and_then(|v| v.config_map.as_ref());
+    assert_eq!(
+        volume.map(|v| v.name.as_str()),
+        c.config_map.metadata.name.as_deref()
+    );
 }
 
 #[test]
@@ -198,32 +288,63 @@ fn services_follow_the_enabled_transports() {
     let grpc = c.services[0].spec.as_ref().expect("spec");
     assert_eq!(grpc.type_.as_deref(), Some("NodePort"));
     assert_eq!(grpc.ports.as_ref().map(|p| p[0].port), Some(6000));
-    let webrtc_ports = c.services[1].spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
-    assert!(webrtc_ports.iter().any(|p| p.protocol.as_deref() == Some("UDP") && p.port == 41000));
+    let webrtc_ports = c.services[1]
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default();
+    assert!(
+        webrtc_ports
+            .iter()
+            .any(|p| p.protocol.as_deref() == Some("UDP") && p.port == 41000)
+    );
     let eps = endpoints(&both);
     assert_eq!(eps.grpc.as_deref(), Some("voice-grpc.media.svc:6000"));
-    assert_eq!(eps.webrtc.as_deref(), Some("http://voice-webrtc.media.svc:8080/whip"));
+    assert_eq!(
+        eps.webrtc.as_deref(),
+        Some("http://voice-webrtc.media.svc:8080/whip")
+    );
 
     let webrtc_only = pipeline(json!({
         "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
         "transports": {"grpc": {"enabled": false}, "webrtc": {"enabled": true}},
     }));
     let c = children(&webrtc_only, &images()).expect("children");
-    assert_eq!(c.services.iter().map(ResourceExt::name_any).collect::<Vec<_>>(), ["voice-webrtc"]);
-    assert_eq!(pod_spec(&c).containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["webrtc"]);
+    assert_eq!(
+        c.services
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect::<Vec<_>>(),
+        ["voice-webrtc"]
+    );
+    assert_eq!(
+        pod_spec(&c)
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["webrtc"]
+    );
     assert_eq!(endpoints(&webrtc_only).grpc, None);
 }
 
 #[test]
 fn a_disruption_budget_exists_only_for_several_replicas() {
-    assert!(children(&basic(), &images()).expect("children").pdb.is_none());
+    assert!(
+        children(&basic(), &images())
+            .expect("children")
+            .pdb
+            .is_none()
+    );
     let mut p = basic();
     p.spec.replicas = 3;
     let pdb = children(&p, &images()).expect("children").pdb.expect("pdb");
     let spec = pdb.spec.expect("spec");
     assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
     assert_eq!(
-        spec.selector.and_then(|s| s.match_labels).and_then(|l| l.get(PIPELINE_LABEL).cloned()),
+        spec.selector
+            .and_then(|s| s.match_labels)
+            .and_then(|l| l.get(PIPELINE_LABEL).cloned()),
         Some("voice".to_owned())
     );
 }
@@ -238,6 +359,13 @@ fn a_token_secret_is_mounted_into_the_grpc_container() {
     let spec = pod_spec(&c);
     let args = spec.containers[0].args.clone().unwrap_or_default();
     assert!(args.windows(2).any(|w| w[0] == "--token-file"), "{args:?}");
-    let secret = spec.volumes.iter().flatten().find_map(|v| v.secret.as_ref());
-    assert_eq!(secret.and_then(|s| s.secret_name.as_deref()), Some("voice-token"));
+    let secret = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.secret.as_ref());
+    assert_eq!(
+        secret.and_then(|s| s.secret_name.as_deref()),
+        Some("voice-token")
+    );
 }

@@ -117,7 +117,11 @@ fn rollout(deployment: &Deployment) -> Rollout {
 /// Computes the new status. `previous` keeps `lastTransitionTime` of conditions whose status
 /// did not change, so an unchanged world yields an identical status (no write, no event).
 #[must_use]
-pub fn compute(previous: Option<&PipelineStatus>, observed: &Observed<'_>, now: &Time) -> PipelineStatus {
+pub fn compute(
+    previous: Option<&PipelineStatus>,
+    observed: &Observed<'_>,
+    now: &Time,
+) -> PipelineStatus {
     let desired = observed.desired_replicas;
     let rollout = observed.deployment.map(rollout);
 
@@ -128,22 +132,40 @@ pub fn compute(previous: Option<&PipelineStatus>, observed: &Observed<'_>, now: 
 
     let (progressing, ready) = match &rollout {
         None if observed.manifest_errors.is_some() => (
-            verdict(false, "InvalidManifest", "nothing is deployed until the manifest is valid"),
-            verdict(false, "InvalidManifest", "nothing is deployed until the manifest is valid"),
+            verdict(
+                false,
+                "InvalidManifest",
+                "nothing is deployed until the manifest is valid",
+            ),
+            verdict(
+                false,
+                "InvalidManifest",
+                "nothing is deployed until the manifest is valid",
+            ),
         ),
         None => (
             verdict(true, "Creating", "creating the worker Deployment"),
-            verdict(false, "Creating", "the worker Deployment does not exist yet"),
+            verdict(
+                false,
+                "Creating",
+                "the worker Deployment does not exist yet",
+            ),
         ),
         Some(r) => {
             let counts = format!(
                 "{} of {desired} updated, {} available, {} pods in total",
                 r.updated, r.available, r.total
             );
-            let rolled_out =
-                r.observed_current && r.updated == desired && r.total == desired && r.available >= desired;
+            let rolled_out = r.observed_current
+                && r.updated == desired
+                && r.total == desired
+                && r.available >= desired;
             let progressing = if r.deadline_exceeded {
-                verdict(false, "ProgressDeadlineExceeded", format!("the rollout is stuck: {counts}"))
+                verdict(
+                    false,
+                    "ProgressDeadlineExceeded",
+                    format!("the rollout is stuck: {counts}"),
+                )
             } else if rolled_out {
                 verdict(false, "RolloutComplete", counts.clone())
             } else {
@@ -152,7 +174,11 @@ pub fn compute(previous: Option<&PipelineStatus>, observed: &Observed<'_>, now: 
             let ready = if desired == 0 {
                 verdict(false, "ScaledToZero", "spec.replicas is 0")
             } else if rolled_out {
-                verdict(true, "Available", format!("{desired} of {desired} replicas available"))
+                verdict(
+                    true,
+                    "Available",
+                    format!("{desired} of {desired} replicas available"),
+                )
             } else {
                 verdict(false, "RollingOut", counts)
             };
@@ -166,7 +192,9 @@ pub fn compute(previous: Option<&PipelineStatus>, observed: &Observed<'_>, now: 
             "InvalidManifest",
             format!(
                 "still serving the last valid manifest ({}); {errors}",
-                r.hash.as_deref().map_or("unknown", |h| &h[..h.len().min(12)])
+                r.hash
+                    .as_deref()
+                    .map_or("unknown", |h| &h[..h.len().min(12)])
             ),
         ),
         (Some(errors), None) => verdict(true, "InvalidManifest", errors.clone()),
@@ -189,9 +217,9 @@ pub fn compute(previous: Option<&PipelineStatus>, observed: &Observed<'_>, now: 
                 && r.ready < desired =>
         {
             verdict(
-            true,
-            "ReplicasUnavailable",
-            format!("{} of {desired} replicas ready", r.ready),
+                true,
+                "ReplicasUnavailable",
+                format!("{} of {desired} replicas ready", r.ready),
             )
         }
         _ => verdict(false, "AsExpected", "no problems observed"),

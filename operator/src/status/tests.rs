@@ -19,7 +19,9 @@ fn deployment(observed: i64, updated: i32, available: i32, ready: i32, total: i3
         spec: Some(DeploymentSpec {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    annotations: Some([(MANIFEST_HASH_KEY.to_owned(), "abcdef0123456789".to_owned())].into()),
+                    annotations: Some(
+                        [(MANIFEST_HASH_KEY.to_owned(), "abcdef0123456789".to_owned())].into(),
+                    ),
                     ..ObjectMeta::default()
                 }),
                 spec: None,
@@ -37,7 +39,11 @@ fn deployment(observed: i64, updated: i32, available: i32, ready: i32, total: i3
     }
 }
 
-fn observed<'a>(deployment: Option<&'a Deployment>, errors: Option<&str>, desired: i32) -> Observed<'a> {
+fn observed<'a>(
+    deployment: Option<&'a Deployment>,
+    errors: Option<&str>,
+    desired: i32,
+) -> Observed<'a> {
     Observed {
         generation: Some(7),
         manifest_errors: errors.map(ToOwned::to_owned),
@@ -52,7 +58,11 @@ fn observed<'a>(deployment: Option<&'a Deployment>, errors: Option<&str>, desire
 }
 
 fn get<'a>(status: &'a PipelineStatus, type_: &str) -> &'a Condition {
-    status.conditions.iter().find(|c| c.type_ == type_).expect("condition present")
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present")
 }
 
 #[test]
@@ -65,7 +75,11 @@ fn a_fully_rolled_out_deployment_is_ready() {
     assert_eq!(get(&s, types::MANIFEST_VALID).status, "True");
     assert_eq!((s.replicas, s.ready_replicas), (2, 2));
     assert_eq!(s.observed_generation, Some(7));
-    assert!(s.conditions.iter().all(|c| c.observed_generation == Some(7)));
+    assert!(
+        s.conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(7))
+    );
     assert_eq!(s.manifest_hash.as_deref(), Some("abcdef0123456789"));
     assert_eq!(s.selector.as_deref(), Some("remotemedia.dev/pipeline=p"));
 }
@@ -81,7 +95,11 @@ fn a_rollout_in_progress_is_progressing_and_not_ready() {
     let d = deployment(2, 2, 2, 2, 3);
     let s = compute(None, &observed(Some(&d), None, 2), &at(100));
     assert_eq!(get(&s, types::READY).reason, "RollingOut");
-    assert_eq!(get(&s, types::DEGRADED).status, "False", "starting pods are not a degradation");
+    assert_eq!(
+        get(&s, types::DEGRADED).status,
+        "False",
+        "starting pods are not a degradation"
+    );
 }
 
 #[test]
@@ -97,12 +115,25 @@ fn an_invalid_manifest_keeps_the_last_good_version_and_says_so() {
     let errors = "1 error in the manifest: spec.manifest.nodes[0].node_type (node 'x'): unknown";
     let s = compute(None, &observed(Some(&d), Some(errors), 1), &at(100));
     let valid = get(&s, types::MANIFEST_VALID);
-    assert_eq!((valid.status.as_str(), valid.reason.as_str()), ("False", "InvalidManifest"));
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "InvalidManifest")
+    );
     assert!(valid.message.contains("node 'x'"));
-    assert_eq!(get(&s, types::READY).status, "True", "the last valid manifest still serves");
+    assert_eq!(
+        get(&s, types::READY).status,
+        "True",
+        "the last valid manifest still serves"
+    );
     let degraded = get(&s, types::DEGRADED);
     assert_eq!(degraded.status, "True");
-    assert!(degraded.message.contains("last valid manifest (abcdef012345)"), "{}", degraded.message);
+    assert!(
+        degraded
+            .message
+            .contains("last valid manifest (abcdef012345)"),
+        "{}",
+        degraded.message
+    );
 
     let s = compute(None, &observed(None, Some(errors), 1), &at(100));
     assert_eq!(get(&s, types::READY).reason, "InvalidManifest");
@@ -141,12 +172,25 @@ fn transition_times_change_only_with_status() {
     assert_eq!(again, first, "an unchanged world gives an identical status");
     assert!(transitions(Some(&first), &again).is_empty());
 
-    let broken = compute(Some(&first), &observed(Some(&d), Some("1 error"), 1), &at(900));
-    assert_eq!(get(&broken, types::MANIFEST_VALID).last_transition_time, at(900));
+    let broken = compute(
+        Some(&first),
+        &observed(Some(&d), Some("1 error"), 1),
+        &at(900),
+    );
+    assert_eq!(
+        get(&broken, types::MANIFEST_VALID).last_transition_time,
+        at(900)
+    );
     assert_eq!(get(&broken, types::READY).last_transition_time, at(100));
     let events = transitions(Some(&first), &broken);
-    let kinds: Vec<_> = events.iter().map(|t| (t.type_.as_str(), t.warning)).collect();
-    assert_eq!(kinds, [(types::MANIFEST_VALID, true), (types::DEGRADED, true)]);
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|t| (t.type_.as_str(), t.warning))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(types::MANIFEST_VALID, true), (types::DEGRADED, true)]
+    );
 }
 
 #[test]

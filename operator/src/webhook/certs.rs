@@ -79,9 +79,14 @@ pub fn generate(subject_alt_names: &[String]) -> Result<ServingCert, CertError> 
     let mut params = CertificateParams::new(subject_alt_names.to_vec())?;
     params.distinguished_name.push(
         DnType::CommonName,
-        subject_alt_names.first().map_or("remotemedia-operator", String::as_str),
+        subject_alt_names
+            .first()
+            .map_or("remotemedia-operator", String::as_str),
     );
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = date_time_ymd(start.0, start.1, start.2);
     params.not_after = date_time_ymd(end.0, end.1, end.2);
@@ -98,7 +103,11 @@ pub fn generate(subject_alt_names: &[String]) -> Result<ServingCert, CertError> 
 /// (year, month, day) of `t` in UTC, for rcgen's `date_time_ymd`.
 fn civil(t: Timestamp) -> (i32, u8, u8) {
     let date = t.to_zoned(TimeZone::UTC).date();
-    (i32::from(date.year()), date.month().unsigned_abs(), date.day().unsigned_abs())
+    (
+        i32::from(date.year()),
+        date.month().unsigned_abs(),
+        date.day().unsigned_abs(),
+    )
 }
 
 /// Returns the serving certificate stored in Secret `namespace/name`, or makes one and stores
@@ -116,10 +125,13 @@ pub async fn ensure_serving_cert(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let wanted_sans = subject_alt_names.join(",");
     for _ in 0..3 {
-        let existing = secrets.get_opt(name).await.map_err(|source| CertError::Api {
-            action: format!("get Secret {namespace}/{name}"),
-            source,
-        })?;
+        let existing = secrets
+            .get_opt(name)
+            .await
+            .map_err(|source| CertError::Api {
+                action: format!("get Secret {namespace}/{name}"),
+                source,
+            })?;
         if let Some(secret) = &existing
             && let Some(cert) = usable(secret, &wanted_sans)
         {
@@ -146,7 +158,10 @@ pub async fn ensure_serving_cert(
             }
         }
     }
-    Err(CertError::Incomplete(format!("{namespace}/{name}"), "a stable value (kept changing)"))
+    Err(CertError::Incomplete(
+        format!("{namespace}/{name}"),
+        "a stable value (kept changing)",
+    ))
 }
 
 fn usable(secret: &Secret, wanted_sans: &str) -> Option<Result<ServingCert, CertError>> {
@@ -162,7 +177,9 @@ fn usable(secret: &Secret, wanted_sans: &str) -> Option<Result<ServingCert, Cert
     let field = |key: &'static str| {
         data.get(key)
             .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .ok_or_else(|| CertError::Incomplete(secret.metadata.name.clone().unwrap_or_default(), key))
+            .ok_or_else(|| {
+                CertError::Incomplete(secret.metadata.name.clone().unwrap_or_default(), key)
+            })
     };
     Some((|| {
         Ok(ServingCert {
@@ -187,9 +204,18 @@ fn to_secret(cert: &ServingCert, namespace: &str, name: &str, sans: &str) -> Sec
         },
         type_: Some("kubernetes.io/tls".to_owned()),
         data: Some(BTreeMap::from([
-            ("ca.crt".to_owned(), ByteString(cert.ca_pem.clone().into_bytes())),
-            ("tls.crt".to_owned(), ByteString(cert.cert_pem.clone().into_bytes())),
-            ("tls.key".to_owned(), ByteString(cert.key_pem.clone().into_bytes())),
+            (
+                "ca.crt".to_owned(),
+                ByteString(cert.ca_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.crt".to_owned(),
+                ByteString(cert.cert_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.key".to_owned(),
+                ByteString(cert.key_pem.clone().into_bytes()),
+            ),
         ])),
         ..Secret::default()
     }
@@ -209,7 +235,10 @@ pub async fn inject_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> Resu
             source,
         })?;
         let webhooks = config.webhooks.get_or_insert_default();
-        if webhooks.iter().all(|w| w.client_config.ca_bundle.as_ref() == Some(&bundle)) {
+        if webhooks
+            .iter()
+            .all(|w| w.client_config.ca_bundle.as_ref() == Some(&bundle))
+        {
             return Ok(());
         }
         for w in webhooks.iter_mut() {

@@ -13,7 +13,10 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 
-pub use certs::{CertError, ServingCert, ensure_serving_cert, generate as generate_serving_cert, inject_ca_bundle};
+pub use certs::{
+    CertError, ServingCert, ensure_serving_cert, generate as generate_serving_cert,
+    inject_ca_bundle,
+};
 
 use crate::metrics::Metrics;
 use crate::validation::{check_pipeline, summarize_errors};
@@ -25,7 +28,10 @@ const MAX_LISTED: usize = 10;
 
 /// Decides one admission request. Pure: the HTTP layer only decodes and encodes.
 #[must_use]
-pub fn review(request: &AdmissionRequest<DynamicObject>, registry: &NodeRegistry) -> AdmissionResponse {
+pub fn review(
+    request: &AdmissionRequest<DynamicObject>,
+    registry: &NodeRegistry,
+) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
         return response;
@@ -61,7 +67,9 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         registry: NodeRegistry::with_builtins(),
         metrics,
     });
-    Router::new().route(VALIDATE_PATH, post(validate)).with_state(state)
+    Router::new()
+        .route(VALIDATE_PATH, post(validate))
+        .with_state(state)
 }
 
 async fn validate(

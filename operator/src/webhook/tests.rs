@@ -33,7 +33,10 @@ fn request(operation: &str, manifest: &Value) -> AdmissionRequest<DynamicObject>
 fn a_valid_pipeline_is_allowed() {
     let registry = NodeRegistry::with_builtins();
     let r = review(
-        &request("CREATE", &json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]})),
+        &request(
+            "CREATE",
+            &json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]}),
+        ),
         &registry,
     );
     assert!(r.allowed);
@@ -55,8 +58,14 @@ fn an_invalid_pipeline_is_denied_naming_paths_and_nodes() {
     let r = review(&request("UPDATE", &manifest), &registry);
     assert!(!r.allowed);
     let message = r.result.message;
-    assert!(message.contains("spec.manifest.nodes[1].node_type (node 'r')"), "{message}");
-    assert!(message.contains("FastResampleNode"), "the typo hint reaches the user: {message}");
+    assert!(
+        message.contains("spec.manifest.nodes[1].node_type (node 'r')"),
+        "{message}"
+    );
+    assert!(
+        message.contains("FastResampleNode"),
+        "the typo hint reaches the user: {message}"
+    );
     assert!(message.contains("cycle"), "{message}");
 }
 
@@ -67,12 +76,18 @@ fn warnings_are_passed_on_without_denying() {
     let r = review(&request("CREATE", &manifest), &registry);
     assert!(r.allowed);
     let warnings = r.warnings.unwrap_or_default();
-    assert!(warnings.iter().any(|w| w.contains("is_streaming")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("is_streaming")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
 fn deletes_are_always_allowed() {
     let registry = NodeRegistry::with_builtins();
-    let r = review(&request("DELETE", &json!({"version": "v9", "nodes": []})), &registry);
+    let r = review(
+        &request("DELETE", &json!({"version": "v9", "nodes": []})),
+        &registry,
+    );
     assert!(r.allowed);
 }
