@@ -139,7 +139,7 @@ async fn reconcile_pipeline(
                 apply(client, &namespace, pdb).await?;
             }
             None => {
-                prune::<PodDisruptionBudget>(client, &namespace, &name, &uid, |_| false).await?
+                prune::<PodDisruptionBudget>(client, &namespace, &name, &uid, |_| false).await?;
             }
         }
         prune_manifests(
