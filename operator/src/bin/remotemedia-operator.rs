@@ -138,13 +138,20 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster service account or $KUBECONFIG)")?;
-    // Fail early and clearly when the CRD is missing, instead of a watch error loop.
-    Api::<Pipeline>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-        .context(
-            "cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?",
-        )?;
+    let namespaces: Vec<String> = args
+        .namespaces
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect();
+    // Fail early and clearly when the CRD or the RBAC is missing, instead of a watch error loop.
+    let probe: Api<Pipeline> = match namespaces.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    probe.list(&ListParams::default().limit(1)).await.context(
+        "cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?",
+    )?;
 
     let metrics = Metrics::new();
     let readiness = Arc::new(Readiness::default());
@@ -221,11 +228,6 @@ async fn main() -> anyhow::Result<()> {
         metrics.clone(),
         Some(identity.clone()),
     ));
-    let namespaces: Vec<String> = args
-        .namespaces
-        .into_iter()
-        .filter(|n| !n.is_empty())
-        .collect();
     let scope = if namespaces.is_empty() {
         Scope::AllNamespaces
     } else {
