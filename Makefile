@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit bench bench-router bench-resample bench-build-time demo clean
+.PHONY: test fmt lint unit generate cluster-up cluster-down bench bench-router bench-resample bench-build-time demo clean
 
 test:
 	@./scripts/test.sh
@@ -12,10 +12,22 @@ lint:
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 unit:
-	cargo test --workspace --all-features
+	cargo test --workspace
+
+# Regenerate committed generated files (CRD); tests fail when they drift.
+generate:
+	cargo run -q -p remotemedia-operator --bin crdgen > crds/pipelines.remotemedia.dev.yaml
+	cp crds/pipelines.remotemedia.dev.yaml charts/remotemedia-operator/files/crds/
+
+# A real control plane on this machine (etcd, kube-apiserver, kube-controller-manager).
+cluster-up:
+	kind-tests/cluster.sh up control-plane
+
+cluster-down:
+	kind-tests/cluster.sh down
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
-bench: bench-router bench-resample bench-build-time
+bench: bench-router bench-resample bench-build-time bench-operator
 
 bench-router:
 	cargo bench -p remotemedia-runtime-core --bench router_latency
@@ -25,6 +37,11 @@ bench-resample:
 
 bench-build-time:
 	./scripts/bench-build-time.sh
+
+# Operator latency, 500-Pipeline convergence and memory, against a real control plane.
+bench-operator:
+	kind-tests/cluster.sh up control-plane
+	KUBECONFIG=$$(kind-tests/cluster.sh kubeconfig) cargo bench -p remotemedia-operator --bench operator_scale
 
 # Stream the generated test WAV through the example pipelines.
 demo:

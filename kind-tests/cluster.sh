@@ -60,8 +60,12 @@ stop() { # name: TERM, then KILL after 10 s
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+APISERVER_SANS="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:10.96.0.1"
+
 make_pki() {
-  [ -f "$PKI/.complete" ] && return
+  # Remade whenever the names it must cover change.
+  [ "$(cat "$PKI/.complete" 2>/dev/null)" = "$APISERVER_SANS" ] && return
+  rm -rf "$PKI"
   command -v openssl >/dev/null || apt-get install -y -qq openssl >/dev/null
   mkdir -p "$PKI" && cd "$PKI"
   openssl req -x509 -newkey rsa:2048 -noenc -keyout ca.key -out ca.crt -days 365 \
@@ -75,12 +79,11 @@ make_pki() {
       -extfile "$1.ext" -out "$1.crt" 2>/dev/null
     rm -f "$1.csr" "$1.ext"
   }
-  leaf apiserver kube-apiserver "" serverAuth \
-    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:10.0.0.1"
+  leaf apiserver kube-apiserver "" serverAuth "$APISERVER_SANS"
   leaf admin remotemedia-admin system:masters clientAuth
   leaf kcm system:kube-controller-manager "" clientAuth
   openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-  touch .complete
+  echo "$APISERVER_SANS" >.complete
   cd - >/dev/null
 }
 
@@ -131,7 +134,7 @@ up_control_plane() {
       --client-ca-file="$PKI/ca.crt" \
       --service-account-issuer=https://kubernetes.default.svc.cluster.local \
       --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-      --service-cluster-ip-range=10.0.0.0/24 \
+      --service-cluster-ip-range=10.96.0.0/16 \
       --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
       --allow-privileged=true --enable-priority-and-fairness=false \
       --endpoint-reconciler-type=none --v=1
@@ -148,7 +151,7 @@ up_control_plane() {
       --use-service-account-credentials=true \
       --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
       --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-      --service-cluster-ip-range=10.0.0.0/24 --allocate-node-cidrs=false --v=1
+      --service-cluster-ip-range=10.96.0.0/16 --allocate-node-cidrs=false --v=1
   fi
   wait_for kube-controller-manager 60 curl -fsk "https://127.0.0.1:$KCM_PORT/healthz" \
     || die "kube-controller-manager did not become healthy: $LOGS/kube-controller-manager.log"

@@ -1,10 +1,12 @@
 //! The committed CRD must be exactly what the generator prints; regenerate with
-//! `cargo run -p remotemedia-operator --bin crdgen > crds/pipelines.remotemedia.dev.yaml`.
+//! `make generate` (crdgen into `crds/` and the chart's `files/crds/`).
 
 use kube::CustomResourceExt;
 use remotemedia_operator::crd::Pipeline;
 
 const COMMITTED: &str = include_str!("../../crds/pipelines.remotemedia.dev.yaml");
+const IN_CHART: &str =
+    include_str!("../../charts/remotemedia-operator/files/crds/pipelines.remotemedia.dev.yaml");
 
 #[test]
 fn committed_crd_matches_the_generator() {
@@ -12,6 +14,10 @@ fn committed_crd_matches_the_generator() {
         COMMITTED == remotemedia_operator::crd_yaml(),
         "crds/pipelines.remotemedia.dev.yaml is stale: run \
          `cargo run -p remotemedia-operator --bin crdgen > crds/pipelines.remotemedia.dev.yaml`"
+    );
+    assert!(
+        IN_CHART == COMMITTED,
+        "the chart's copy of the CRD differs from crds/: run `make generate`"
     );
 }
 

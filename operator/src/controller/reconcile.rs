@@ -93,10 +93,47 @@ pub async fn reconcile(
         started.elapsed(),
         result.as_ref().err().map(ReconcileError::kind),
     );
-    if result.is_ok() {
-        context.backoff.succeeded(&key(&pipeline));
+    match &result {
+        Ok(_) => context.backoff.succeeded(&key(&pipeline)),
+        Err(error) => report_failure(&pipeline, &context, error).await,
     }
     result
+}
+
+/// Best effort: puts a failed reconcile on the Pipeline's status (Degraded=ReconcileFailed).
+async fn report_failure(pipeline: &Pipeline, context: &Context, error: &ReconcileError) {
+    let (Some(namespace), false) = (
+        pipeline.namespace(),
+        pipeline.metadata.deletion_timestamp.is_some(),
+    ) else {
+        return;
+    };
+    let previous = pipeline.status.as_ref();
+    let next = status::with_failure(
+        previous,
+        pipeline.metadata.generation,
+        &truncate(&error.to_string(), 900),
+        &now(),
+    );
+    if previous == Some(&next) {
+        return;
+    }
+    let pipelines: Api<Pipeline> = Api::namespaced(context.client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": Pipeline::api_version(&()),
+        "kind": Pipeline::kind(&()),
+        "status": next,
+    });
+    if let Err(e) = pipelines
+        .patch_status(
+            &pipeline.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the failure in status");
+    }
 }
 
 async fn reconcile_pipeline(

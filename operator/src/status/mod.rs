@@ -246,6 +246,29 @@ pub fn compute(
     }
 }
 
+/// `previous` with Degraded=True, reason `ReconcileFailed`, naming `error`: a reconcile that
+/// failed (refused by the API, quota, a full Service IP range) shows on the Pipeline, not only
+/// in the operator's log. The other conditions stay as they were.
+#[must_use]
+pub fn with_failure(
+    previous: Option<&PipelineStatus>,
+    generation: Option<i64>,
+    error: &str,
+    now: &Time,
+) -> PipelineStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let degraded = condition(
+        previous,
+        types::DEGRADED,
+        verdict(true, "ReconcileFailed", error),
+        generation,
+        now,
+    );
+    status.conditions.retain(|c| c.type_ != types::DEGRADED);
+    status.conditions.push(degraded);
+    status
+}
+
 fn was_available(previous: Option<&PipelineStatus>) -> bool {
     previous.is_some_and(|p| {
         p.conditions.iter().any(|c| {

@@ -208,3 +208,31 @@ fn scaled_to_zero_is_not_ready_but_not_degraded() {
     assert_eq!(get(&s, types::READY).reason, "ScaledToZero");
     assert_eq!(get(&s, types::DEGRADED).status, "False");
 }
+
+#[test]
+fn a_failed_reconcile_degrades_and_keeps_the_rest() {
+    let d = deployment(2, 1, 1, 1, 1);
+    let before = compute(None, &observed(Some(&d), None, 1), &at(100));
+    let failed = with_failure(
+        Some(&before),
+        Some(8),
+        "apply Service: range is full",
+        &at(200),
+    );
+    let degraded = get(&failed, types::DEGRADED);
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ReconcileFailed")
+    );
+    assert!(degraded.message.contains("range is full"));
+    assert_eq!(degraded.last_transition_time, at(200));
+    assert_eq!(get(&failed, types::READY), get(&before, types::READY));
+    assert_eq!(failed.conditions.len(), before.conditions.len());
+    let again = with_failure(
+        Some(&failed),
+        Some(8),
+        "apply Service: range is full",
+        &at(300),
+    );
+    assert_eq!(again, failed, "a repeated failure rewrites nothing");
+}
