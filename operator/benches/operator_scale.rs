@@ -142,6 +142,9 @@ async fn main() {
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default().await.expect("client");
+    remotemedia_operator::setup::apply_crd(&client)
+        .await
+        .expect("install the CRD");
     let tag = std::process::id();
     let (ns_op, ns_base) = (format!("bench-op-{tag}"), format!("bench-base-{tag}"));
     create_ns(&client, &ns_op).await;

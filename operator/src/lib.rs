@@ -6,7 +6,7 @@
 //! have), [`status`] (conditions from observations), [`webhook::review`] (admission
 //! decisions). IO parts: [`controller`] (watch, apply, prune, status, events), [`webhook`]
 //! (HTTPS server and its certificate), [`server`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`leader`] (Lease-based leader election).
+//! [`leader`] (Lease-based leader election), [`setup`] (CRD install for tests).
 
 pub mod controller;
 pub mod crd;
@@ -14,6 +14,7 @@ pub mod desired;
 pub mod leader;
 pub mod metrics;
 pub mod server;
+pub mod setup;
 pub mod status;
 pub mod validation;
 pub mod webhook;

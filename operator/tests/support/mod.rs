@@ -29,9 +29,13 @@ pub async fn client() -> Client {
         std::env::var_os("KUBECONFIG").is_some(),
         "cluster tests need KUBECONFIG (run them through `make test`, which starts the control plane)"
     );
-    Client::try_default()
+    let client = Client::try_default()
         .await
-        .expect("a client from $KUBECONFIG")
+        .expect("a client from $KUBECONFIG");
+    remotemedia_operator::setup::apply_crd(&client)
+        .await
+        .expect("install the CRD");
+    client
 }
 
 /// A fresh namespace, deleted when the guard drops.
