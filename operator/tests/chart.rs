@@ -166,9 +166,9 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_the_operator() {
         .expect("start operator");
     let ready_url = format!("http://127.0.0.1:{metrics_port}/readyz");
     let deadline = tokio::time::Instant::now() + support::WAIT;
-    while !support::http_get(&ready_url)
+    while support::http_get(&ready_url)
         .await
-        .is_some_and(|(c, _)| c == 200)
+        .is_none_or(|(c, _)| c != 200)
     {
         assert!(
             operator.try_wait().expect("poll").is_none(),

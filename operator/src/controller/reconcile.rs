@@ -112,7 +112,7 @@ async fn report_failure(pipeline: &Pipeline, context: &Context, error: &Reconcil
     let next = status::with_failure(
         previous,
         pipeline.metadata.generation,
-        &truncate(&error.to_string(), 900),
+        truncate(&error.to_string(), 900),
         &now(),
     );
     if previous == Some(&next) {
