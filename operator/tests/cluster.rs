@@ -291,21 +291,21 @@ async fn manifest_changes_roll_the_pods_and_other_changes_do_not() {
         p.status.and_then(|s| s.manifest_hash),
         template_hash(&rolled)
     );
-    wait_for(
-        &deployments,
-        "roll",
-        "KCM saw the new template",
-        |d: Option<&Deployment>| {
-            d.and_then(|d| d.status.as_ref())
-                .and_then(|s| s.observed_generation)
-                == d.and_then(|d| d.metadata.generation)
-        },
-    )
-    .await;
+    // A change of replicas and template together is first handled as a scaling event (the
+    // Deployment controller updates status before it makes the new ReplicaSet), so wait for
+    // the ReplicaSet itself.
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while replica_sets(&client, &ns.name, "roll").await.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new ReplicaSet: no rollout"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(
         replica_sets(&client, &ns.name, "roll").await.len(),
         2,
-        "a rollout"
+        "one rollout"
     );
     // replicas back to 1: the PDB is pruned.
     wait_deleted(
