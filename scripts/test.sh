@@ -27,14 +27,17 @@ cluster_tests() {
 }
 
 chart_checks() {
-  local chart=charts/remotemedia-operator
+  local chart=charts/remotemedia-operator ns
+  local kubectl=("$K8S_BIN/kubectl" --kubeconfig "$(kind-tests/cluster.sh kubeconfig)")
   "$K8S_BIN/helm" lint "$chart" --strict --kube-version 1.35.4
-  KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) "$K8S_BIN/kubectl" create namespace remotemedia-system \
-    --dry-run=client -o yaml | KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) "$K8S_BIN/kubectl" apply -f - >/dev/null
-  for values in "" "--set watchNamespaces={a,b} --set replicaCount=2" "--set webhook.enabled=false --set crds.create=false"; do
+  for ns in remotemedia-system rm-watch-a rm-watch-b; do
+    "${kubectl[@]}" create namespace "$ns" --dry-run=client -o yaml | "${kubectl[@]}" apply --server-side -f - >/dev/null
+  done
+  for values in "" "--set watchNamespaces={rm-watch-a,rm-watch-b} --set replicaCount=2" \
+      "--set webhook.enabled=false --set crds.create=false"; do
     # shellcheck disable=SC2086 # the values are separate words on purpose
     "$K8S_BIN/helm" template ci "$chart" --namespace remotemedia-system --kube-version 1.35.4 $values |
-      KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) "$K8S_BIN/kubectl" apply --dry-run=server -f - >/dev/null
+      "${kubectl[@]}" apply --server-side --force-conflicts --dry-run=server -f - >/dev/null
     echo "chart renders and the apiserver accepts it: ${values:-defaults}"
   done
 }
