@@ -57,6 +57,33 @@ fn settled(type_: &'static str, status: &'static str) -> impl Fn(Option<&Pipelin
     }
 }
 
+/// Creates Pipeline `name` (the level manifest) and waits until its status, for its current
+/// generation, says ManifestValid=True.
+async fn create_valid(pipelines: &Api<Pipeline>, name: &str) -> Pipeline {
+    pipelines
+        .create(
+            &PostParams::default(),
+            &pipeline(name, &level_manifest(-60)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    wait_for(
+        pipelines,
+        name,
+        "ManifestValid=True",
+        settled(types::MANIFEST_VALID, "True"),
+    )
+    .await
+}
+
+/// Applies a JSON merge patch to Pipeline `name`.
+async fn merge_patch(pipelines: &Api<Pipeline>, name: &str, patch: &Value) {
+    pipelines
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap_or_else(|e| panic!("patch {name}: {e}"));
+}
+
 fn template_hash(d: &Deployment) -> Option<String> {
     d.spec
         .as_ref()
@@ -197,20 +224,7 @@ async fn manifest_changes_roll_the_pods_and_other_changes_do_not() {
     let _operator = Operator::start(&options(&ns.name)).await;
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns.name);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    pipelines
-        .create(
-            &PostParams::default(),
-            &pipeline("roll", &level_manifest(-60)),
-        )
-        .await
-        .expect("create");
-    wait_for(
-        &pipelines,
-        "roll",
-        "ManifestValid",
-        settled(types::MANIFEST_VALID, "True"),
-    )
-    .await;
+    create_valid(&pipelines, "roll").await;
     let first = wait_for(
         &deployments,
         "roll",
@@ -228,10 +242,7 @@ async fn manifest_changes_roll_the_pods_and_other_changes_do_not() {
 
     // Unrelated change: replicas (and a label). Same template, no new ReplicaSet; a PDB.
     let patch = json!({"metadata": {"labels": {"team": "media"}}, "spec": {"replicas": 2}});
-    pipelines
-        .patch("roll", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patch replicas");
+    merge_patch(&pipelines, "roll", &patch).await;
     let scaled = wait_for(
         &deployments,
         "roll",
@@ -269,10 +280,7 @@ async fn manifest_changes_roll_the_pods_and_other_changes_do_not() {
 
     // Manifest change: a new hash on the template, a new ReplicaSet, a new ConfigMap.
     let patch = json!({"spec": {"manifest": level_manifest(-50), "replicas": 1}});
-    pipelines
-        .patch("roll", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patch manifest");
+    merge_patch(&pipelines, "roll", &patch).await;
     let rolled = wait_for(
         &deployments,
         "roll",
@@ -321,20 +329,7 @@ async fn deleting_a_pipeline_garbage_collects_its_children() {
     let ns = TestNamespace::new(&client, "delete").await;
     let _operator = Operator::start(&options(&ns.name)).await;
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns.name);
-    pipelines
-        .create(
-            &PostParams::default(),
-            &pipeline("gone", &level_manifest(-60)),
-        )
-        .await
-        .expect("create");
-    wait_for(
-        &pipelines,
-        "gone",
-        "ManifestValid",
-        settled(types::MANIFEST_VALID, "True"),
-    )
-    .await;
+    create_valid(&pipelines, "gone").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     deployments.get("gone").await.expect("Deployment exists");
@@ -429,29 +424,13 @@ async fn an_invalid_manifest_that_gets_through_is_reported_and_the_last_good_kee
     let _operator = Operator::start(&options(&ns.name)).await;
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns.name);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    pipelines
-        .create(
-            &PostParams::default(),
-            &pipeline("keep", &level_manifest(-60)),
-        )
-        .await
-        .expect("create");
-    wait_for(
-        &pipelines,
-        "keep",
-        "valid",
-        settled(types::MANIFEST_VALID, "True"),
-    )
-    .await;
+    create_valid(&pipelines, "keep").await;
     let good_hash = template_hash(&deployments.get("keep").await.expect("Deployment"));
 
     let patch = json!({"spec": {"manifest": {"version": "v1", "nodes": [
         {"id": "chunk", "node_type": "AudioChunkerNode", "params": {"chunk_size": "big"}}
     ], "connections": []}}});
-    pipelines
-        .patch("keep", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patch");
+    merge_patch(&pipelines, "keep", &patch).await;
     let p = wait_for(
         &pipelines,
         "keep",
@@ -519,10 +498,7 @@ async fn an_operator_restarted_midway_converges_without_duplicates() {
     .await;
     operator.kill().await;
     let patch = json!({"spec": {"replicas": 2}});
-    pipelines
-        .patch("p5", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("a change while the operator is down");
+    merge_patch(&pipelines, "p5", &patch).await;
 
     let _operator = Operator::start(&options(&ns.name)).await;
     for name in &names {
@@ -601,20 +577,7 @@ async fn two_replicas_elect_one_leader_and_fail_over() {
     );
 
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns.name);
-    pipelines
-        .create(
-            &PostParams::default(),
-            &pipeline("led", &level_manifest(-60)),
-        )
-        .await
-        .expect("create");
-    wait_for(
-        &pipelines,
-        "led",
-        "reconciled by the leader",
-        settled(types::MANIFEST_VALID, "True"),
-    )
-    .await;
+    create_valid(&pipelines, "led").await;
 
     // A graceful stop releases the lease, so the standby takes over without waiting it out.
     assert!(first.stop().await.success());
@@ -626,10 +589,7 @@ async fn two_replicas_elect_one_leader_and_fail_over() {
     )
     .await;
     let patch = json!({"spec": {"replicas": 3}});
-    pipelines
-        .patch("led", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patch");
+    merge_patch(&pipelines, "led", &patch).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     wait_for(
         &deployments,
