@@ -22,6 +22,7 @@
 pub mod data;
 mod executor;
 pub mod graph;
+pub mod ipc;
 pub mod manifest;
 pub mod metrics;
 pub mod nodes;
