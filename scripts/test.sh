@@ -47,6 +47,16 @@ stage "clippy (-D warnings)" cargo clippy --workspace --all-targets --all-featur
 # --all-targets builds the benches too (debug), so they cannot rot between benchmark runs.
 stage "build"               cargo build --workspace --all-targets --all-features
 stage "tests + doctests"    cargo test --workspace
+# The Python node package, against the Rust encoder's golden vectors. The venv is cached
+# outside the repo; its version suffix changes when the pins below do.
+python_tests() {
+  local venv=${HOME}/.cache/remotemedia/venv-py-v1
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "numpy>=1.24" "pytest>=8" "iceoryx2==0.10.0"
+  PYTHONPATH=runtime-core/python "$venv/bin/python" -m pytest -q runtime-core/python/tests
+}
+
+stage "python (pytest)"     python_tests
 stage "docs (-D warnings)"  env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) for the operator.
