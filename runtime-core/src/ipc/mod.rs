@@ -8,3 +8,4 @@
 //! `docs/ipc-design.md`.
 
 pub mod codec;
+pub mod pipe;

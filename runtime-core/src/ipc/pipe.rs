@@ -1,0 +1,404 @@
+//! One-way byte pipes between processes over iceoryx2, with async wake-ups and backpressure.
+//!
+//! ```text
+//!  writer process                                   reader process
+//!  PipeWriter --[u8] sample (shared memory)-------> PipeReader
+//!      |  ring(data slot) ----------------------->  Inbox: waiter thread -> Notify[data slot]
+//!  Inbox: Notify[space slot] <--- ring(space slot) --   (after each receive)
+//! ```
+//!
+//! Each process has one [`Inbox`]: an iceoryx2 event service that peers ring with a slot
+//! number, and one thread blocked on it that wakes the task waiting on that slot. So a process
+//! costs one sleeping thread however many pipes it holds, and an idle pipe costs nothing.
+//! Readers spin briefly before they sleep: a wake-up through the event costs tens of
+//! microseconds on the VMs this runs on, a spin that catches the next message about two
+//! (docs/ipc-design.md).
+//!
+//! Backpressure: the subscriber buffer is bounded; when it is full, `send` fails with
+//! `UnableToDeliver` (our backpressure handler asks for that instead of iceoryx2's busy retry)
+//! and the writer waits for the reader's "space" ring, then sends again. Nothing is dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use iceoryx2::port::BackpressureAction;
+use iceoryx2::port::listener::Listener;
+use iceoryx2::port::notifier::Notifier;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::prelude::*;
+use tokio::sync::Notify;
+
+/// The iceoryx2 service flavour: inter-process, with ports that may move between threads.
+pub type Ipc = ipc_threadsafe::Service;
+
+/// How many polls a reader makes before it sleeps on the inbox.
+const SPIN_POLLS: u32 = 2_000;
+
+/// Why an IPC operation failed. Wraps iceoryx2's many error types as text with context,
+/// because callers only report them.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    /// Creating or opening a service or port failed.
+    #[error("iceoryx2 {what} {name}: {reason}")]
+    Setup {
+        /// What was being created, e.g. "event service".
+        what: &'static str,
+        /// The service name.
+        name: String,
+        /// iceoryx2's error.
+        reason: String,
+    },
+    /// Sending or receiving failed.
+    #[error("iceoryx2 {what}: {reason}")]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// iceoryx2's error.
+        reason: String,
+    },
+    /// The slot number is beyond the inbox's capacity.
+    #[error("slot {slot} is beyond the inbox's {capacity} slots")]
+    SlotOutOfRange {
+        /// The slot asked for.
+        slot: usize,
+        /// How many the inbox has.
+        capacity: usize,
+    },
+}
+
+fn setup(what: &'static str, name: &str) -> impl FnOnce(String) -> IpcError {
+    let name = name.to_owned();
+    move |reason| IpcError::Setup { what, name, reason }
+}
+
+fn service_name(name: &str) -> Result<ServiceName, IpcError> {
+    ServiceName::new(name).map_err(|e| setup("service name", name)(format!("{e:?}")))
+}
+
+/// A process's wake-up inbox: peers ring a slot; the task waiting on that slot wakes.
+pub struct Inbox {
+    name: String,
+    slots: Arc<[Notify]>,
+    stop: Arc<AtomicBool>,
+    waker: Doorbell,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Inbox {
+    /// Creates (or opens) event service `name` with `slots` slots and starts its waiter thread.
+    ///
+    /// # Errors
+    /// The service or listener could not be created.
+    pub fn create(node: &Node<Ipc>, name: &str, slots: usize) -> Result<Self, IpcError> {
+        let event = node
+            .service_builder(&service_name(name)?)
+            .event()
+            .event_id_max_value(slots)
+            .max_notifiers(4 * slots.max(16))
+            .open_or_create()
+            .map_err(|e| setup("event service", name)(format!("{e:?}")))?;
+        let listener = event
+            .listener_builder()
+            .create()
+            .map_err(|e| setup("listener", name)(format!("{e:?}")))?;
+        let notifies: Arc<[Notify]> = (0..slots).map(|_| Notify::new()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (notifies, stop) = (notifies.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("inbox {name}"))
+                .spawn(move || wait_loop(&listener, &notifies, &stop))
+                .map_err(|e| setup("inbox thread", name)(e.to_string()))?
+        };
+        let waker = Doorbell::open(node, name)?;
+        Ok(Self {
+            name: name.to_owned(),
+            slots: notifies,
+            stop,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// The service name peers open a [`Doorbell`] on.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of slots.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Waits until `slot` is rung (or was rung since the last wait).
+    ///
+    /// # Errors
+    /// [`IpcError::SlotOutOfRange`].
+    pub async fn wait(&self, slot: usize) -> Result<(), IpcError> {
+        let notify = self.slots.get(slot).ok_or(IpcError::SlotOutOfRange {
+            slot,
+            capacity: self.slots.len(),
+        })?;
+        notify.notified().await;
+        Ok(())
+    }
+}
+
+fn wait_loop(listener: &Listener<Ipc>, slots: &[Notify], stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        let result = listener.blocking_wait(|activation| {
+            if let Some(n) = slots.get(activation.id.as_value()) {
+                n.notify_one();
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = ?e, "inbox wait failed");
+            return;
+        }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Any ring wakes the thread, which then sees `stop`.
+        let _ = self.waker.ring(0);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Rings slots of another process's [`Inbox`].
+pub struct Doorbell {
+    notifier: Notifier<Ipc>,
+}
+
+impl Doorbell {
+    /// Opens the inbox service `name` for ringing.
+    ///
+    /// # Errors
+    /// The service does not exist or the notifier could not be created.
+    pub fn open(node: &Node<Ipc>, name: &str) -> Result<Self, IpcError> {
+        let event = node
+            .service_builder(&service_name(name)?)
+            .event()
+            .open()
+            .map_err(|e| setup("event service", name)(format!("{e:?}")))?;
+        let notifier = event
+            .notifier_builder()
+            .create()
+            .map_err(|e| setup("notifier", name)(format!("{e:?}")))?;
+        Ok(Self { notifier })
+    }
+
+    /// Rings `slot`.
+    ///
+    /// # Errors
+    /// The event could not be sent.
+    pub fn ring(&self, slot: usize) -> Result<(), IpcError> {
+        self.notifier
+            .notify_with_custom_event_id(EventId::new(slot))
+            .map(|_| ())
+            .map_err(|e| IpcError::Io {
+                what: "ring",
+                reason: format!("{e:?}"),
+            })
+    }
+}
+
+/// Names of the services behind one pipe.
+fn data_service(pipe: &str) -> String {
+    format!("{pipe}/data")
+}
+
+/// The sending end of a pipe.
+pub struct PipeWriter {
+    service: DataService,
+    publisher: Publisher<Ipc, [u8], ()>,
+    reader_bell: Doorbell,
+    data_slot: usize,
+    space_slot: usize,
+    inbox: Arc<Inbox>,
+}
+
+/// The receiving end of a pipe.
+pub struct PipeReader {
+    subscriber: Subscriber<Ipc, [u8], ()>,
+    writer_bell: Doorbell,
+    data_slot: usize,
+    space_slot: usize,
+    inbox: Arc<Inbox>,
+}
+
+/// Where a pipe's two ends are woken: the reader's inbox slot for "data", the writer's for
+/// "space".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    /// Slot in the reader's inbox rung when a message was sent.
+    pub data: usize,
+    /// Slot in the writer's inbox rung when a message was consumed.
+    pub space: usize,
+}
+
+type DataService = iceoryx2::service::port_factory::publish_subscribe::PortFactory<Ipc, [u8], ()>;
+
+fn data_port_factory(node: &Node<Ipc>, pipe: &str, depth: usize) -> Result<DataService, IpcError> {
+    let name = data_service(pipe);
+    node.service_builder(&service_name(&name)?)
+        .publish_subscribe::<[u8]>()
+        .subscriber_max_buffer_size(depth)
+        // Without this a full buffer overwrites its oldest message: a silent drop.
+        .enable_safe_overflow(false)
+        .max_publishers(1)
+        .max_subscribers(1)
+        .history_size(0)
+        .open_or_create()
+        .map_err(|e| setup("publish-subscribe service", &name)(format!("{e:?}")))
+}
+
+impl PipeWriter {
+    /// Opens the writing end of pipe `pipe`: `depth` messages may be in flight; the reader's
+    /// inbox is `reader_inbox`; `inbox` is this process's.
+    ///
+    /// # Errors
+    /// A service or port could not be created.
+    pub fn open(
+        node: &Node<Ipc>,
+        pipe: &str,
+        depth: usize,
+        slots: Slots,
+        reader_inbox: &str,
+        inbox: Arc<Inbox>,
+    ) -> Result<Self, IpcError> {
+        let service = data_port_factory(node, pipe, depth)?;
+        let publisher = service
+            .publisher_builder()
+            .initial_max_slice_len(4096)
+            .allocation_strategy(AllocationStrategy::PowerOfTwo)
+            .max_loaned_samples(2)
+            .set_backpressure_handler(|_| BackpressureAction::DiscardDataAndFail)
+            .create()
+            .map_err(|e| setup("publisher", pipe)(format!("{e:?}")))?;
+        Ok(Self {
+            service,
+            publisher,
+            reader_bell: Doorbell::open(node, reader_inbox)?,
+            data_slot: slots.data,
+            space_slot: slots.space,
+            inbox,
+        })
+    }
+
+    /// Sends `bytes`, waiting while the reader's buffer is full.
+    ///
+    /// # Errors
+    /// No reader is connected, or iceoryx2 failed.
+    pub async fn send(&self, bytes: &[u8]) -> Result<(), IpcError> {
+        loop {
+            let sample =
+                self.publisher
+                    .loan_slice_uninit(bytes.len())
+                    .map_err(|e| IpcError::Io {
+                        what: "loan",
+                        reason: format!("{e:?}"),
+                    })?;
+            match sample.write_from_slice(bytes).send() {
+                Ok(0) if self.service.dynamic_config().number_of_subscribers() == 0 => {
+                    return Err(IpcError::Io {
+                        what: "send",
+                        reason: "no reader is connected".to_owned(),
+                    });
+                }
+                Ok(0) | Err(iceoryx2::port::SendError::UnableToDeliver) => {
+                    // The reader's buffer is full and the sample was not delivered: wait for
+                    // the reader to take something, then send it again.
+                    self.inbox.wait(self.space_slot).await?;
+                }
+                Ok(_) => return self.reader_bell.ring(self.data_slot),
+                Err(e) => {
+                    return Err(IpcError::Io {
+                        what: "send",
+                        reason: format!("{e:?}"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl PipeReader {
+    /// Opens the reading end of pipe `pipe` (see [`PipeWriter::open`]).
+    ///
+    /// # Errors
+    /// A service or port could not be created.
+    pub fn open(
+        node: &Node<Ipc>,
+        pipe: &str,
+        depth: usize,
+        slots: Slots,
+        writer_inbox: &str,
+        inbox: Arc<Inbox>,
+    ) -> Result<Self, IpcError> {
+        let subscriber = data_port_factory(node, pipe, depth)?
+            .subscriber_builder()
+            .buffer_size(depth)
+            .create()
+            .map_err(|e| setup("subscriber", pipe)(format!("{e:?}")))?;
+        Ok(Self {
+            subscriber,
+            writer_bell: Doorbell::open(node, writer_inbox)?,
+            data_slot: slots.data,
+            space_slot: slots.space,
+            inbox,
+        })
+    }
+
+    /// Receives the next message, waiting for one.
+    ///
+    /// # Errors
+    /// iceoryx2 failed.
+    pub async fn recv(&self) -> Result<Vec<u8>, IpcError> {
+        loop {
+            if let Some(bytes) = self.try_recv()? {
+                return Ok(bytes);
+            }
+            let mut arrived = false;
+            for _ in 0..SPIN_POLLS {
+                if self.subscriber.has_samples().unwrap_or(false) {
+                    arrived = true;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            if !arrived {
+                self.inbox.wait(self.data_slot).await?;
+            }
+        }
+    }
+
+    /// Takes a message if one is there.
+    ///
+    /// # Errors
+    /// iceoryx2 failed.
+    pub fn try_recv(&self) -> Result<Option<Vec<u8>>, IpcError> {
+        let sample = self.subscriber.receive().map_err(|e| IpcError::Io {
+            what: "receive",
+            reason: format!("{e:?}"),
+        })?;
+        let Some(sample) = sample else {
+            return Ok(None);
+        };
+        let bytes = sample.payload().to_vec();
+        drop(sample);
+        self.writer_bell.ring(self.space_slot)?;
+        Ok(Some(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests;

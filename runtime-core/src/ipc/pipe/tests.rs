@@ -1,0 +1,112 @@
+use std::time::Duration;
+
+use super::*;
+
+fn node() -> Node<Ipc> {
+    NodeBuilder::new()
+        .create::<Ipc>()
+        .expect("an iceoryx2 node")
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "remotemedia-test/{prefix}/{}",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+struct Ends {
+    writer: PipeWriter,
+    reader: PipeReader,
+    _inboxes: (Arc<Inbox>, Arc<Inbox>),
+}
+
+/// A pipe between two inboxes, as two processes would hold it (one node suffices in a test).
+fn pipe(node: &Node<Ipc>, depth: usize) -> Ends {
+    let writer_inbox = Arc::new(Inbox::create(node, &unique("w-inbox"), 8).expect("inbox"));
+    let reader_inbox = Arc::new(Inbox::create(node, &unique("r-inbox"), 8).expect("inbox"));
+    let name = unique("pipe");
+    let slots = Slots { data: 3, space: 5 };
+    let reader = PipeReader::open(
+        node,
+        &name,
+        depth,
+        slots,
+        writer_inbox.name(),
+        reader_inbox.clone(),
+    )
+    .expect("reader");
+    let writer = PipeWriter::open(
+        node,
+        &name,
+        depth,
+        slots,
+        reader_inbox.name(),
+        writer_inbox.clone(),
+    )
+    .expect("writer");
+    Ends {
+        writer,
+        reader,
+        _inboxes: (writer_inbox, reader_inbox),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arrive_whole_and_in_order_under_backpressure() {
+    let node = node();
+    let ends = Arc::new(pipe(&node, 2));
+    // Sizes cross the initial 4 KiB slice, so the publisher must grow its segment.
+    let messages: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| {
+            let len = [1usize, 17, 3_840, 4_097, 65_536][i as usize % 5];
+            (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+        })
+        .collect();
+    let sender = {
+        let ends = ends.clone();
+        let messages = messages.clone();
+        tokio::spawn(async move {
+            for m in &messages {
+                ends.writer.send(m).await.expect("send");
+            }
+        })
+    };
+    for (i, expected) in messages.iter().enumerate() {
+        // A slow reader every so often: the writer must wait, not drop.
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let got = tokio::time::timeout(Duration::from_secs(10), ends.reader.recv())
+            .await
+            .expect("a message within 10 s")
+            .expect("recv");
+        assert_eq!(&got, expected, "message {i}");
+    }
+    sender.await.expect("sender finished");
+    assert!(
+        ends.reader.try_recv().expect("try_recv").is_none(),
+        "nothing extra"
+    );
+}
+
+#[test]
+fn a_slot_beyond_the_inbox_is_an_error() {
+    let node = node();
+    let inbox = Inbox::create(&node, &unique("inbox"), 4).expect("inbox");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let err = rt.block_on(inbox.wait(4)).expect_err("out of range");
+    assert!(
+        matches!(
+            err,
+            IpcError::SlotOutOfRange {
+                slot: 4,
+                capacity: 4
+            }
+        ),
+        "{err}"
+    );
+}
