@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate cluster-up cluster-down bench bench-router bench-resample bench-build-time demo clean
+.PHONY: test fmt lint unit generate cluster-up cluster-down bench bench-router bench-resample bench-ipc bench-operator bench-build-time demo clean
 
 test:
 	@./scripts/test.sh
@@ -27,13 +27,16 @@ cluster-down:
 	kind-tests/cluster.sh down
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
-bench: bench-router bench-resample bench-build-time bench-operator
+bench: bench-router bench-resample bench-ipc bench-build-time bench-operator
 
 bench-router:
 	cargo bench -p remotemedia-runtime-core --bench router_latency
 
 bench-resample:
 	./scripts/bench-resample.sh
+
+bench-ipc:
+	cargo bench -p remotemedia-runtime-core --bench ipc_rtt
 
 bench-build-time:
 	./scripts/bench-build-time.sh
