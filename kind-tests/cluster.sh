@@ -66,7 +66,6 @@ make_pki() {
   # Remade whenever the names it must cover change.
   [ "$(cat "$PKI/.complete" 2>/dev/null)" = "$APISERVER_SANS" ] && return
   rm -rf "$PKI"
-  command -v openssl >/dev/null || apt-get install -y -qq openssl >/dev/null
   mkdir -p "$PKI" && cd "$PKI"
   openssl req -x509 -newkey rsa:2048 -noenc -keyout ca.key -out ca.crt -days 365 \
     -subj "/CN=remotemedia-test-ca" -addext "basicConstraints=critical,CA:TRUE" \
@@ -107,6 +106,9 @@ EOF
 }
 
 up_control_plane() {
+  for tool in curl openssl; do
+    command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null || die "$tool is missing and could not be installed"
+  done
   "$here/lib/build-k8s.sh"
   mkdir -p "$PIDS" "$LOGS"
   make_pki

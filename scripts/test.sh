@@ -51,7 +51,10 @@ stage "tests + doctests"    cargo test --workspace
 # outside the repo; its version suffix changes when the pins below do.
 python_tests() {
   local venv=${HOME}/.cache/remotemedia/venv-py-v1
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    # Debian splits venv support out of python3.
+    python3 -m venv "$venv" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
+  fi
   "$venv/bin/pip" install -q "numpy>=1.24" "pytest>=8" "iceoryx2==0.10.0"
   PYTHONPATH=runtime-core/python "$venv/bin/python" -m pytest -q runtime-core/python/tests
 }
