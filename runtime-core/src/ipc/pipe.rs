@@ -77,6 +77,28 @@ fn service_name(name: &str) -> Result<ServiceName, IpcError> {
     ServiceName::new(name).map_err(|e| setup("service name", name)(format!("{e:?}")))
 }
 
+/// Creates this process's iceoryx2 node, named `name`, after removing what dead processes left
+/// behind (their nodes, ports and any service only they held), so a restarted worker or
+/// client starts clean. Returns the node and how many dead nodes were cleaned up.
+///
+/// # Errors
+/// The node name is invalid or the node could not be created.
+pub fn create_node(name: &str) -> Result<(Node<Ipc>, u64), IpcError> {
+    let node_name = NodeName::new(name).map_err(|e| setup("node name", name)(format!("{e:?}")))?;
+    let node = NodeBuilder::new()
+        .name(&node_name)
+        .create::<Ipc>()
+        .map_err(|e| setup("node", name)(format!("{e:?}")))?;
+    let cleaned = node.try_cleanup_dead_nodes();
+    if cleaned.failed_cleanups > 0 {
+        tracing::warn!(
+            failed = cleaned.failed_cleanups,
+            "could not clean up some dead iceoryx2 nodes"
+        );
+    }
+    Ok((node, cleaned.cleanups))
+}
+
 /// A process's wake-up inbox: peers ring a slot; the task waiting on that slot wakes.
 pub struct Inbox {
     name: String,
