@@ -3,12 +3,14 @@
 //! ```text
 //!  writer process                                   reader process
 //!  PipeWriter --[u8] sample (shared memory)-------> PipeReader
-//!      |  ring(data slot) ----------------------->  Inbox: waiter thread -> Notify[data slot]
-//!  Inbox: Notify[space slot] <--- ring(space slot) --   (after each receive)
+//!      |  ring(data slot) ----------------------->  Inbox: waiter thread -> slot[data] += 1
+//!  Inbox: slot[space] += 1 <--- ring(space slot) --   (after each receive)
 //! ```
 //!
 //! Each process has one [`Inbox`]: an iceoryx2 event service that peers ring with a slot
-//! number, and one thread blocked on it that wakes the task waiting on that slot. So a process
+//! number, and one thread blocked on it that bumps that slot's version counter, waking the
+//! tasks watching it. Counters rather than one-permit notifications, so that two pipes may
+//! share a slot: a shared slot costs a spurious wake-up, never a lost one. So a process
 //! costs one sleeping thread however many pipes it holds, and an idle pipe costs nothing.
 //! Readers spin briefly before they sleep: a wake-up through the event costs tens of
 //! microseconds on the VMs this runs on, a spin that catches the next message about two
@@ -28,7 +30,7 @@ use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 /// The iceoryx2 service flavour: inter-process, with ports that may move between threads.
 pub type Ipc = ipc_threadsafe::Service;
@@ -68,6 +70,13 @@ pub enum IpcError {
     },
 }
 
+fn closed() -> IpcError {
+    IpcError::Io {
+        what: "wait",
+        reason: "the inbox was closed".to_owned(),
+    }
+}
+
 fn setup(what: &'static str, name: &str) -> impl FnOnce(String) -> IpcError {
     let name = name.to_owned();
     move |reason| IpcError::Setup { what, name, reason }
@@ -102,7 +111,7 @@ pub fn create_node(name: &str) -> Result<(Node<Ipc>, u64), IpcError> {
 /// A process's wake-up inbox: peers ring a slot; the task waiting on that slot wakes.
 pub struct Inbox {
     name: String,
-    slots: Arc<[Notify]>,
+    slots: Arc<[watch::Sender<u64>]>,
     stop: Arc<AtomicBool>,
     waker: Doorbell,
     thread: Option<JoinHandle<()>>,
@@ -125,7 +134,8 @@ impl Inbox {
             .listener_builder()
             .create()
             .map_err(|e| setup("listener", name)(format!("{e:?}")))?;
-        let notifies: Arc<[Notify]> = (0..slots).map(|_| Notify::new()).collect();
+        let notifies: Arc<[watch::Sender<u64>]> =
+            (0..slots).map(|_| watch::Sender::new(0)).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (notifies, stop) = (notifies.clone(), stop.clone());
@@ -156,25 +166,27 @@ impl Inbox {
         self.slots.len()
     }
 
-    /// Waits until `slot` is rung (or was rung since the last wait).
+    /// Starts watching `slot`: rings before this call count as seen, so take the watch
+    /// *before* checking the condition it guards, then await `changed()` on it.
     ///
     /// # Errors
     /// [`IpcError::SlotOutOfRange`].
-    pub async fn wait(&self, slot: usize) -> Result<(), IpcError> {
-        let notify = self.slots.get(slot).ok_or(IpcError::SlotOutOfRange {
-            slot,
-            capacity: self.slots.len(),
-        })?;
-        notify.notified().await;
-        Ok(())
+    pub fn watch(&self, slot: usize) -> Result<watch::Receiver<u64>, IpcError> {
+        self.slots
+            .get(slot)
+            .map(watch::Sender::subscribe)
+            .ok_or(IpcError::SlotOutOfRange {
+                slot,
+                capacity: self.slots.len(),
+            })
     }
 }
 
-fn wait_loop(listener: &Listener<Ipc>, slots: &[Notify], stop: &AtomicBool) {
+fn wait_loop(listener: &Listener<Ipc>, slots: &[watch::Sender<u64>], stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         let result = listener.blocking_wait(|activation| {
-            if let Some(n) = slots.get(activation.id.as_value()) {
-                n.notify_one();
+            if let Some(slot) = slots.get(activation.id.as_value()) {
+                slot.send_modify(|version| *version = version.wrapping_add(1));
             }
         });
         if let Err(e) = result {
@@ -322,6 +334,7 @@ impl PipeWriter {
     /// No reader is connected, or iceoryx2 failed.
     pub async fn send(&self, bytes: &[u8]) -> Result<(), IpcError> {
         loop {
+            let mut space = self.inbox.watch(self.space_slot)?;
             let sample =
                 self.publisher
                     .loan_slice_uninit(bytes.len())
@@ -339,7 +352,7 @@ impl PipeWriter {
                 Ok(0) | Err(iceoryx2::port::SendError::UnableToDeliver) => {
                     // The reader's buffer is full and the sample was not delivered: wait for
                     // the reader to take something, then send it again.
-                    self.inbox.wait(self.space_slot).await?;
+                    space.changed().await.map_err(|_| closed())?;
                 }
                 Ok(_) => return self.reader_bell.ring(self.data_slot),
                 Err(e) => {
@@ -386,6 +399,7 @@ impl PipeReader {
     /// iceoryx2 failed.
     pub async fn recv(&self) -> Result<Vec<u8>, IpcError> {
         loop {
+            let mut data = self.inbox.watch(self.data_slot)?;
             if let Some(bytes) = self.try_recv()? {
                 return Ok(bytes);
             }
@@ -398,7 +412,7 @@ impl PipeReader {
                 std::hint::spin_loop();
             }
             if !arrived {
-                self.inbox.wait(self.data_slot).await?;
+                data.changed().await.map_err(|_| closed())?;
             }
         }
     }

@@ -94,11 +94,7 @@ async fn messages_arrive_whole_and_in_order_under_backpressure() {
 fn a_slot_beyond_the_inbox_is_an_error() {
     let node = node();
     let inbox = Inbox::create(&node, &unique("inbox"), 4).expect("inbox");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let err = rt.block_on(inbox.wait(4)).expect_err("out of range");
+    let err = inbox.watch(4).expect_err("out of range");
     assert!(
         matches!(
             err,
@@ -109,4 +105,51 @@ fn a_slot_beyond_the_inbox_is_an_error() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pipes_sharing_slots_both_make_progress() {
+    let node = node();
+    let writer_inbox = Arc::new(Inbox::create(&node, &unique("w-inbox"), 4).expect("inbox"));
+    let reader_inbox = Arc::new(Inbox::create(&node, &unique("r-inbox"), 4).expect("inbox"));
+    // Both pipes ring the same slots: every wake-up must reach both waiters.
+    let slots = Slots { data: 1, space: 2 };
+    let mut tasks = Vec::new();
+    for p in 0..2u8 {
+        let name = unique("shared");
+        let reader = PipeReader::open(
+            &node,
+            &name,
+            1,
+            slots,
+            writer_inbox.name(),
+            reader_inbox.clone(),
+        )
+        .expect("reader");
+        let writer = PipeWriter::open(
+            &node,
+            &name,
+            1,
+            slots,
+            reader_inbox.name(),
+            writer_inbox.clone(),
+        )
+        .expect("writer");
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200u8 {
+                writer.send(&[p, i]).await.expect("send");
+            }
+        }));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200u8 {
+                assert_eq!(reader.recv().await.expect("recv"), [p, i]);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .expect("no lost wake-up")
+            .expect("task");
+    }
 }
