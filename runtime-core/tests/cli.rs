@@ -13,6 +13,16 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `remotemedia-runtime run <examples/pipelines/manifest> --input <input>`, ready for more args.
+fn run_example(manifest: &str, input: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg(example(manifest))
+        .arg("--input")
+        .arg(input);
+    cmd
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -131,11 +141,7 @@ fn run_writes_resampled_audio_to_a_wav() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.wav"), dir.path().join("out.wav"));
     write_wav(&input);
-    let out = bin()
-        .arg("run")
-        .arg(example("resample-chain.yaml"))
-        .arg("--input")
-        .arg(&input)
+    let out = run_example("resample-chain.yaml", &input)
         .arg("--output")
         .arg(&output)
         .output()
@@ -155,13 +161,7 @@ fn run_writes_resampled_audio_to_a_wav() {
 #[test]
 fn run_prints_json_lines_with_node_type_and_data() {
     let (_dir, input) = input_wav();
-    let out = bin()
-        .arg("run")
-        .arg(example("audio-health.yaml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = run_example("audio-health.yaml", &input).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -189,11 +189,7 @@ fn run_prints_json_lines_with_node_type_and_data() {
 #[test]
 fn run_refuses_an_invalid_manifest_with_its_problems() {
     let (_dir, input) = input_wav();
-    let out = bin()
-        .arg("run")
-        .arg(example("invalid/many-problems.yaml"))
-        .arg("--input")
-        .arg(&input)
+    let out = run_example("invalid/many-problems.yaml", &input)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

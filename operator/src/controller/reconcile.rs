@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use crate::crd::Pipeline;
+use crate::crd::{Pipeline, PipelineStatus};
 use crate::desired::{
     self, BuildError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL,
 };
@@ -118,22 +118,36 @@ async fn report_failure(pipeline: &Pipeline, context: &Context, error: &Reconcil
     if previous == Some(&next) {
         return;
     }
-    let pipelines: Api<Pipeline> = Api::namespaced(context.client.clone(), &namespace);
+    let name = pipeline.name_any();
+    if let Err(e) = write_status(&context.client, &namespace, &name, &next).await {
+        tracing::warn!(error = %e, "could not record the failure in status");
+    }
+}
+
+/// Server-side applies `status` as the Pipeline's status subresource.
+async fn write_status(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: &PipelineStatus,
+) -> Result<(), ReconcileError> {
+    let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), namespace);
     let patch = json!({
         "apiVersion": Pipeline::api_version(&()),
         "kind": Pipeline::kind(&()),
-        "status": next,
+        "status": status,
     });
-    if let Err(e) = pipelines
+    pipelines
         .patch_status(
-            &pipeline.name_any(),
+            name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
         .await
-    {
-        tracing::warn!(error = %e, "could not record the failure in status");
-    }
+        .map(|_| ())
+        .map_err(api_error(format!(
+            "write status of Pipeline {namespace}/{name}"
+        )))
 }
 
 async fn reconcile_pipeline(
@@ -208,22 +222,7 @@ async fn reconcile_pipeline(
     let previous = pipeline.status.as_ref();
     let next = status::compute(previous, &observed, &now());
     if previous != Some(&next) {
-        let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &namespace);
-        let patch = json!({
-            "apiVersion": Pipeline::api_version(&()),
-            "kind": Pipeline::kind(&()),
-            "status": next,
-        });
-        pipelines
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(api_error(format!(
-                "write status of Pipeline {namespace}/{name}"
-            )))?;
+        write_status(client, &namespace, &name, &next).await?;
     }
     for t in status::transitions(previous, &next) {
         let event = Event {
