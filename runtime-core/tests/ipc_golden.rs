@@ -82,13 +82,24 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
         ),
         ("end_input", e(7, Message::EndInput)),
         ("close", e(8, Message::Close)),
-        ("opened", e(9, Message::Opened)),
+        (
+            "opened",
+            e(
+                9,
+                Message::Opened {
+                    manifest:
+                        r#"{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}"#
+                            .to_owned(),
+                },
+            ),
+        ),
         (
             "error",
             e(
                 10,
                 Message::Error {
                     node: "gain".to_owned(),
+                    sequence: Some(42),
                     message: "ValueError: boom".to_owned(),
                 },
             ),

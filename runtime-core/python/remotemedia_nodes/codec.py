@@ -107,6 +107,7 @@ class Close:
 @dataclass
 class Opened:
     session: int
+    manifest: str
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Output:
 class Error:
     session: int
     node: str
+    sequence: Optional[int]
     message: str
 
 
@@ -191,7 +193,7 @@ def encode(message: Message) -> bytes:
     """The bytes of ``message``."""
     out = bytearray(MAGIC)
     out += struct.pack("<BBHHQ", VERSION, _KINDS[type(message)], 0, 0, message.session)
-    if isinstance(message, Open):
+    if isinstance(message, (Open, Opened)):
         _bytes32(out, message.manifest.encode())
     elif isinstance(message, Input):
         _item(out, message.item)
@@ -200,6 +202,7 @@ def encode(message: Message) -> bytes:
         _item(out, message.item)
     elif isinstance(message, Error):
         _str16(out, message.node)
+        out += b"\x00" if message.sequence is None else b"\x01" + struct.pack("<Q", message.sequence)
         _bytes32(out, message.message.encode())
     elif isinstance(message, Closed):
         _bytes32(out, message.reason.encode())
@@ -309,13 +312,14 @@ def decode(buf: Union[bytes, memoryview]) -> Message:
     elif kind == 4:
         message = Close(session)
     elif kind == 16:
-        message = Opened(session)
+        message = Opened(session, r.str32("manifest"))
     elif kind == 17:
         node = r.str16("node")
         message = Output(session, node, r.item())
     elif kind == 18:
         node = r.str16("node")
-        message = Error(session, node, r.str32("message"))
+        sequence = r.unpack("<Q", "sequence") if r.flag("sequence") else None
+        message = Error(session, node, sequence, r.str32("message"))
     elif kind == 19:
         message = Closed(session, r.str32("reason"))
     else:

@@ -21,8 +21,8 @@ EXPECTED = {
     "input_tensor": Input(6, Item(Tensor(np.array([[1, -2, 3], [-4, 5, -6]], dtype="<i2")))),
     "end_input": EndInput(7),
     "close": Close(8),
-    "opened": Opened(9),
-    "error": Error(10, "gain", "ValueError: boom"),
+    "opened": Opened(9, '{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}'),
+    "error": Error(10, "gain", 42, "ValueError: boom"),
     "closed": Closed(2**64 - 1, "completed"),
 }
 

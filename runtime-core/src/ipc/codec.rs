@@ -10,9 +10,9 @@
 //!   Input       item
 //!   EndInput    -
 //!   Close       -
-//!   Opened      -
+//!   Opened      manifest: str32 (JSON of the pipeline the session runs)
 //!   Output      node: str16, item
-//!   Error       node: str16, message: str32
+//!   Error       node: str16, sequence: u8 present + u64, message: str32
 //!   Closed      reason: str32
 //! item    sequence: u8 present + u64 | metadata: u32 count, (key str16, value str32)* | data
 //! data    tag u8, then
@@ -57,7 +57,11 @@ pub enum Message {
     /// Client → worker: drop the session now.
     Close,
     /// Worker → client: the session is open.
-    Opened,
+    Opened {
+        /// JSON of the manifest the session runs, so a client that asked for the worker's
+        /// pipeline learns what it is.
+        manifest: String,
+    },
     /// Worker → client: an output item and the node that produced it.
     Output {
         /// Producing node id.
@@ -69,6 +73,8 @@ pub enum Message {
     Error {
         /// The failing node id (empty when the session itself failed).
         node: String,
+        /// Sequence number of the input being processed, when known.
+        sequence: Option<u64>,
         /// What went wrong.
         message: String,
     },
@@ -86,7 +92,7 @@ impl Message {
             Self::Input(_) => 2,
             Self::EndInput => 3,
             Self::Close => 4,
-            Self::Opened => 16,
+            Self::Opened { .. } => 16,
             Self::Output { .. } => 17,
             Self::Error { .. } => 18,
             Self::Closed { .. } => 19,
@@ -154,15 +160,22 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
     w.buf.extend_from_slice(&0u16.to_le_bytes());
     w.buf.extend_from_slice(&envelope.session.to_le_bytes());
     match &envelope.message {
-        Message::Open { manifest } => w.str32("manifest", manifest)?,
+        Message::Open { manifest } | Message::Opened { manifest } => {
+            w.str32("manifest", manifest)?;
+        }
         Message::Input(item) => w.item(item)?,
-        Message::EndInput | Message::Close | Message::Opened => {}
+        Message::EndInput | Message::Close => {}
         Message::Output { node, item } => {
             w.str16("node", node)?;
             w.item(item)?;
         }
-        Message::Error { node, message } => {
+        Message::Error {
+            node,
+            sequence,
+            message,
+        } => {
             w.str16("node", node)?;
+            w.opt_u64(*sequence);
             w.str32("message", message)?;
         }
         Message::Closed { reason } => w.str32("reason", reason)?,
@@ -225,14 +238,18 @@ impl Writer {
         Ok(())
     }
 
-    fn item(&mut self, item: &TransportData) -> Result<(), EncodeError> {
-        match item.sequence {
-            Some(seq) => {
+    fn opt_u64(&mut self, value: Option<u64>) {
+        match value {
+            Some(v) => {
                 self.buf.push(1);
-                self.buf.extend_from_slice(&seq.to_le_bytes());
+                self.buf.extend_from_slice(&v.to_le_bytes());
             }
             None => self.buf.push(0),
         }
+    }
+
+    fn item(&mut self, item: &TransportData) -> Result<(), EncodeError> {
+        self.opt_u64(item.sequence);
         let count = Self::len_u32("metadata", item.metadata.len())?;
         self.buf.extend_from_slice(&count.to_le_bytes());
         for (k, v) in &item.metadata {
@@ -354,13 +371,16 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         2 => Message::Input(r.item()?),
         3 => Message::EndInput,
         4 => Message::Close,
-        16 => Message::Opened,
+        16 => Message::Opened {
+            manifest: r.str32("manifest")?,
+        },
         17 => Message::Output {
             node: r.str16("node")?,
             item: r.item()?,
         },
         18 => Message::Error {
             node: r.str16("node")?,
+            sequence: r.opt_u64("sequence")?,
             message: r.str32("message")?,
         },
         19 => Message::Closed {
@@ -467,12 +487,16 @@ impl<'a> Reader<'a> {
         self.take(len, field)
     }
 
-    fn item(&mut self) -> Result<TransportData, DecodeError> {
-        let sequence = if self.flag("sequence")? {
-            Some(self.u64("sequence")?)
+    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, DecodeError> {
+        Ok(if self.flag(field)? {
+            Some(self.u64(field)?)
         } else {
             None
-        };
+        })
+    }
+
+    fn item(&mut self) -> Result<TransportData, DecodeError> {
+        let sequence = self.opt_u64("sequence")?;
         let count = self.u32("metadata")?;
         let mut metadata = BTreeMap::new();
         for _ in 0..count {

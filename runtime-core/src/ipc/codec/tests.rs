@@ -61,10 +61,18 @@ fn every_message_and_data_type_round_trips() {
     });
     round_trip(Message::EndInput);
     round_trip(Message::Close);
-    round_trip(Message::Opened);
+    round_trip(Message::Opened {
+        manifest: r#"{"version":"v1","nodes":[]}"#.to_owned(),
+    });
     round_trip(Message::Error {
         node: "gain".to_owned(),
+        sequence: Some(3),
         message: "ValueError: bad".to_owned(),
+    });
+    round_trip(Message::Error {
+        node: String::new(),
+        sequence: None,
+        message: "python node 'gain' exited".to_owned(),
     });
     round_trip(Message::Closed {
         reason: "completed".to_owned(),
