@@ -187,6 +187,19 @@ pub enum RuntimeData {
 }
 
 impl RuntimeData {
+    /// Checks that the data is self-consistent (audio with channels and whole frames, a
+    /// tensor whose bytes match its shape); text, JSON and binary always are.
+    ///
+    /// # Errors
+    /// What is inconsistent.
+    pub fn check_format(&self) -> Result<(), String> {
+        match self {
+            Self::Audio(a) => a.check_format(),
+            Self::Tensor(t) => t.check_format(),
+            Self::Text(_) | Self::Json(_) | Self::Binary(_) => Ok(()),
+        }
+    }
+
     /// The kind of data, as used in error messages, metrics and JSON Lines (`"audio"`, ...).
     #[must_use]
     pub fn kind(&self) -> DataKind {

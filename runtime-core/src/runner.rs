@@ -190,33 +190,60 @@ impl PipelineRunner {
         input: TransportData,
     ) -> Result<Vec<SessionOutput>, RunError> {
         let session = self.create_stream_session(&manifest)?;
-        let received = std::sync::atomic::AtomicUsize::new(0);
-        let feed = async {
-            session.send_input(input).await?;
-            session.end_input().await;
-            Ok::<_, RunError>(())
-        };
-        let collect = async {
-            let mut outputs = Vec::new();
-            while let Some(item) = session.recv_output().await? {
-                outputs.push(item);
-                received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Ok::<_, RunError>(outputs)
-        };
-        let deadline = self.config.unary_deadline;
-        match tokio::time::timeout(deadline, async { tokio::try_join!(feed, collect) }).await {
-            Ok(result) => result.map(|((), outputs)| outputs),
-            Err(_elapsed) => {
-                let unfinished_nodes = session.unfinished_nodes();
-                session.close().await;
-                Err(RunError::DeadlineExceeded {
-                    pipeline: manifest.name().to_owned(),
-                    deadline,
-                    unfinished_nodes,
-                    outputs_received: received.into_inner(),
-                })
-            }
+        drive_unary_with(
+            &session,
+            manifest.name(),
+            input,
+            self.config.unary_deadline,
+            || session.unfinished_nodes(),
+        )
+        .await
+    }
+}
+
+/// Sends one input, ends input, and collects every output within `deadline`; on timeout the
+/// session is closed and [`RunError::DeadlineExceeded`] returned. Works on any session.
+pub(crate) async fn drive_unary(
+    session: &dyn StreamSession,
+    pipeline: &str,
+    input: TransportData,
+    deadline: Duration,
+) -> Result<Vec<SessionOutput>, RunError> {
+    drive_unary_with(session, pipeline, input, deadline, Vec::new).await
+}
+
+async fn drive_unary_with(
+    session: &dyn StreamSession,
+    pipeline: &str,
+    input: TransportData,
+    deadline: Duration,
+    unfinished_nodes: impl FnOnce() -> Vec<String>,
+) -> Result<Vec<SessionOutput>, RunError> {
+    let received = std::sync::atomic::AtomicUsize::new(0);
+    let feed = async {
+        session.send_input(input).await?;
+        session.end_input().await;
+        Ok::<_, RunError>(())
+    };
+    let collect = async {
+        let mut outputs = Vec::new();
+        while let Some(item) = session.recv_output().await? {
+            outputs.push(item);
+            received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok::<_, RunError>(outputs)
+    };
+    match tokio::time::timeout(deadline, async { tokio::try_join!(feed, collect) }).await {
+        Ok(result) => result.map(|((), outputs)| outputs),
+        Err(_elapsed) => {
+            let unfinished_nodes = unfinished_nodes();
+            session.close().await;
+            Err(RunError::DeadlineExceeded {
+                pipeline: pipeline.to_owned(),
+                deadline,
+                unfinished_nodes,
+                outputs_received: received.into_inner(),
+            })
         }
     }
 }

@@ -90,11 +90,20 @@ pub enum SessionError {
     /// match its shape). The session is unaffected.
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// The session is gone (closed, or its worker lost).
+    /// The session is gone (closed by this side).
     #[error("session {session_id} is closed")]
     Closed {
         /// The session.
         session_id: String,
+    },
+    /// The session ended abnormally: its worker died or shut down, or it reclaimed the
+    /// session, or a node process crashed.
+    #[error("session {session_id} was aborted: {reason}")]
+    Aborted {
+        /// The session.
+        session_id: String,
+        /// What happened.
+        reason: String,
     },
 }
 
@@ -131,6 +140,18 @@ pub enum RunError {
     /// The session failed while running.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The runner is out of reach: no worker serves the link, or the worker died.
+    #[error("{reason}")]
+    Unavailable {
+        /// What is missing, naming the link.
+        reason: String,
+    },
+    /// The worker refused to open the session for a reason other than the manifest.
+    #[error("the worker refused the session: {reason}")]
+    Refused {
+        /// The worker's reason.
+        reason: String,
+    },
 }
 
 /// Something that runs pipelines: in-process, or in a worker reached over IPC.

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::node_task::send_to_all;
 use super::{Envelope, Origin};
-use crate::data::{RuntimeData, TransportData};
+use crate::data::TransportData;
 use crate::metrics::SessionMetrics;
 use crate::transport::{SessionError, SessionOutput, StreamSession};
 
@@ -107,14 +107,6 @@ impl PipelineSession {
     }
 }
 
-fn check_input(data: &RuntimeData) -> Result<(), SessionError> {
-    match data {
-        RuntimeData::Audio(a) => a.check_format().map_err(SessionError::InvalidInput),
-        RuntimeData::Tensor(t) => t.check_format().map_err(SessionError::InvalidInput),
-        RuntimeData::Text(_) | RuntimeData::Json(_) | RuntimeData::Binary(_) => Ok(()),
-    }
-}
-
 #[async_trait]
 impl StreamSession for PipelineSession {
     fn session_id(&self) -> &str {
@@ -122,7 +114,10 @@ impl StreamSession for PipelineSession {
     }
 
     async fn send_input(&self, input: TransportData) -> Result<(), SessionError> {
-        check_input(&input.data)?;
+        input
+            .data
+            .check_format()
+            .map_err(SessionError::InvalidInput)?;
         let sources = self
             .ingress
             .lock()

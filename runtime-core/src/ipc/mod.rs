@@ -1,11 +1,25 @@
 //! The pod link: how a worker process serves its pipeline to sidecar processes and Python
 //! node processes over iceoryx2 shared memory.
 //!
-//! Built so far: [`codec`], the byte format of every message on the link. The Python package
-//! in `runtime-core/python` (`remotemedia_nodes.codec`) implements the same format, and both
-//! are held to the golden vectors in `runtime-core/tests/data/ipc/`. The iceoryx2 services,
-//! `IpcRunner` and the worker come next; the plan and its measurements are in
-//! `docs/ipc-design.md`.
+//! * [`codec`]: the byte format of every message, shared with the Python package
+//!   (`runtime-core/python`, held to the same golden vectors).
+//! * [`pipe`]: one-way byte pipes with async wake-ups and backpressure.
+//! * [`link`]: service names and slot numbers both ends derive from the link name and
+//!   session id.
+//! * [`Worker`] serves a [`PipelineRunner`](crate::PipelineRunner) on a link;
+//!   [`IpcRunner`] is a [`PipelineTransport`](crate::PipelineTransport) that reaches it, so a
+//!   transport runs in-process or as a sidecar by configuration only.
+//!
+//! Design notes and measurements: `docs/ipc-design.md`.
 
+mod client;
 pub mod codec;
+pub mod link;
+pub mod liveness;
 pub mod pipe;
+mod refusal;
+mod worker;
+
+pub use client::{ClientOptions, IpcRunner, IpcSession};
+pub use link::{LinkName, LinkNameError};
+pub use worker::{Worker, WorkerError, WorkerHandle, WorkerOptions};

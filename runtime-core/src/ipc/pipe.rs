@@ -37,6 +37,11 @@ pub type Ipc = ipc_threadsafe::Service;
 
 /// How many polls a reader makes before it sleeps on the inbox.
 const SPIN_POLLS: u32 = 2_000;
+/// Processes that may share one inbox or shared pipe (a worker and its clients).
+const MAX_PROCESSES: usize = 256;
+/// How often a writer to a shared pipe retries when the buffer is full: a shared pipe's
+/// reader cannot ring every writer, and shared pipes carry only rare control messages.
+const SHARED_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Why an IPC operation failed. Wraps iceoryx2's many error types as text with context,
 /// because callers only report them.
@@ -128,6 +133,7 @@ impl Inbox {
             .event()
             .event_id_max_value(slots)
             .max_notifiers(4 * slots.max(16))
+            .max_nodes(MAX_PROCESSES)
             .open_or_create()
             .map_err(|e| setup("event service", name)(format!("{e:?}")))?;
         let listener = event
@@ -256,14 +262,22 @@ pub struct PipeWriter {
     publisher: Publisher<Ipc, [u8], ()>,
     reader_bell: Doorbell,
     data_slot: usize,
-    space_slot: usize,
-    inbox: Arc<Inbox>,
+    space: SpaceWait,
+}
+
+/// How a writer learns that a full pipe has room again.
+enum SpaceWait {
+    /// The reader rings this slot of the writer's inbox after each receive.
+    Ring { slot: usize, inbox: Arc<Inbox> },
+    /// A shared pipe: retry after [`SHARED_RETRY`].
+    Retry,
 }
 
 /// The receiving end of a pipe.
 pub struct PipeReader {
     subscriber: Subscriber<Ipc, [u8], ()>,
-    writer_bell: Doorbell,
+    /// `None` for a shared pipe, whose writers retry instead.
+    writer_bell: Option<Doorbell>,
     data_slot: usize,
     space_slot: usize,
     inbox: Arc<Inbox>,
@@ -281,14 +295,20 @@ pub struct Slots {
 
 type DataService = iceoryx2::service::port_factory::publish_subscribe::PortFactory<Ipc, [u8], ()>;
 
-fn data_port_factory(node: &Node<Ipc>, pipe: &str, depth: usize) -> Result<DataService, IpcError> {
+fn data_port_factory(
+    node: &Node<Ipc>,
+    pipe: &str,
+    depth: usize,
+    writers: usize,
+) -> Result<DataService, IpcError> {
     let name = data_service(pipe);
     node.service_builder(&service_name(&name)?)
         .publish_subscribe::<[u8]>()
         .subscriber_max_buffer_size(depth)
         // Without this a full buffer overwrites its oldest message: a silent drop.
         .enable_safe_overflow(false)
-        .max_publishers(1)
+        .max_publishers(writers)
+        .max_nodes(writers.max(2))
         .max_subscribers(1)
         .history_size(0)
         .open_or_create()
@@ -309,7 +329,48 @@ impl PipeWriter {
         reader_inbox: &str,
         inbox: Arc<Inbox>,
     ) -> Result<Self, IpcError> {
-        let service = data_port_factory(node, pipe, depth)?;
+        let space = SpaceWait::Ring {
+            slot: slots.space,
+            inbox,
+        };
+        Self::create(node, pipe, depth, 1, slots.data, reader_inbox, space)
+    }
+
+    /// Opens a writing end of shared pipe `pipe`, which up to `writers` processes write to
+    /// and one reads (see [`PipeReader::open_shared`]). When the reader's buffer is full the
+    /// writer retries every millisecond: shared pipes carry rare control messages.
+    ///
+    /// # Errors
+    /// A service or port could not be created.
+    pub fn open_shared(
+        node: &Node<Ipc>,
+        pipe: &str,
+        depth: usize,
+        writers: usize,
+        data_slot: usize,
+        reader_inbox: &str,
+    ) -> Result<Self, IpcError> {
+        Self::create(
+            node,
+            pipe,
+            depth,
+            writers,
+            data_slot,
+            reader_inbox,
+            SpaceWait::Retry,
+        )
+    }
+
+    fn create(
+        node: &Node<Ipc>,
+        pipe: &str,
+        depth: usize,
+        writers: usize,
+        data_slot: usize,
+        reader_inbox: &str,
+        space: SpaceWait,
+    ) -> Result<Self, IpcError> {
+        let service = data_port_factory(node, pipe, depth, writers)?;
         let publisher = service
             .publisher_builder()
             .initial_max_slice_len(4096)
@@ -322,10 +383,42 @@ impl PipeWriter {
             service,
             publisher,
             reader_bell: Doorbell::open(node, reader_inbox)?,
-            data_slot: slots.data,
-            space_slot: slots.space,
-            inbox,
+            data_slot,
+            space,
         })
+    }
+
+    /// True while a reader holds the other end (a reader whose process died counts until
+    /// its resources are cleaned up).
+    #[must_use]
+    pub fn reader_connected(&self) -> bool {
+        self.service.dynamic_config().number_of_subscribers() > 0
+    }
+
+    /// Sends `bytes` if the reader's buffer has room, without waiting: false when it is full.
+    ///
+    /// # Errors
+    /// No reader is connected, or iceoryx2 failed.
+    pub fn try_send(&self, bytes: &[u8]) -> Result<bool, IpcError> {
+        let sample = self
+            .publisher
+            .loan_slice_uninit(bytes.len())
+            .map_err(|e| IpcError::Io {
+                what: "loan",
+                reason: format!("{e:?}"),
+            })?;
+        match sample.write_from_slice(bytes).send() {
+            Ok(0) if !self.reader_connected() => Err(IpcError::Io {
+                what: "send",
+                reason: "no reader is connected".to_owned(),
+            }),
+            Ok(0) | Err(iceoryx2::port::SendError::UnableToDeliver) => Ok(false),
+            Ok(_) => self.reader_bell.ring(self.data_slot).map(|()| true),
+            Err(e) => Err(IpcError::Io {
+                what: "send",
+                reason: format!("{e:?}"),
+            }),
+        }
     }
 
     /// Sends `bytes`, waiting while the reader's buffer is full.
@@ -334,33 +427,19 @@ impl PipeWriter {
     /// No reader is connected, or iceoryx2 failed.
     pub async fn send(&self, bytes: &[u8]) -> Result<(), IpcError> {
         loop {
-            let mut space = self.inbox.watch(self.space_slot)?;
-            let sample =
-                self.publisher
-                    .loan_slice_uninit(bytes.len())
-                    .map_err(|e| IpcError::Io {
-                        what: "loan",
-                        reason: format!("{e:?}"),
-                    })?;
-            match sample.write_from_slice(bytes).send() {
-                Ok(0) if self.service.dynamic_config().number_of_subscribers() == 0 => {
-                    return Err(IpcError::Io {
-                        what: "send",
-                        reason: "no reader is connected".to_owned(),
-                    });
-                }
-                Ok(0) | Err(iceoryx2::port::SendError::UnableToDeliver) => {
-                    // The reader's buffer is full and the sample was not delivered: wait for
-                    // the reader to take something, then send it again.
-                    space.changed().await.map_err(|_| closed())?;
-                }
-                Ok(_) => return self.reader_bell.ring(self.data_slot),
-                Err(e) => {
-                    return Err(IpcError::Io {
-                        what: "send",
-                        reason: format!("{e:?}"),
-                    });
-                }
+            // Watch before trying, so a ring between a failed try and the wait is not lost.
+            let mut space = match &self.space {
+                SpaceWait::Ring { slot, inbox } => Some(inbox.watch(*slot)?),
+                SpaceWait::Retry => None,
+            };
+            if self.try_send(bytes)? {
+                return Ok(());
+            }
+            // The reader's buffer is full and the sample was not delivered: wait for the
+            // reader to take something, then send it again.
+            match &mut space {
+                Some(space) => space.changed().await.map_err(|_| closed())?,
+                None => tokio::time::sleep(SHARED_RETRY).await,
             }
         }
     }
@@ -379,14 +458,47 @@ impl PipeReader {
         writer_inbox: &str,
         inbox: Arc<Inbox>,
     ) -> Result<Self, IpcError> {
-        let subscriber = data_port_factory(node, pipe, depth)?
+        let writer_bell = Some(Doorbell::open(node, writer_inbox)?);
+        Self::create(node, pipe, depth, 1, slots, writer_bell, inbox)
+    }
+
+    /// Opens the reading end of a shared pipe (see [`PipeWriter::open_shared`]); it is woken
+    /// on `data_slot` of `inbox`.
+    ///
+    /// # Errors
+    /// A service or port could not be created.
+    pub fn open_shared(
+        node: &Node<Ipc>,
+        pipe: &str,
+        depth: usize,
+        writers: usize,
+        data_slot: usize,
+        inbox: Arc<Inbox>,
+    ) -> Result<Self, IpcError> {
+        let slots = Slots {
+            data: data_slot,
+            space: 0,
+        };
+        Self::create(node, pipe, depth, writers, slots, None, inbox)
+    }
+
+    fn create(
+        node: &Node<Ipc>,
+        pipe: &str,
+        depth: usize,
+        writers: usize,
+        slots: Slots,
+        writer_bell: Option<Doorbell>,
+        inbox: Arc<Inbox>,
+    ) -> Result<Self, IpcError> {
+        let subscriber = data_port_factory(node, pipe, depth, writers)?
             .subscriber_builder()
             .buffer_size(depth)
             .create()
             .map_err(|e| setup("subscriber", pipe)(format!("{e:?}")))?;
         Ok(Self {
             subscriber,
-            writer_bell: Doorbell::open(node, writer_inbox)?,
+            writer_bell,
             data_slot: slots.data,
             space_slot: slots.space,
             inbox,
@@ -431,7 +543,9 @@ impl PipeReader {
         };
         let bytes = sample.payload().to_vec();
         drop(sample);
-        self.writer_bell.ring(self.space_slot)?;
+        if let Some(bell) = &self.writer_bell {
+            bell.ring(self.space_slot)?;
+        }
         Ok(Some(bytes))
     }
 }

@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::source::Position;
 
 /// How serious a [`Problem`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Accepted, but worth knowing (a field kept for upstream compatibility is ignored).
@@ -17,7 +17,7 @@ pub enum Severity {
 }
 
 /// What kind of problem was found. Tests and tools match on this; people read the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The text is not well-formed JSON/YAML.
@@ -57,7 +57,7 @@ pub enum ProblemKind {
 }
 
 /// One finding, with everything needed to fix it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// Error or warning.
     pub severity: Severity,
@@ -148,7 +148,7 @@ impl fmt::Display for Problem {
 }
 
 /// Every problem found in one manifest. Displayed one problem per line.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(transparent)]
 pub struct ValidationReport {
     /// Errors and warnings, in document order where possible.

@@ -36,7 +36,7 @@ pub trait NodeKind: Node + Sized + 'static {
 }
 
 /// One problem with a node's params. `field` is relative to `params` (empty: the whole object).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParamIssue {
     /// Param path below `params`, e.g. `target_rate`.
     pub field: String,

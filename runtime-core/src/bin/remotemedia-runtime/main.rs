@@ -1,9 +1,13 @@
-//! `remotemedia-runtime`: validate manifests, list node types, run a pipeline over a WAV file.
+//! `remotemedia-runtime`: validate manifests, list node types, run a pipeline over a WAV file,
+//! serve a pipeline on a pod link.
 
+mod http;
 mod nodes;
 mod run;
+mod serve;
 mod validate;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,10 +35,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Stream a WAV file through a pipeline in 20 ms frames.
+    /// Stream a WAV file through a pipeline in 20 ms frames, in this process or (with
+    /// `--connect`) in the worker serving a link.
     Run {
-        /// Manifest file.
-        manifest: PathBuf,
+        /// Manifest file (optional with --connect: the worker's own pipeline).
+        #[arg(required_unless_present = "connect")]
+        manifest: Option<PathBuf>,
+        /// Run in the worker serving this link instead of in this process.
+        #[arg(long, value_name = "NAME")]
+        connect: Option<String>,
         /// Input WAV file.
         #[arg(long)]
         input: PathBuf,
@@ -45,6 +54,20 @@ enum Command {
         /// Frame length in milliseconds.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         frame_ms: u32,
+    },
+    /// Serve a pipeline to sidecars and local clients over iceoryx2 shared memory until
+    /// SIGTERM.
+    Serve {
+        /// Manifest file.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Link name (else env REMOTEMEDIA_IPC_NAME, else "remotemedia"); two workers on one
+        /// host need different names.
+        #[arg(long)]
+        name: Option<String>,
+        /// Serve /metrics, /healthz and /readyz on this address.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
 }
 
@@ -63,15 +86,44 @@ fn main() -> ExitCode {
         Command::Nodes { json } => nodes::run(&registry, json),
         Command::Run {
             manifest,
+            connect,
             input,
             output,
             frame_ms,
-        } => match run::run(&manifest, &input, output.as_deref(), frame_ms, registry) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
+        } => report(match (connect, manifest) {
+            (Some(link), manifest) => run::run_connected(
+                &link,
+                manifest.as_deref(),
+                &input,
+                output.as_deref(),
+                frame_ms,
+                &registry,
+            ),
+            (None, Some(manifest)) => {
+                run::run(&manifest, &input, output.as_deref(), frame_ms, registry)
             }
-        },
+            (None, None) => unreachable!("clap requires a manifest without --connect"),
+        }),
+        Command::Serve {
+            manifest,
+            name,
+            metrics_listen,
+        } => report(serve::serve(
+            &manifest,
+            name.as_deref(),
+            metrics_listen,
+            registry,
+        )),
+    }
+}
+
+/// Exit code 2 and the error chain on stderr for failures other than a bad manifest.
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use remotemedia_runtime_core::data::{DataKind, frames_to_us};
 use remotemedia_runtime_core::graph::Graph;
+use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
 use remotemedia_runtime_core::manifest::{Format, Manifest, check_document};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::{
@@ -31,19 +32,8 @@ pub(crate) fn run(
     frame_ms: u32,
     registry: NodeRegistry,
 ) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let checked = check_document(
-        &text,
-        Format::detect(manifest_path.to_str(), &text),
-        &registry,
-    );
-    for p in &checked.report.problems {
-        eprintln!("{}: {}", manifest_path.display(), p);
-    }
-    let manifest = match checked.manifest {
-        Some(m) if !checked.report.has_errors() => m,
-        _ => return Ok(ExitCode::FAILURE),
+    let Some(manifest) = load_manifest(manifest_path, &registry)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let audio = read_wav(input)?;
     let sinks = audio_file_targets(&manifest, &registry, output)?;
@@ -51,7 +41,67 @@ pub(crate) fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(stream(&runner, &manifest, audio, frame_ms, sinks))
+    runtime.block_on(async {
+        let session = runner.create_stream_session(&manifest)?;
+        stream(&session, audio, frame_ms, sinks).await
+    })
+}
+
+/// `run --connect`: the same, through the worker serving `link` (its own pipeline, or
+/// `manifest_path` when given).
+pub(crate) fn run_connected(
+    link: &str,
+    manifest_path: Option<&Path>,
+    input: &Path,
+    output: Option<&Path>,
+    frame_ms: u32,
+    registry: &NodeRegistry,
+) -> anyhow::Result<ExitCode> {
+    let manifest = match manifest_path {
+        Some(path) => match load_manifest(path, registry)? {
+            Some(m) => Some(m),
+            None => return Ok(ExitCode::FAILURE),
+        },
+        None => None,
+    };
+    let audio = read_wav(input)?;
+    let link = LinkName::resolve(Some(link))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let runner = IpcRunner::connect(link, ClientOptions::default())?;
+        let session = match &manifest {
+            Some(m) => runner.stream_manifest(m).await?,
+            None => runner.stream_served().await?,
+        };
+        let running = session
+            .manifest()
+            .context("the worker did not say which pipeline it runs")?;
+        let sinks = audio_file_targets(running, registry, output)?;
+        stream(&session, audio, frame_ms, sinks).await
+    })
+}
+
+/// Reads and checks a manifest, printing every problem; `None` when it has errors.
+pub(crate) fn load_manifest(
+    manifest_path: &Path,
+    registry: &NodeRegistry,
+) -> anyhow::Result<Option<Manifest>> {
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let checked = check_document(
+        &text,
+        Format::detect(manifest_path.to_str(), &text),
+        registry,
+    );
+    for p in &checked.report.problems {
+        eprintln!("{}: {}", manifest_path.display(), p);
+    }
+    Ok(match checked.manifest {
+        Some(m) if !checked.report.has_errors() => Some(m),
+        _ => None,
+    })
 }
 
 /// Maps each client-facing node that can produce audio to its output file.
@@ -67,9 +117,10 @@ fn audio_file_targets(
     let audio_nodes: Vec<&str> = (0..graph.len())
         .filter(|&i| graph.emits_to_client(i))
         .filter(|&i| {
+            // A type this process does not know (the worker's own) may produce audio.
             registry
                 .get(&manifest.nodes[i].node_type)
-                .is_some_and(|f| f.io().produces.contains(&DataKind::Audio))
+                .is_none_or(|f| f.io().produces.contains(&DataKind::Audio))
         })
         .map(|i| graph.id(i))
         .collect();
@@ -90,17 +141,15 @@ fn audio_file_targets(
 }
 
 async fn stream(
-    runner: &PipelineRunner,
-    manifest: &Manifest,
+    session: &impl StreamSession,
     audio: AudioBuffer,
     frame_ms: u32,
     targets: HashMap<String, PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let session = runner.create_stream_session(manifest)?;
     let started = Instant::now();
     let total_seconds = audio.duration_us() as f64 / 1e6;
-    let feed = feed_frames(&session, &audio, frame_ms, total_seconds);
-    let drain = drain_outputs(&session, targets);
+    let feed = feed_frames(session, &audio, frame_ms, total_seconds);
+    let drain = drain_outputs(session, targets);
     let (fed, summary) = tokio::try_join!(feed, drain)?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(

@@ -1,0 +1,483 @@
+//! The client side of a link: [`IpcRunner`] reaches a [`Worker`](super::Worker) in another
+//! process and implements [`PipelineTransport`] over it, so code written against the traits
+//! runs the same in-process or across the pod link.
+//!
+//! Each client process has one iceoryx2 node and one inbox, shared by all its sessions. A
+//! watcher task checks every [`ClientOptions::watch_interval`] that the worker it opened
+//! sessions on is still alive; when it dies, every session's pending and later calls fail
+//! with [`SessionError::Aborted`], and the next `stream` connects to whichever worker serves
+//! the link by then.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use iceoryx2::prelude::*;
+use tokio::sync::watch;
+
+use super::codec::{self, Envelope, Message};
+use super::link::{self, LinkName, SessionId};
+use super::liveness::{LiveNode, live_nodes};
+use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
+use super::refusal;
+use crate::data::TransportData;
+use crate::manifest::Manifest;
+use crate::transport::{
+    NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
+};
+
+/// Tunables of an [`IpcRunner`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClientOptions {
+    /// Messages in flight per session pipe before the writer waits.
+    pub pipe_depth: usize,
+    /// How long to wait for the worker to answer an Open.
+    pub open_timeout: Duration,
+    /// How often the worker's liveness is checked (its death is noticed within this).
+    pub watch_interval: Duration,
+    /// How long a unary call may take, as [`RunnerConfig::unary_deadline`](crate::RunnerConfig).
+    pub unary_deadline: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            pipe_depth: 16,
+            open_timeout: Duration::from_secs(5),
+            watch_interval: Duration::from_millis(200),
+            unary_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs pipelines in the worker serving a link. Cheap to clone; clones share the process's
+/// iceoryx2 node and inbox.
+#[derive(Clone)]
+pub struct IpcRunner {
+    client: Arc<Client>,
+}
+
+struct Client {
+    link: LinkName,
+    id: u32,
+    node: Node<Ipc>,
+    inbox: Arc<Inbox>,
+    next_session: AtomicU32,
+    options: ClientOptions,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+}
+
+/// The worker this client currently talks to.
+struct Connection {
+    worker: LiveNode,
+    control: PipeWriter,
+    lost: watch::Receiver<Option<String>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+impl IpcRunner {
+    /// Joins `link` as a client: creates this process's node and inbox. Sessions are opened
+    /// (and the worker looked for) by [`stream`](PipelineTransport::stream) and friends.
+    ///
+    /// # Errors
+    /// iceoryx2 failed.
+    pub fn connect(link: LinkName, options: ClientOptions) -> Result<Self, IpcError> {
+        let id = uuid::Uuid::new_v4().as_u128() as u32;
+        let (node, _cleaned) = create_node(&link.client_node(id))?;
+        let inbox = Arc::new(Inbox::create(
+            &node,
+            &link.client_inbox(id),
+            link::CLIENT_INBOX_SLOTS,
+        )?);
+        Ok(Self {
+            client: Arc::new(Client {
+                link,
+                id,
+                node,
+                inbox,
+                next_session: AtomicU32::new(0),
+                options,
+                connection: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The link this runner reaches.
+    #[must_use]
+    pub fn link(&self) -> &LinkName {
+        &self.client.link
+    }
+
+    /// Opens a session on the pipeline the worker serves.
+    ///
+    /// # Errors
+    /// [`RunError::Unavailable`] when no live worker serves the link or it does not answer;
+    /// otherwise whatever the worker's runner returned.
+    pub async fn stream_served(&self) -> Result<IpcSession, RunError> {
+        self.open(String::new()).await
+    }
+
+    /// Opens a session running `manifest` in the worker.
+    ///
+    /// # Errors
+    /// As [`IpcRunner::stream_served`].
+    pub async fn stream_manifest(&self, manifest: &Manifest) -> Result<IpcSession, RunError> {
+        let text = serde_json::to_string(manifest).map_err(|e| RunError::Refused {
+            reason: format!("manifest could not be encoded: {e}"),
+        })?;
+        self.open(text).await
+    }
+
+    async fn open(&self, manifest: String) -> Result<IpcSession, RunError> {
+        let client = &self.client;
+        let connection = self.connection().await?;
+        let id = SessionId::new(
+            client.id,
+            client.next_session.fetch_add(1, Ordering::Relaxed),
+        );
+        let unavailable = |e: IpcError| RunError::Unavailable {
+            reason: format!("link '{}': {e}", client.link),
+        };
+        let pipes = open_pipes(client, id).map_err(unavailable)?;
+        let open = encode(id, Message::Open { manifest });
+        let mut lost = connection.lost.clone();
+        let answer = async {
+            connection.control.send(&open).await?;
+            pipes.down.recv().await
+        };
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(client.options.open_timeout, answer) => answer,
+            reason = wait_lost(&mut lost) => return Err(RunError::Unavailable { reason }),
+        };
+        let bytes = match answer {
+            Ok(bytes) => bytes.map_err(unavailable)?,
+            Err(_elapsed) => {
+                return Err(RunError::Unavailable {
+                    reason: format!(
+                        "the worker of link '{}' (pid {}) did not answer within {:?}",
+                        client.link, connection.worker.pid, client.options.open_timeout
+                    ),
+                });
+            }
+        };
+        match codec::decode(&bytes).map(|e| e.message) {
+            Ok(Message::Opened { manifest }) => Ok(IpcSession {
+                id,
+                id_text: id.to_string(),
+                manifest: serde_json::from_str(&manifest).ok(),
+                up: pipes.up,
+                down: pipes.down,
+                lost,
+                input_ended: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                finished: AtomicBool::new(false),
+                _connection: connection,
+            }),
+            Ok(Message::Closed { reason }) => Err(refusal::decode(&reason)),
+            Ok(other) => Err(RunError::Refused {
+                reason: format!("unexpected answer to Open: {other:?}"),
+            }),
+            Err(e) => Err(RunError::Refused {
+                reason: format!("undecodable answer to Open: {e}"),
+            }),
+        }
+    }
+
+    /// The live connection, or a new one to the worker serving the link now.
+    async fn connection(&self) -> Result<Arc<Connection>, RunError> {
+        let client = &self.client;
+        let mut current = client.connection.lock().await;
+        if let Some(connection) = current.as_ref()
+            && connection.lost.borrow().is_none()
+        {
+            return Ok(connection.clone());
+        }
+        *current = None;
+        let worker_name = client.link.worker_node();
+        let unavailable = |e: IpcError| RunError::Unavailable {
+            reason: format!("link '{}': {e}", client.link),
+        };
+        let workers =
+            live_nodes(client.node.config(), |name| name == worker_name).map_err(unavailable)?;
+        let Some(worker) = workers.into_iter().next() else {
+            return Err(RunError::Unavailable {
+                reason: format!("no live worker serves link '{}'", client.link),
+            });
+        };
+        let control = PipeWriter::open_shared(
+            &client.node,
+            &client.link.control_pipe(),
+            64,
+            200,
+            link::CONTROL_SLOT,
+            &client.link.worker_inbox(),
+        )
+        .map_err(unavailable)?;
+        let (lost_tx, lost) = watch::channel(None);
+        let watcher = tokio::spawn(watch_worker(
+            client.node.config().clone(),
+            client.link.clone(),
+            worker.clone(),
+            client.options.watch_interval,
+            lost_tx,
+        ));
+        let connection = Arc::new(Connection {
+            worker,
+            control,
+            lost,
+            watcher,
+        });
+        *current = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// Polls the worker's node until it is gone, then says so.
+async fn watch_worker(
+    config: Config,
+    link: LinkName,
+    worker: LiveNode,
+    interval: Duration,
+    lost: watch::Sender<Option<String>>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match live_nodes(&config, |name| name == worker.name) {
+            Ok(nodes) if nodes.iter().any(|n| n.id == worker.id) => {}
+            Ok(_) => {
+                let reason = format!("the worker of link '{link}' (pid {}) died", worker.pid);
+                tracing::warn!("{reason}");
+                let _ = lost.send(Some(reason));
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check the worker's liveness"),
+        }
+    }
+}
+
+/// Resolves once the connection is lost, with the reason.
+async fn wait_lost(lost: &mut watch::Receiver<Option<String>>) -> String {
+    match lost.wait_for(Option::is_some).await {
+        Ok(reason) => reason.clone().unwrap_or_default(),
+        // The watcher is gone only with the connection; treat as lost.
+        Err(_) => "the link's connection was dropped".to_owned(),
+    }
+}
+
+struct ClientPipes {
+    up: PipeWriter,
+    down: PipeReader,
+}
+
+fn open_pipes(client: &Client, id: SessionId) -> Result<ClientPipes, IpcError> {
+    let link = &client.link;
+    let worker_inbox = link.worker_inbox();
+    let mine = id.client_slots();
+    let theirs = id.worker_slots();
+    let depth = client.options.pipe_depth;
+    // The reader first: the worker answers on it as soon as it sees the Open.
+    let down = PipeReader::open(
+        &client.node,
+        &link.down_pipe(id),
+        depth,
+        Slots {
+            data: mine.data,
+            space: theirs.space,
+        },
+        &worker_inbox,
+        client.inbox.clone(),
+    )?;
+    let up = PipeWriter::open(
+        &client.node,
+        &link.up_pipe(id),
+        depth,
+        Slots {
+            data: theirs.data,
+            space: mine.space,
+        },
+        &worker_inbox,
+        client.inbox.clone(),
+    )?;
+    Ok(ClientPipes { up, down })
+}
+
+fn encode(id: SessionId, message: Message) -> Vec<u8> {
+    // Only Input can exceed a length prefix, and that is checked where it is encoded.
+    codec::encode(&Envelope {
+        session: id.0,
+        message,
+    })
+    .unwrap_or_default()
+}
+
+/// A session running in a worker. Implements [`StreamSession`] with the same contract as the
+/// in-process session; in addition, calls fail with [`SessionError::Aborted`] when the worker
+/// dies or aborts the session.
+pub struct IpcSession {
+    id: SessionId,
+    id_text: String,
+    manifest: Option<Manifest>,
+    up: PipeWriter,
+    down: PipeReader,
+    lost: watch::Receiver<Option<String>>,
+    input_ended: AtomicBool,
+    closed: AtomicBool,
+    finished: AtomicBool,
+    _connection: Arc<Connection>,
+}
+
+impl IpcSession {
+    /// The manifest the worker runs for this session.
+    #[must_use]
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    fn aborted(&self, reason: String) -> SessionError {
+        self.finished.store(true, Ordering::Release);
+        SessionError::Aborted {
+            session_id: self.id_text.clone(),
+            reason,
+        }
+    }
+
+    fn closed_error(&self) -> SessionError {
+        SessionError::Closed {
+            session_id: self.id_text.clone(),
+        }
+    }
+
+    /// Sends a message, failing as soon as the worker is lost.
+    async fn send(&self, message: Message) -> Result<(), SessionError> {
+        let bytes = codec::encode(&Envelope {
+            session: self.id.0,
+            message,
+        })
+        .map_err(|e| SessionError::InvalidInput(e.to_string()))?;
+        let mut lost = self.lost.clone();
+        tokio::select! {
+            sent = self.up.send(&bytes) => sent.map_err(|e| self.aborted(e.to_string())),
+            reason = wait_lost(&mut lost) => Err(self.aborted(reason)),
+        }
+    }
+}
+
+#[async_trait]
+impl StreamSession for IpcSession {
+    fn session_id(&self) -> &str {
+        &self.id_text
+    }
+
+    async fn send_input(&self, input: TransportData) -> Result<(), SessionError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
+        }
+        if self.input_ended.load(Ordering::Acquire) {
+            return Err(SessionError::InputEnded {
+                session_id: self.id_text.clone(),
+            });
+        }
+        // Checked here as the in-process session does, so a bad item fails this call rather
+        // than arriving later as an error item.
+        input
+            .data
+            .check_format()
+            .map_err(SessionError::InvalidInput)?;
+        self.send(Message::Input(input)).await
+    }
+
+    async fn end_input(&self) {
+        if !self.input_ended.swap(true, Ordering::AcqRel) && !self.closed.load(Ordering::Acquire) {
+            // A lost worker shows up in recv_output; nothing to report here.
+            let _ = self.send(Message::EndInput).await;
+        }
+    }
+
+    async fn recv_output(&self) -> Result<Option<SessionOutput>, SessionError> {
+        if self.finished.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let mut lost = self.lost.clone();
+        let bytes = tokio::select! {
+            bytes = self.down.recv() => bytes.map_err(|e| self.aborted(e.to_string()))?,
+            reason = wait_lost(&mut lost) => return Err(self.aborted(reason)),
+        };
+        let message = codec::decode(&bytes)
+            .map_err(|e| self.aborted(format!("undecodable message from the worker: {e}")))?
+            .message;
+        return match message {
+            Message::Output { node, item } => Ok(Some(SessionOutput::Data {
+                node_id: node,
+                data: item,
+            })),
+            Message::Error {
+                node,
+                sequence,
+                message,
+            } => Ok(Some(SessionOutput::Error(NodeFailure {
+                node_id: node,
+                sequence,
+                message,
+            }))),
+            Message::Closed { reason } if reason == "completed" => {
+                self.finished.store(true, Ordering::Release);
+                Ok(None)
+            }
+            Message::Closed { reason } => Err(self.aborted(reason)),
+            other => Err(self.aborted(format!("unexpected message from the worker: {other:?}"))),
+        };
+    }
+
+    async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.finished.store(true, Ordering::Release);
+        // Best effort: if the worker's buffer is full or it is gone, it reclaims the session
+        // when it sees this end of the pipes dropped.
+        let _ = self.up.try_send(&encode(self.id, Message::Close));
+    }
+
+    fn is_active(&self) -> bool {
+        !self.finished.load(Ordering::Acquire) && !self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for IpcSession {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) && !self.finished.load(Ordering::Acquire) {
+            let _ = self.up.try_send(&encode(self.id, Message::Close));
+        }
+    }
+}
+
+#[async_trait]
+impl PipelineTransport for IpcRunner {
+    async fn execute(
+        &self,
+        manifest: Arc<Manifest>,
+        input: TransportData,
+    ) -> Result<Vec<SessionOutput>, RunError> {
+        let session = self.stream_manifest(&manifest).await?;
+        crate::runner::drive_unary(
+            &session,
+            manifest.name(),
+            input,
+            self.client.options.unary_deadline,
+        )
+        .await
+    }
+
+    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
+        Ok(Box::new(self.stream_manifest(&manifest).await?))
+    }
+}
