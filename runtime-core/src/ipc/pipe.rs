@@ -278,6 +278,9 @@ pub struct PipeReader {
     subscriber: Subscriber<Ipc, [u8], ()>,
     /// `None` for a shared pipe, whose writers retry instead.
     writer_bell: Option<Doorbell>,
+    /// Polls before sleeping: [`SPIN_POLLS`] for a session pipe, none for a shared pipe
+    /// (rare messages, and each poll scans every writer's slot).
+    spin_polls: u32,
     data_slot: usize,
     space_slot: usize,
     inbox: Arc<Inbox>,
@@ -496,9 +499,11 @@ impl PipeReader {
             .buffer_size(depth)
             .create()
             .map_err(|e| setup("subscriber", pipe)(format!("{e:?}")))?;
+        let spin_polls = if writer_bell.is_some() { SPIN_POLLS } else { 0 };
         Ok(Self {
             subscriber,
             writer_bell,
+            spin_polls,
             data_slot: slots.data,
             space_slot: slots.space,
             inbox,
@@ -516,7 +521,7 @@ impl PipeReader {
                 return Ok(bytes);
             }
             let mut arrived = false;
-            for _ in 0..SPIN_POLLS {
+            for _ in 0..self.spin_polls {
                 if self.subscriber.has_samples().unwrap_or(false) {
                     arrived = true;
                     break;

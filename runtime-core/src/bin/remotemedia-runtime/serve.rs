@@ -38,6 +38,8 @@ pub(crate) fn serve(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding --metrics-listen {addr}"))?;
+            let bound = listener.local_addr()?;
+            eprintln!("metrics on http://{bound}/metrics");
             let probe = Arc::new(WorkerProbe {
                 runner,
                 worker: worker.handle(),
