@@ -15,7 +15,10 @@ use remotemedia_runtime_core::{
     TransportData,
 };
 use serde_json::json;
-use support::{ServedWorker, example, runtime_bin, unique_link, write_wav};
+use support::{ServedWorker, example, runtime_bin, unique_link, within, write_wav};
+
+/// Far beyond what any session here needs; only a lost message would reach it.
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn run_cli(args: &[&str]) -> Output {
     let out = Command::new(runtime_bin())
@@ -151,7 +154,8 @@ async fn sessions_from_several_processes_run_at_once() {
                 }
                 results
             };
-            let ((), results) = tokio::join!(feed, collect);
+            let ((), results) =
+                within(LIMIT, "a session", async { tokio::join!(feed, collect) }).await;
             let expected: Vec<_> = (0..50u64).map(|i| (i, (s * i) as f64)).collect();
             assert_eq!(results, expected, "session {s}");
         }));
@@ -285,7 +289,10 @@ async fn a_client_that_stops_reading_stalls_its_sender_and_loses_nothing() {
         }
         texts
     };
-    let ((), texts) = tokio::join!(feed, collect);
+    let ((), texts) = within(LIMIT, "draining the stalled session", async {
+        tokio::join!(feed, collect)
+    })
+    .await;
     let expected: Vec<String> = (0..ITEMS).map(|i| format!("item {i}")).collect();
     assert_eq!(texts.len(), expected.len(), "stalled after {sent} items");
     assert_eq!(texts, expected);

@@ -29,6 +29,7 @@ use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use tokio::sync::watch;
 
@@ -532,6 +533,21 @@ impl PipeReader {
                 data.changed().await.map_err(|_| closed())?;
             }
         }
+    }
+
+    /// Connects to the writers that exist now. A reader otherwise finds writers only when it
+    /// next receives, and a writer that sends and goes away in between takes its messages
+    /// along; call this once the peer's writer is known to exist.
+    ///
+    /// # Errors
+    /// iceoryx2 could not connect to a writer.
+    pub fn connect(&self) -> Result<(), IpcError> {
+        self.subscriber
+            .update_connections()
+            .map_err(|e| IpcError::Io {
+                what: "connect",
+                reason: format!("{e:?}"),
+            })
     }
 
     /// Takes a message if one is there.

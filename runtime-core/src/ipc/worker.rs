@@ -6,6 +6,11 @@
 //! the client sends `Close`, or the client process dies: every
 //! [`WorkerOptions::reap_interval`] the worker lists live client nodes and reclaims the
 //! sessions of dead ones, then removes what they left in shared memory.
+//!
+//! A session's pipes outlive its task: they stay until the client lets go of its end (or
+//! dies). An iceoryx2 subscriber only finds a publisher when it next looks for one, so a
+//! publisher dropped right after its last send (a refusal, a final `Closed`) could take that
+//! message with it before the client ever connected.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -185,7 +190,9 @@ impl Worker {
                     Err(e) => break Err(e.into()),
                 },
                 Some(id) = finished.recv() => {
-                    sessions.remove(&id);
+                    if let Some(running) = sessions.get_mut(&id) {
+                        running.finished = true;
+                    }
                 }
                 _ = reap.tick() => self.reap(&mut sessions),
             }
@@ -247,12 +254,14 @@ impl Worker {
                 pipes,
                 abort,
                 task,
+                finished: false,
             },
         );
     }
 
     /// Aborts the sessions whose client process died or dropped the session without `Close`
-    /// (its end of the down pipe is gone).
+    /// (its end of the down pipe is gone), and lets go of finished sessions' pipes once their
+    /// client has.
     fn reap(&self, sessions: &mut HashMap<SessionId, Running>) {
         if sessions.is_empty() {
             return;
@@ -271,6 +280,10 @@ impl Worker {
             .filter_map(|n| link.client_of_node(&n.name))
             .collect();
         let mut reclaimed = 0;
+        sessions.retain(|_, running| {
+            !running.finished
+                || (alive.contains(&running.client) && running.pipes.down.reader_connected())
+        });
         for (id, running) in sessions.iter_mut() {
             let reason = if !alive.contains(&running.client) {
                 "client process died"
@@ -298,6 +311,8 @@ struct Running {
     pipes: Arc<Pipes>,
     abort: oneshot::Sender<String>,
     task: tokio::task::JoinHandle<()>,
+    /// The task is done; the pipes stay until the client lets go (see the module docs).
+    finished: bool,
 }
 
 /// The worker's ends of a session's pipes.
@@ -334,6 +349,9 @@ impl Pipes {
             &client_inbox,
             shared.inbox.clone(),
         )?;
+        // The client created its writer before sending Open: connect now, so a Close sent
+        // right after `Opened` cannot vanish with a writer dropped before we first receive.
+        up.connect()?;
         Ok(Self { up, down })
     }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,15 @@ pub(crate) fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/pipelines")
         .join(name)
+}
+
+/// Awaits `future`, failing the test with `what` if it takes longer than `limit`: a lost
+/// message shows up as a named failure, not a hung CI run.
+pub(crate) async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what} did not finish within {limit:?}"),
+    }
 }
 
 /// A link name no other test (or test run) uses.
@@ -143,6 +153,12 @@ impl ServedWorker {
 impl Drop for ServedWorker {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what the worker said, which is usually the why.
+        if std::thread::panicking() {
+            for line in self.stderr.try_iter() {
+                eprintln!("worker {}: {line}", self.link);
+            }
+        }
     }
 }
 
