@@ -46,20 +46,17 @@ stage "format check"        cargo fmt --all -- --check
 stage "clippy (-D warnings)" cargo clippy --workspace --all-targets --all-features -- -D warnings
 # --all-targets builds the benches too (debug), so they cannot rot between benchmark runs.
 stage "build"               cargo build --workspace --all-targets --all-features
-stage "tests + doctests"    cargo test --workspace
-# The Python node package, against the Rust encoder's golden vectors. The venv is cached
-# outside the repo; its version suffix changes when the pins below do.
-python_tests() {
-  local venv=${HOME}/.cache/remotemedia/venv-py-v1
-  if [ ! -x "$venv/bin/python" ]; then
-    # Debian splits venv support out of python3.
-    python3 -m venv "$venv" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
-  fi
-  "$venv/bin/pip" install -q "numpy>=1.24" "pytest>=8" "iceoryx2==0.10.0"
-  PYTHONPATH=runtime-core/python "$venv/bin/python" -m pytest -q runtime-core/python/tests
+# Python nodes need an interpreter with the packages: a venv cached outside the repo, with
+# this checkout's packages reinstalled. The Rust tests that spawn Python nodes use it too.
+python_env() {
+  REMOTEMEDIA_TEST_PYTHON=$(scripts/python-env.sh)
+  export REMOTEMEDIA_TEST_PYTHON
 }
-
-stage "python (pytest)"     python_tests
+stage "python env"          python_env
+stage "tests + doctests"    cargo test --workspace
+# The Python packages: codec against the Rust encoder's golden vectors, node registry and
+# process protocol, the example gain node.
+stage "python (pytest)"     "$REMOTEMEDIA_TEST_PYTHON" -m pytest -q runtime-core/python/tests examples/python-nodes/tests
 stage "docs (-D warnings)"  env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) for the operator.

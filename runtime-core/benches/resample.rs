@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = ThreadTime::now();
                 for _ in 0..iters {
-                    let mut node = factory.create(&params).unwrap();
+                    let mut node = factory.create(&params).unwrap().into_local().unwrap();
                     let mut out = Outputs::default();
                     for f in &frames {
                         node.process(f.clone(), &mut out).unwrap();

@@ -15,6 +15,7 @@
 //!   the built-in nodes.
 //! * [`transport`]: [`PipelineTransport`], [`StreamSession`] and the session contract.
 //! * [`PipelineRunner`]: the in-process runner (`execute_unary`, `create_stream_session`).
+//! * [`python`]: node types written in Python, each instance in a process of its own.
 //! * [`metrics`]: Prometheus counters and histograms per pipeline, node and session.
 //!
 //! See the [`PipelineRunner`] docs for a runnable example.
@@ -26,6 +27,7 @@ pub mod ipc;
 pub mod manifest;
 pub mod metrics;
 pub mod nodes;
+pub mod python;
 mod runner;
 pub mod transport;
 

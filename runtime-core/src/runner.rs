@@ -10,7 +10,7 @@ use crate::executor::{PipelineSession, QueueSizes, start_session};
 use crate::graph::{Graph, GraphError};
 use crate::manifest::{Manifest, Problem, ProblemKind, ValidationReport, validate};
 use crate::metrics::Metrics;
-use crate::nodes::NodeRegistry;
+use crate::nodes::{CreateError, NodeRegistry};
 use crate::transport::{PipelineTransport, RunError, SessionOutput, StreamSession};
 
 /// Tunables of a [`PipelineRunner`].
@@ -145,6 +145,7 @@ impl PipelineRunner {
     /// # Errors
     /// [`RunError::InvalidManifest`] for a manifest that does not validate, and
     /// [`RunError::NodeCreation`] for a node that cannot be built.
+    /// [`RunError::NodeStart`] for a node whose process could not be started.
     pub fn create_stream_session(&self, manifest: &Manifest) -> Result<PipelineSession, RunError> {
         self.validate(manifest).map_err(RunError::InvalidManifest)?;
         // Validation rejects every graph error first; this only restates one if it ever slips by.
@@ -163,12 +164,16 @@ impl PipelineRunner {
                 .registry
                 .get(&spec.node_type)
                 .expect("validated node type");
-            let node = factory
-                .create(&spec.params)
-                .map_err(|issues| RunError::NodeCreation {
+            let node = factory.create(&spec.params).map_err(|e| match e {
+                CreateError::InvalidParams(issues) => RunError::NodeCreation {
                     node_id: spec.id.clone(),
                     issues,
-                })?;
+                },
+                CreateError::Start(reason) => RunError::NodeStart {
+                    node_id: spec.id.clone(),
+                    reason,
+                },
+            })?;
             nodes.push(node);
         }
         let sizes = QueueSizes {

@@ -122,6 +122,14 @@ pub enum RunError {
         /// What was wrong with its params.
         issues: Vec<ParamIssue>,
     },
+    /// A node's params are fine but it could not start (its process could not be spawned).
+    #[error("node '{node_id}' could not start: {reason}")]
+    NodeStart {
+        /// The node.
+        node_id: String,
+        /// Why.
+        reason: String,
+    },
     /// A unary call did not drain before its deadline.
     #[error(
         "pipeline '{pipeline}' did not finish within {deadline:?}; still running: {}; {outputs_received} outputs had arrived",

@@ -113,6 +113,7 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
                 },
             ),
         ),
+        ("done", e(0, Message::Done)),
     ]
 }
 

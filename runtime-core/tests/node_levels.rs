@@ -11,7 +11,9 @@ fn events(node_type: &str, params: Value, inputs: Vec<AudioBuffer>) -> Vec<Value
         .get(node_type)
         .unwrap()
         .create(&params)
-        .unwrap();
+        .unwrap()
+        .into_local()
+        .expect("built-in nodes are in-process");
     let mut out = Outputs::default();
     let mut all = Vec::new();
     for a in inputs {

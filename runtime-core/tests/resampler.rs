@@ -24,6 +24,8 @@ fn resampler(params: &serde_json::Value) -> Box<dyn Node> {
         .unwrap()
         .create(params)
         .unwrap()
+        .into_local()
+        .expect("FastResampleNode is in-process")
 }
 
 /// Streams `input` in `chunk`-frame items and returns the concatenated output.

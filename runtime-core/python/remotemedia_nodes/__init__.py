@@ -1,7 +1,10 @@
 """RemoteMedia pipeline nodes written in Python.
 
-So far: :mod:`remotemedia_nodes.codec`, the pod-link byte format shared with the Rust runtime
-(``runtime-core/src/ipc/codec.rs``). The node base class and the process runner come next.
+* :class:`Node` and :func:`node`: subclass, register, and manifests can name ``python:<Name>``
+  (see :mod:`remotemedia_nodes.node`).
+* :mod:`remotemedia_nodes.codec`: the pod-link byte format shared with the Rust runtime
+  (``runtime-core/src/ipc/codec.rs``).
+* :mod:`remotemedia_nodes.host`: how the runtime runs one node instance in its own process.
 """
 
 from .codec import (
@@ -9,6 +12,7 @@ from .codec import (
     Close,
     Closed,
     DecodeError,
+    Done,
     EndInput,
     Error,
     Input,
@@ -21,8 +25,9 @@ from .codec import (
     decode,
     encode,
 )
+from .node import Node, NodeType, PluginError, node
 
 __all__ = [
-    "Audio", "Close", "Closed", "DecodeError", "EndInput", "Error", "Input", "Item", "Json",
-    "Open", "Opened", "Output", "Tensor", "decode", "encode",
+    "Audio", "Close", "Closed", "DecodeError", "Done", "EndInput", "Error", "Input", "Item", "Json",
+    "Node", "NodeType", "Open", "Opened", "Output", "PluginError", "Tensor", "decode", "encode", "node",
 ]

@@ -131,8 +131,15 @@ class Closed:
     reason: str
 
 
-Message = Union[Open, Input, EndInput, Close, Opened, Output, Error, Closed]
-_KINDS = {Open: 1, Input: 2, EndInput: 3, Close: 4, Opened: 16, Output: 17, Error: 18, Closed: 19}
+@dataclass
+class Done:
+    """Node process -> host: every output of the last input has been sent."""
+
+    session: int
+
+
+Message = Union[Open, Input, EndInput, Close, Opened, Output, Error, Closed, Done]
+_KINDS = {Open: 1, Input: 2, EndInput: 3, Close: 4, Opened: 16, Output: 17, Error: 18, Closed: 19, Done: 20}
 
 
 def _str16(out: bytearray, s: str) -> None:
@@ -322,6 +329,8 @@ def decode(buf: Union[bytes, memoryview]) -> Message:
         message = Error(session, node, sequence, r.str32("message"))
     elif kind == 19:
         message = Closed(session, r.str32("reason"))
+    elif kind == 20:
+        message = Done(session)
     else:
         raise DecodeError("kind", 3, f"unknown message kind {kind}")
     if r.pos != len(r.buf):

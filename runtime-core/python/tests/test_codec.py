@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from remotemedia_nodes.codec import (
-    Audio, Close, Closed, DecodeError, EndInput, Error, Input, Item, Json, Open, Opened, Output,
+    Audio, Close, Closed, DecodeError, Done, EndInput, Error, Input, Item, Json, Open, Opened, Output,
     Tensor, decode, encode,
 )
 
@@ -24,6 +24,7 @@ EXPECTED = {
     "opened": Opened(9, '{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}'),
     "error": Error(10, "gain", 42, "ValueError: boom"),
     "closed": Closed(2**64 - 1, "completed"),
+    "done": Done(0),
 }
 
 

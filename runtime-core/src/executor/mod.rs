@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub use session::PipelineSession;
 
@@ -24,7 +24,7 @@ use crate::data::RuntimeData;
 use crate::graph::Graph;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::nodes::Node;
+use crate::nodes::NodeInstance;
 use node_task::{NodeLinks, run_node};
 
 /// Queue sizes of a session.
@@ -65,7 +65,7 @@ pub(crate) struct Envelope {
 pub(crate) fn start_session(
     manifest: &Manifest,
     graph: &Graph,
-    nodes: Vec<Box<dyn Node>>,
+    nodes: Vec<NodeInstance>,
     metrics: &Metrics,
     sizes: QueueSizes,
 ) -> PipelineSession {
@@ -80,6 +80,7 @@ pub(crate) fn start_session(
         .map(|_| Arc::new(AtomicBool::new(false)))
         .collect();
 
+    let abort = Arc::new(watch::Sender::new(None));
     let mut tasks = Vec::with_capacity(graph.len());
     for (i, (node, input)) in nodes.into_iter().zip(receivers).enumerate() {
         let spec = &manifest.nodes[i];
@@ -95,6 +96,7 @@ pub(crate) fn start_session(
             metrics: metrics.node(manifest.name(), &spec.id, &spec.node_type),
             session_metrics: Arc::clone(&session_metrics),
             finished: Arc::clone(&finished[i]),
+            abort: Arc::clone(&abort),
         };
         tasks.push(run_node(node, input, links));
     }
@@ -103,14 +105,19 @@ pub(crate) fn start_session(
     drop(senders);
     drop(client_tx);
 
-    let ids = manifest.nodes.iter().map(|n| n.id.clone()).collect();
+    let progress = manifest
+        .nodes
+        .iter()
+        .map(|n| n.id.clone())
+        .zip(finished)
+        .collect();
     PipelineSession::spawn(
         session_id,
         sources,
         client_rx,
         tasks,
-        ids,
-        finished,
+        progress,
         session_metrics,
+        &abort,
     )
 }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{Envelope, Origin};
 use crate::data::{RuntimeData, TransportData};
 use crate::metrics::{NodeMetrics, SessionMetrics};
-use crate::nodes::{Node, NodeError, Outputs};
+use crate::nodes::{Node, NodeError, NodeInstance, Outputs, RemoteNode};
 use crate::transport::{NodeFailure, SessionOutput};
 
 /// Everything a node task sends to: successors, the client, metrics.
@@ -24,15 +24,24 @@ pub(super) struct NodeLinks {
     pub(super) metrics: NodeMetrics,
     pub(super) session_metrics: Arc<SessionMetrics>,
     pub(super) finished: Arc<AtomicBool>,
+    /// Set (once) when a node is lost: the session fails with this reason.
+    pub(super) abort: Arc<watch::Sender<Option<String>>>,
 }
 
 /// Runs `node` until its input closes (all predecessors finished, or the session's input
 /// ended), then flushes it. Dropping the future (on close) stops it at its next await.
 pub(super) async fn run_node(
-    node: Box<dyn Node>,
-    mut input: mpsc::Receiver<Envelope>,
+    node: NodeInstance,
+    input: mpsc::Receiver<Envelope>,
     links: NodeLinks,
 ) {
+    match node {
+        NodeInstance::Local(node) => run_local(node, input, links).await,
+        NodeInstance::Remote(node) => run_remote(node, input, links).await,
+    }
+}
+
+async fn run_local(node: Box<dyn Node>, mut input: mpsc::Receiver<Envelope>, links: NodeLinks) {
     // `None` after a panic: the node's state can no longer be trusted.
     let mut node = Some(node);
     let mut outputs = Outputs::default();
@@ -56,6 +65,55 @@ pub(super) async fn run_node(
         if let Err(message) = result {
             links.fail(message, &origin).await;
         }
+    }
+    links.finished.store(true, Ordering::Release);
+}
+
+/// As [`run_local`] for a node in another process, which may also be lost: then the session
+/// fails, whether the node was busy or idle.
+async fn run_remote(
+    mut node: Box<dyn RemoteNode>,
+    mut input: mpsc::Receiver<Envelope>,
+    links: NodeLinks,
+) {
+    let mut lost = node.lost();
+    let mut outputs = Outputs::default();
+    let mut last_origin: Option<Arc<Origin>> = None;
+    loop {
+        let envelope = tokio::select! {
+            biased;
+            // `Ok` only: a node that can no longer report losses is not lost.
+            Ok(reason) = lost.wait_for(Option::is_some) => {
+                let reason = reason.clone().unwrap_or_default();
+                return links.abort(&reason);
+            }
+            envelope = input.recv() => envelope,
+        };
+        let Some(Envelope { data, origin }) = envelope else {
+            break;
+        };
+        links.metrics.items.inc();
+        let started = Instant::now();
+        let result = node.process(data, &mut outputs).await;
+        links
+            .metrics
+            .seconds
+            .observe(started.elapsed().as_secs_f64());
+        links.forward(&mut outputs, &origin).await;
+        match result {
+            Ok(()) => {}
+            Err(NodeError::Lost(reason)) => return links.abort(&reason),
+            Err(e) => links.fail(e.to_string(), &origin).await,
+        }
+        last_origin = Some(origin);
+    }
+    let origin = last_origin.unwrap_or_else(|| Arc::new(Origin::internal()));
+    let result = node.finish(&mut outputs).await;
+    links.forward(&mut outputs, &origin).await;
+    match result {
+        Ok(()) => {}
+        Err(NodeError::Lost(reason)) => return links.abort(&reason),
+        Err(e) => links.fail(e.to_string(), &origin).await,
     }
     links.finished.store(true, Ordering::Release);
 }
@@ -126,6 +184,19 @@ impl NodeLinks {
                 })
                 .await;
         }
+    }
+
+    /// Fails the whole session; the first reason given wins.
+    fn abort(&self, reason: &str) {
+        let reason = format!("node '{}' was lost: {reason}", self.node_id);
+        tracing::warn!(node = %self.node_id, %reason, "Failing the session.");
+        self.abort.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
     }
 
     async fn fail(&self, message: String, origin: &Origin) {

@@ -22,12 +22,14 @@ pub struct PipelineSession {
     outputs: tokio::sync::Mutex<mpsc::Receiver<SessionOutput>>,
     cancel: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    node_ids: Vec<String>,
-    finished: Vec<Arc<AtomicBool>>,
+    /// Each node's id and whether it has finished.
+    progress: Vec<(String, Arc<AtomicBool>)>,
     next_sequence: AtomicU64,
     closed: AtomicBool,
     drained: AtomicBool,
     metrics: Arc<SessionMetrics>,
+    /// `Some(reason)` once a node was lost: the session has failed.
+    aborted: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for PipelineSession {
@@ -44,19 +46,23 @@ impl PipelineSession {
         sources: Vec<mpsc::Sender<Envelope>>,
         outputs: mpsc::Receiver<SessionOutput>,
         node_futures: Vec<impl Future<Output = ()> + Send + 'static>,
-        node_ids: Vec<String>,
-        finished: Vec<Arc<AtomicBool>>,
+        progress: Vec<(String, Arc<AtomicBool>)>,
         metrics: Arc<SessionMetrics>,
+        abort: &watch::Sender<Option<String>>,
     ) -> Self {
         let (cancel, _) = watch::channel(false);
         let tasks = node_futures
             .into_iter()
             .map(|fut| {
                 let mut cancelled = cancel.subscribe();
+                // A lost node fails the session: every node stops (remote ones end their
+                // processes) without waiting for the client to notice.
+                let mut aborted = abort.subscribe();
                 tokio::spawn(async move {
                     tokio::select! {
                         () = fut => {}
                         _ = cancelled.wait_for(|c| *c) => {}
+                        Ok(_) = aborted.wait_for(Option::is_some) => {}
                     }
                 })
             })
@@ -67,21 +73,31 @@ impl PipelineSession {
             outputs: tokio::sync::Mutex::new(outputs),
             cancel,
             tasks: Mutex::new(tasks),
-            node_ids,
-            finished,
+            progress,
             next_sequence: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             drained: AtomicBool::new(false),
             metrics,
+            aborted: abort.subscribe(),
         }
+    }
+
+    /// The error for calls on a session a lost node failed.
+    fn abort_error(&self) -> Option<SessionError> {
+        self.aborted
+            .borrow()
+            .as_ref()
+            .map(|reason| SessionError::Aborted {
+                session_id: self.id.clone(),
+                reason: reason.clone(),
+            })
     }
 
     /// Ids of nodes that have not finished yet (for deadline errors and diagnostics).
     #[must_use]
     pub fn unfinished_nodes(&self) -> Vec<String> {
-        self.node_ids
+        self.progress
             .iter()
-            .zip(&self.finished)
             .filter(|(_, done)| !done.load(Ordering::Acquire))
             .map(|(id, _)| id.clone())
             .collect()
@@ -118,6 +134,9 @@ impl StreamSession for PipelineSession {
             .data
             .check_format()
             .map_err(SessionError::InvalidInput)?;
+        if let Some(e) = self.abort_error() {
+            return Err(e);
+        }
         let sources = self
             .ingress
             .lock()
@@ -136,6 +155,9 @@ impl StreamSession for PipelineSession {
         });
         self.metrics.inputs.inc();
         send_to_all(&sources, input.data, &origin).await;
+        if let Some(e) = self.abort_error() {
+            return Err(e);
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(SessionError::Closed {
                 session_id: self.id.clone(),
@@ -152,7 +174,17 @@ impl StreamSession for PipelineSession {
         if self.closed.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let item = self.outputs.lock().await.recv().await;
+        let mut aborted = self.aborted.clone();
+        let mut outputs = self.outputs.lock().await;
+        let item = tokio::select! {
+            biased;
+            // `Ok` only: the sender goes away when every node is done, which is no failure.
+            Ok(_) = aborted.wait_for(Option::is_some) => None,
+            item = outputs.recv() => item,
+        };
+        if let Some(e) = self.abort_error() {
+            return Err(e);
+        }
         if item.is_none() {
             self.drained.store(true, Ordering::Release);
         }

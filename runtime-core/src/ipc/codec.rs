@@ -14,6 +14,7 @@
 //!   Output      node: str16, item
 //!   Error       node: str16, sequence: u8 present + u64, message: str32
 //!   Closed      reason: str32
+//!   Done        -   (a node process -> its host: finished with the last input)
 //! item    sequence: u8 present + u64 | metadata: u32 count, (key str16, value str32)* | data
 //! data    tag u8, then
 //!   1 Audio   sample_rate u32 | channels u16 | stream_id: u8 present + str16 |
@@ -83,6 +84,9 @@ pub enum Message {
         /// Why; `"completed"` after a normal end of input.
         reason: String,
     },
+    /// Node process → its host: every output of the last `Input` (or of `EndInput`) has been
+    /// sent, so the host can tie them to that input.
+    Done,
 }
 
 impl Message {
@@ -96,6 +100,7 @@ impl Message {
             Self::Output { .. } => 17,
             Self::Error { .. } => 18,
             Self::Closed { .. } => 19,
+            Self::Done => 20,
         }
     }
 }
@@ -164,7 +169,7 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
             w.str32("manifest", manifest)?;
         }
         Message::Input(item) => w.item(item)?,
-        Message::EndInput | Message::Close => {}
+        Message::EndInput | Message::Close | Message::Done => {}
         Message::Output { node, item } => {
             w.str16("node", node)?;
             w.item(item)?;
@@ -386,6 +391,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         19 => Message::Closed {
             reason: r.str32("reason")?,
         },
+        20 => Message::Done,
         other => return Err(r.error_at(3, "kind", format!("unknown message kind {other}"))),
     };
     if r.pos != bytes.len() {

@@ -129,15 +129,7 @@ impl Inbox {
     /// # Errors
     /// The service or listener could not be created.
     pub fn create(node: &Node<Ipc>, name: &str, slots: usize) -> Result<Self, IpcError> {
-        let event = node
-            .service_builder(&service_name(name)?)
-            .event()
-            .event_id_max_value(slots)
-            .max_notifiers(4 * slots.max(16))
-            .max_nodes(MAX_PROCESSES)
-            .open_or_create()
-            .map_err(|e| setup("event service", name)(format!("{e:?}")))?;
-        let listener = event
+        let listener = event_service(node, name, slots)?
             .listener_builder()
             .create()
             .map_err(|e| setup("listener", name)(format!("{e:?}")))?;
@@ -214,12 +206,37 @@ impl Drop for Inbox {
     }
 }
 
+type EventService = iceoryx2::service::port_factory::event::PortFactory<Ipc>;
+
+fn event_service(node: &Node<Ipc>, name: &str, slots: usize) -> Result<EventService, IpcError> {
+    node.service_builder(&service_name(name)?)
+        .event()
+        .event_id_max_value(slots)
+        .max_notifiers(4 * slots.max(16))
+        .max_nodes(MAX_PROCESSES)
+        .open_or_create()
+        .map_err(|e| setup("event service", name)(format!("{e:?}")))
+}
+
 /// Rings slots of another process's [`Inbox`].
 pub struct Doorbell {
     notifier: Notifier<Ipc>,
 }
 
 impl Doorbell {
+    /// Creates inbox service `name` (with `slots` slots) for a peer that will listen on it
+    /// but has not started yet, and a doorbell to ring it.
+    ///
+    /// # Errors
+    /// The service or notifier could not be created.
+    pub fn create(node: &Node<Ipc>, name: &str, slots: usize) -> Result<Self, IpcError> {
+        let notifier = event_service(node, name, slots)?
+            .notifier_builder()
+            .create()
+            .map_err(|e| setup("notifier", name)(format!("{e:?}")))?;
+        Ok(Self { notifier })
+    }
+
     /// Opens the inbox service `name` for ringing.
     ///
     /// # Errors

@@ -18,6 +18,10 @@ enum Refusal {
         node_id: String,
         issues: Vec<ParamIssue>,
     },
+    NodeStart {
+        node_id: String,
+        reason: String,
+    },
     Other {
         reason: String,
     },
@@ -33,6 +37,10 @@ pub(crate) fn encode(error: &RunError) -> String {
             node_id: node_id.clone(),
             issues: issues.clone(),
         },
+        RunError::NodeStart { node_id, reason } => Refusal::NodeStart {
+            node_id: node_id.clone(),
+            reason: reason.clone(),
+        },
         other => Refusal::Other {
             reason: other.to_string(),
         },
@@ -47,6 +55,7 @@ pub(crate) fn decode(reason: &str) -> RunError {
             RunError::InvalidManifest(ValidationReport { problems })
         }
         Ok(Refusal::NodeCreation { node_id, issues }) => RunError::NodeCreation { node_id, issues },
+        Ok(Refusal::NodeStart { node_id, reason }) => RunError::NodeStart { node_id, reason },
         Ok(Refusal::Other { reason }) => RunError::Refused { reason },
         // A worker that closed for another reason (shutting down) says so in plain text.
         Err(_) => RunError::Refused {

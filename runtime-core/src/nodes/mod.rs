@@ -3,6 +3,9 @@
 //! A node type is a typed params struct (serde + schemars, unknown fields rejected) plus a
 //! small synchronous processor. The executor owns tasks and queues; a node only turns one input
 //! into zero or more outputs, and flushes what it buffered when its input ends.
+//!
+//! A node whose work happens in another process (a Python node) is a [`RemoteNode`] instead:
+//! its calls await, and it can be lost altogether, which fails its session.
 
 mod audio;
 mod audio_chunker;
@@ -19,6 +22,9 @@ mod text_collector;
 
 use std::fmt;
 
+use async_trait::async_trait;
+use tokio::sync::watch;
+
 pub use audio_chunker::AudioChunkerNode;
 pub use audio_level::AudioLevelNode;
 pub use calculator::CalculatorNode;
@@ -28,6 +34,7 @@ pub use clipping_detector::ClippingDetectorNode;
 pub use fast_resample::{FastResampleNode, ResampleQuality};
 pub use passthrough::PassThrough;
 pub use registry::{NodeFactory, NodeKind, NodeRegistry, ParamInfo, ParamIssue};
+pub(crate) use registry::{ParamsSchema, object_or_empty};
 pub use silence_detector::SilenceDetectorNode;
 pub use text_collector::TextCollectorNode;
 
@@ -49,6 +56,66 @@ pub trait Node: Send {
     fn finish(&mut self, _out: &mut Outputs) -> Result<(), NodeError> {
         Ok(())
     }
+}
+
+/// A node working outside this process. Like [`Node`], but each call awaits the other side,
+/// and the other side may die: then [`RemoteNode::lost`] turns `Some(reason)` and the session
+/// fails, even while the node is idle.
+#[async_trait]
+pub trait RemoteNode: Send {
+    /// As [`Node::process`]; [`NodeError::Lost`] when the other side is gone.
+    ///
+    /// # Errors
+    /// As [`Node::process`].
+    async fn process(&mut self, input: RuntimeData, out: &mut Outputs) -> Result<(), NodeError>;
+
+    /// As [`Node::finish`].
+    ///
+    /// # Errors
+    /// As [`RemoteNode::process`].
+    async fn finish(&mut self, out: &mut Outputs) -> Result<(), NodeError>;
+
+    /// Becomes `Some(reason)` when the node can no longer work at all.
+    fn lost(&self) -> watch::Receiver<Option<String>>;
+}
+
+/// A node built for one session: in-process or remote.
+pub enum NodeInstance {
+    /// Runs in this process; each call returns when the item is done.
+    Local(Box<dyn Node>),
+    /// Runs in another process.
+    Remote(Box<dyn RemoteNode>),
+}
+
+impl NodeInstance {
+    /// The in-process node, if this is one.
+    #[must_use]
+    pub fn into_local(self) -> Option<Box<dyn Node>> {
+        match self {
+            Self::Local(node) => Some(node),
+            Self::Remote(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for NodeInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Local(_) => "NodeInstance::Local",
+            Self::Remote(_) => "NodeInstance::Remote",
+        })
+    }
+}
+
+/// Why a node could not be built for a session.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// Its params are invalid (normally caught when the manifest is validated).
+    #[error("{}", .0.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; "))]
+    InvalidParams(Vec<ParamIssue>),
+    /// Its params are fine but it could not start (a Python node's process did not spawn).
+    #[error("{0}")]
+    Start(String),
 }
 
 /// Where a node puts its results. Reused across calls to avoid allocating per item.
@@ -99,6 +166,9 @@ pub enum NodeError {
     /// The node failed for a reason of its own.
     #[error("{0}")]
     Failed(String),
+    /// The node can no longer work at all (its process died): the session fails.
+    #[error("{0}")]
+    Lost(String),
 }
 
 impl NodeError {

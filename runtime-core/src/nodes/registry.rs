@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{Io, Node};
+use super::{CreateError, Io, Node, NodeInstance};
 use crate::manifest::ProblemKind;
 
 /// A built-in node type: its name, docs, params type and constructor.
@@ -92,8 +92,9 @@ pub trait NodeFactory: Send + Sync {
     /// Builds a node for one session from params that passed [`NodeFactory::check_params`].
     ///
     /// # Errors
-    /// Returns the problems when `params` are invalid after all.
-    fn create(&self, params: &Value) -> Result<Box<dyn Node>, Vec<ParamIssue>>;
+    /// [`CreateError::InvalidParams`] when `params` are invalid after all, and
+    /// [`CreateError::Start`] when a node that works elsewhere could not be started.
+    fn create(&self, params: &Value) -> Result<NodeInstance, CreateError>;
 
     /// The params as listed by `remotemedia-runtime nodes`, derived from the schema.
     fn params(&self) -> Vec<ParamInfo> {
@@ -101,10 +102,55 @@ pub trait NodeFactory: Send + Sync {
     }
 }
 
-struct TypedFactory<K: NodeKind> {
+/// A params schema compiled for checking: unknown keys are reported by name (with a "did you
+/// mean"), the rest are validated against the schema, so each problem appears once.
+pub(crate) struct ParamsSchema {
     schema: Value,
     validator: jsonschema::Validator,
     known_params: Vec<String>,
+}
+
+impl ParamsSchema {
+    /// Compiles `schema`.
+    pub(crate) fn compile(schema: Value) -> Result<Self, String> {
+        let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
+        let known_params = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(Self {
+            schema,
+            validator,
+            known_params,
+        })
+    }
+
+    pub(crate) fn schema(&self) -> &Value {
+        &self.schema
+    }
+
+    /// Adds every problem with `params` (already an object, aliases resolved) to `issues`.
+    /// Keys already named in `issues` are skipped.
+    pub(crate) fn check(&self, params: &Value, node_type: &str, issues: &mut Vec<ParamIssue>) {
+        let mut known = Map::new();
+        for (key, value) in params.as_object().into_iter().flatten() {
+            if issues.iter().any(|i| &i.field == key) {
+                continue;
+            }
+            if self.known_params.contains(key) {
+                known.insert(key.clone(), value.clone());
+            } else {
+                issues.push(unknown_param(key, &self.known_params, node_type));
+            }
+        }
+        let known = Value::Object(known);
+        issues.extend(self.validator.iter_errors(&known).map(|e| schema_issue(&e)));
+    }
+}
+
+struct TypedFactory<K: NodeKind> {
+    params: ParamsSchema,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -114,17 +160,10 @@ impl<K: NodeKind> TypedFactory<K> {
             .expect("a generated schema serializes");
         // A generated schema that does not compile is a bug in the node's params type, found by
         // the registry tests on every built-in.
-        let validator = jsonschema::validator_for(&schema)
+        let params = ParamsSchema::compile(schema)
             .unwrap_or_else(|e| panic!("schema of {} does not compile: {e}", K::NODE_TYPE));
-        let known_params = schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
         Self {
-            schema,
-            validator,
-            known_params,
+            params,
             _kind: PhantomData,
         }
     }
@@ -132,20 +171,7 @@ impl<K: NodeKind> TypedFactory<K> {
     fn parse(&self, params: &Value) -> Result<K::Params, Vec<ParamIssue>> {
         let mut issues = Vec::new();
         let params = canonical_names(object_or_empty(params), K::PARAM_ALIASES, &mut issues);
-        let mut known = Map::new();
-        for (key, value) in params.as_object().into_iter().flatten() {
-            if issues.iter().any(|i| &i.field == key) {
-                continue;
-            }
-            if self.known_params.contains(key) {
-                known.insert(key.clone(), value.clone());
-            } else {
-                issues.push(unknown_param(key, &self.known_params, K::NODE_TYPE));
-            }
-        }
-        // Unknown keys were reported above; validate the rest so each problem appears once.
-        let known = Value::Object(known);
-        issues.extend(self.validator.iter_errors(&known).map(|e| schema_issue(&e)));
+        self.params.check(&params, K::NODE_TYPE, &mut issues);
         if !issues.is_empty() {
             return Err(issues);
         }
@@ -171,17 +197,18 @@ impl<K: NodeKind> NodeFactory for TypedFactory<K> {
         K::IO
     }
     fn params_schema(&self) -> &Value {
-        &self.schema
+        self.params.schema()
     }
     fn check_params(&self, params: &Value) -> Vec<ParamIssue> {
         self.parse(params).err().unwrap_or_default()
     }
-    fn create(&self, params: &Value) -> Result<Box<dyn Node>, Vec<ParamIssue>> {
-        Ok(Box::new(K::new(self.parse(params)?)))
+    fn create(&self, params: &Value) -> Result<NodeInstance, CreateError> {
+        let params = self.parse(params).map_err(CreateError::InvalidParams)?;
+        Ok(NodeInstance::Local(Box::new(K::new(params))))
     }
 }
 
-fn object_or_empty(params: &Value) -> Value {
+pub(crate) fn object_or_empty(params: &Value) -> Value {
     if params.is_null() {
         Value::Object(Map::new())
     } else {

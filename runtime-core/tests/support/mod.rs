@@ -222,3 +222,68 @@ pub(crate) fn write_wav(path: &Path) {
     }
     w.finalize().unwrap();
 }
+
+/// The Python interpreter with `remotemedia_nodes`, the example nodes and numpy installed:
+/// env `REMOTEMEDIA_TEST_PYTHON`, else the venv `scripts/python-env.sh` makes (which
+/// `make test` runs first).
+pub(crate) fn test_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("REMOTEMEDIA_TEST_PYTHON") {
+        return python.into();
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let venv = Path::new(&home).join(".cache/remotemedia/venv-py-v1/bin/python");
+    assert!(
+        venv.exists(),
+        "Python node tests need an interpreter with the packages installed: run \
+         scripts/python-env.sh (or set REMOTEMEDIA_TEST_PYTHON)"
+    );
+    venv
+}
+
+/// Environment for Python node processes that loads the test node types
+/// (`tests/python/remotemedia_test_nodes.py`).
+pub(crate) fn test_python_env() -> Vec<(String, String)> {
+    vec![
+        (
+            "REMOTEMEDIA_PYTHON_MODULES".to_owned(),
+            "remotemedia_test_nodes".to_owned(),
+        ),
+        (
+            "PYTHONPATH".to_owned(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python").to_owned(),
+        ),
+    ]
+}
+
+/// Pids of live child processes of this process whose command line contains `needle`
+/// (zombies count: they are not reaped yet).
+pub(crate) fn children_matching(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesized command name: state, ppid, ...
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(me) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// True once process `pid` is gone and reaped (a zombie still has its `/proc` entry).
+pub(crate) fn reaped(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}

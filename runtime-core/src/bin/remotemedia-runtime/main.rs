@@ -8,10 +8,13 @@ mod serve;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::python;
 
 /// RemoteMedia pipeline runtime.
 #[derive(Debug, Parser)]
@@ -34,6 +37,10 @@ enum Command {
         /// Print JSON (with each type's params schema) instead of text.
         #[arg(long)]
         json: bool,
+        /// Also list the Python node types installed for the interpreter in
+        /// REMOTEMEDIA_PYTHON (default python3).
+        #[arg(long)]
+        python: bool,
     },
     /// Stream a WAV file through a pipeline in 20 ms frames, in this process or (with
     /// `--connect`) in the worker serving a link.
@@ -80,10 +87,13 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let registry = remotemedia_runtime_core::nodes::NodeRegistry::with_builtins();
+    let registry = match node_registry(&cli.command) {
+        Ok(registry) => registry,
+        Err(e) => return report(Err(e)),
+    };
     match cli.command {
         Command::Validate { files } => validate::run(&files, &registry),
-        Command::Nodes { json } => nodes::run(&registry, json),
+        Command::Nodes { json, .. } => nodes::run(&registry, json),
         Command::Run {
             manifest,
             connect,
@@ -115,6 +125,27 @@ fn main() -> ExitCode {
             registry,
         )),
     }
+}
+
+/// The built-in node types, plus the installed Python ones when the command asks for them or
+/// its manifests name one (`python:...`): asking the interpreter takes a moment, so only then.
+fn node_registry(command: &Command) -> anyhow::Result<NodeRegistry> {
+    let mut registry = NodeRegistry::with_builtins();
+    let mentions_python = |path: &Path| {
+        std::fs::read_to_string(path).is_ok_and(|text| text.contains(python::NODE_TYPE_PREFIX))
+    };
+    let wanted = match command {
+        Command::Validate { files } => files.iter().any(|f| mentions_python(f)),
+        Command::Nodes { python, .. } => *python,
+        Command::Run { manifest, .. } => manifest.as_deref().is_some_and(mentions_python),
+        Command::Serve { manifest, .. } => mentions_python(manifest),
+    };
+    if wanted {
+        python::PythonNodes::discover(python::PythonOptions::default())
+            .context("listing the Python node types")?
+            .register(&mut registry);
+    }
+    Ok(registry)
 }
 
 /// Exit code 2 and the error chain on stderr for failures other than a bad manifest.

@@ -1,0 +1,5 @@
+"""Example Python nodes for RemoteMedia pipelines (``python:Gain``)."""
+
+from .gain import Gain
+
+__all__ = ["Gain"]

@@ -1,0 +1,184 @@
+//! Python nodes: node types written in Python, each instance running in a process of its own,
+//! linked to the runtime over the same iceoryx2 pipes as the pod link.
+//!
+//! A manifest names a Python node type `python:<Name>`, where `<Name>` is what the class was
+//! registered as with `@remotemedia_nodes.node("<Name>", ...)` (package
+//! `runtime-core/python`). [`PythonNodes::discover`] asks the interpreter (env
+//! `REMOTEMEDIA_PYTHON`, default `python3`) which types are installed, by running
+//! `python -m remotemedia_nodes describe`, and registers one factory per type: params are
+//! checked against the schema the type declared before anything starts.
+//!
+//! Each session gets its own process per Python node, spawned when the session opens:
+//!
+//! ```text
+//!  runtime (this crate)                               python -m remotemedia_nodes serve
+//!  PythonNode --P/in  (Input | EndInput | Close) -->  Node.process / Node.finish
+//!             <-P/out (Opened, then Output* Error? Done per input) --
+//!  stdin pipe ------------------------------------->  EOF = the runtime is gone: exit
+//!  stderr lines <-----------------------------------  tracebacks, prints: logged
+//! ```
+//!
+//! A process that exits while its session runs fails that session within milliseconds
+//! (SIGCHLD, not a heartbeat); one that outlives its session is killed after a grace period.
+//! Both are reaped.
+
+mod factory;
+mod node;
+mod process;
+
+use std::ffi::OsString;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use factory::PythonFactory;
+
+use crate::nodes::NodeRegistry;
+
+/// Env var naming the Python interpreter.
+pub const PYTHON_ENV: &str = "REMOTEMEDIA_PYTHON";
+/// Prefix of Python node types in manifests.
+pub const NODE_TYPE_PREFIX: &str = "python:";
+
+/// How Python node processes are started.
+#[derive(Clone, Debug)]
+pub struct PythonOptions {
+    /// The interpreter (a path or a name on `PATH`).
+    pub interpreter: OsString,
+    /// Messages the runtime may queue for a node process.
+    pub depth: usize,
+    /// How long a node process spins for its next message before it sleeps: latency for
+    /// CPU while busy. Idle processes sleep either way.
+    pub spin: Duration,
+    /// How long a new process may take to say it is ready.
+    pub startup_timeout: Duration,
+    /// How long a process whose session ended may take to exit before it is killed.
+    pub exit_grace: Duration,
+    /// Environment added for the interpreter, e.g. `REMOTEMEDIA_PYTHON_MODULES` to load node
+    /// modules that are not installed as entry points.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Default for PythonOptions {
+    fn default() -> Self {
+        Self {
+            interpreter: std::env::var_os(PYTHON_ENV).unwrap_or_else(|| "python3".into()),
+            depth: 8,
+            spin: Duration::from_micros(200),
+            startup_timeout: Duration::from_secs(30),
+            exit_grace: Duration::from_secs(2),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Why Python node types could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The interpreter could not be run.
+    #[error(
+        "could not run the Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another): {source}"
+    )]
+    Interpreter {
+        /// The interpreter.
+        interpreter: OsString,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `python -m remotemedia_nodes describe` failed.
+    #[error("{interpreter:?} -m remotemedia_nodes describe failed ({status}): {stderr}{hint}")]
+    Describe {
+        /// The interpreter.
+        interpreter: OsString,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The end of what it printed to stderr.
+        stderr: String,
+        /// How to fix a missing package, when that is the cause.
+        hint: &'static str,
+    },
+    /// It printed something other than the expected JSON.
+    #[error("{interpreter:?} -m remotemedia_nodes describe printed unexpected output: {reason}")]
+    Output {
+        /// The interpreter.
+        interpreter: OsString,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A node type declared a params schema that does not compile.
+    #[error("Python node type '{node_type}' declares an invalid params schema: {reason}")]
+    Schema {
+        /// The node type.
+        node_type: String,
+        /// The schema compiler's complaint.
+        reason: String,
+    },
+}
+
+/// The Python node types an interpreter provides.
+#[derive(Debug)]
+pub struct PythonNodes {
+    factories: Vec<Arc<PythonFactory>>,
+}
+
+impl PythonNodes {
+    /// Runs `python -m remotemedia_nodes describe` and prepares a factory per node type.
+    /// Blocks for as long as the interpreter takes to import the node modules.
+    ///
+    /// # Errors
+    /// See [`DiscoveryError`].
+    pub fn discover(options: PythonOptions) -> Result<Self, DiscoveryError> {
+        let interpreter = options.interpreter.clone();
+        let output = Command::new(&interpreter)
+            .args(["-m", "remotemedia_nodes", "describe"])
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map_err(|source| DiscoveryError::Interpreter {
+                interpreter: interpreter.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let hint = if stderr.contains("No module named remotemedia_nodes") {
+                "; install the package into that interpreter: pip install ./runtime-core/python"
+            } else {
+                ""
+            };
+            return Err(DiscoveryError::Describe {
+                interpreter,
+                status: output.status,
+                stderr: last_lines(&stderr, 3),
+                hint,
+            });
+        }
+        let described: Vec<factory::Described> =
+            serde_json::from_slice(&output.stdout).map_err(|e| DiscoveryError::Output {
+                interpreter: interpreter.clone(),
+                reason: e.to_string(),
+            })?;
+        let options = Arc::new(options);
+        let factories = described
+            .into_iter()
+            .map(|d| PythonFactory::new(d, Arc::clone(&options)).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { factories })
+    }
+
+    /// The node types found.
+    pub fn factories(&self) -> impl Iterator<Item = &Arc<PythonFactory>> {
+        self.factories.iter()
+    }
+
+    /// Adds every node type to `registry`.
+    pub fn register(&self, registry: &mut NodeRegistry) {
+        for f in &self.factories {
+            registry.register_factory(f.clone());
+        }
+    }
+}
+
+/// The last `n` non-empty lines of `text`, joined with " | ".
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
