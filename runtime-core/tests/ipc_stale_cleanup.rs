@@ -47,6 +47,12 @@ fn a_killed_process_leaves_nothing_after_the_next_start() {
     peer.wait().expect("reap the peer");
     assert!(dead_nodes() >= 1, "the killed peer's node is left behind");
 
+    // Inboxes wait through a tokio reactor; being inside one is enough here.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _inside = runtime.enter();
     let (node, cleaned) = create_node("remotemedia-test-restarted").expect("node");
     assert_eq!(
         dead_nodes(),
@@ -72,6 +78,11 @@ fn a_killed_process_leaves_nothing_after_the_next_start() {
 #[ignore = "the peer process of a_killed_process_leaves_nothing_after_the_next_start"]
 fn dying_peer() {
     let base = std::env::var("REMOTEMEDIA_STALE_BASE").expect("run by the parent test");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _inside = runtime.enter();
     let (node, _) = create_node("remotemedia-test-dying").expect("node");
     let inbox = Arc::new(Inbox::create(&node, &format!("{base}/inbox"), 4).expect("inbox"));
     let _reader = PipeReader::open(

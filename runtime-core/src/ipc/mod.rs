@@ -10,7 +10,10 @@
 //!   [`IpcRunner`] is a [`PipelineTransport`](crate::PipelineTransport) that reaches it, so a
 //!   transport runs in-process or as a sidecar by configuration only.
 //!
-//! Design notes and measurements: `docs/ipc-design.md`.
+//! Python nodes use the same codec and pipes between the runtime and one process per node
+//! instance: see [`crate::python`].
+//!
+//! Design notes and measurements: `docs/ipc-design.md`; benchmarks: `docs/benchmarks.md`.
 
 mod client;
 pub mod codec;

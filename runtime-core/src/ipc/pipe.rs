@@ -8,21 +8,23 @@
 //! ```
 //!
 //! Each process has one [`Inbox`]: an iceoryx2 event service that peers ring with a slot
-//! number, and one thread blocked on it that bumps that slot's version counter, waking the
-//! tasks watching it. Counters rather than one-permit notifications, so that two pipes may
-//! share a slot: a shared slot costs a spurious wake-up, never a lost one. So a process
-//! costs one sleeping thread however many pipes it holds, and an idle pipe costs nothing.
-//! Readers spin briefly before they sleep: a wake-up through the event costs tens of
-//! microseconds on the VMs this runs on, a spin that catches the next message about two
-//! (docs/ipc-design.md).
+//! number, and one tokio task that waits on its socket through tokio's reactor and bumps that
+//! slot's version counter, waking the tasks watching it. Counters rather than one-permit
+//! notifications, so that two pipes may share a slot: a shared slot costs a spurious
+//! wake-up, never a lost one. So a process costs one sleeping task however many pipes it
+//! holds, and an idle pipe costs nothing.
+//! A reader of a busy pipe (its last message under a millisecond old) polls for up to 50 µs,
+//! yielding to its runtime's other tasks between polls, before it sleeps: waking a sleeping
+//! process costs 50-150 µs on the VMs this runs on, a poll that catches the next message a few.
+//! A pipe carrying a steady 20 ms stream never spins (docs/ipc-design.md).
 //!
 //! Backpressure: the subscriber buffer is bounded; when it is full, `send` fails with
 //! `UnableToDeliver` (our backpressure handler asks for that instead of iceoryx2's busy retry)
 //! and the writer waits for the reader's "space" ring, then sends again. Nothing is dropped.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use iceoryx2::port::BackpressureAction;
 use iceoryx2::port::listener::Listener;
@@ -31,13 +33,20 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 /// The iceoryx2 service flavour: inter-process, with ports that may move between threads.
 pub type Ipc = ipc_threadsafe::Service;
 
-/// How many polls a reader makes before it sleeps on the inbox.
-const SPIN_POLLS: u32 = 2_000;
+/// How long a reader of a busy pipe polls (yielding to other tasks between polls) before it
+/// sleeps on the inbox; env `REMOTEMEDIA_IPC_SPIN_US` overrides it, 0 turns spinning off.
+const SPIN: Duration = Duration::from_micros(50);
+/// A pipe counts as busy while its last message is at most this old: only then does a reader
+/// spin. A stream at a steady 20 ms cadence never spins (each message costs one wake-up,
+/// no CPU in between); back-to-back traffic is caught by the spin without any wake-up.
+const BUSY: Duration = Duration::from_millis(1);
 /// Processes that may share one inbox or shared pipe (a worker and its clients).
 const MAX_PROCESSES: usize = 256;
 /// How often a writer to a shared pipe retries when the buffer is full: a shared pipe's
@@ -118,16 +127,15 @@ pub fn create_node(name: &str) -> Result<(Node<Ipc>, u64), IpcError> {
 pub struct Inbox {
     name: String,
     slots: Arc<[watch::Sender<u64>]>,
-    stop: Arc<AtomicBool>,
-    waker: Doorbell,
-    thread: Option<JoinHandle<()>>,
+    waiter: tokio::task::JoinHandle<()>,
 }
 
 impl Inbox {
-    /// Creates (or opens) event service `name` with `slots` slots and starts its waiter thread.
+    /// Creates (or opens) event service `name` with `slots` slots and starts its waiter task
+    /// on the current tokio runtime.
     ///
     /// # Errors
-    /// The service or listener could not be created.
+    /// The service or listener could not be created, or this is not inside a tokio runtime.
     pub fn create(node: &Node<Ipc>, name: &str, slots: usize) -> Result<Self, IpcError> {
         let listener = event_service(node, name, slots)?
             .listener_builder()
@@ -135,21 +143,19 @@ impl Inbox {
             .map_err(|e| setup("listener", name)(format!("{e:?}")))?;
         let notifies: Arc<[watch::Sender<u64>]> =
             (0..slots).map(|_| watch::Sender::new(0)).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (notifies, stop) = (notifies.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name(format!("inbox {name}"))
-                .spawn(move || wait_loop(&listener, &notifies, &stop))
-                .map_err(|e| setup("inbox thread", name)(e.to_string()))?
+        tokio::runtime::Handle::try_current()
+            .map_err(|e| setup("inbox waiter", name)(e.to_string()))?;
+        let readable = ListenerFd::register(&listener)
+            .map_err(|e| setup("inbox registration", name)(e.to_string()))?;
+        let waiter = Waiter {
+            readable,
+            listener,
+            slots: notifies.clone(),
         };
-        let waker = Doorbell::open(node, name)?;
         Ok(Self {
             name: name.to_owned(),
             slots: notifies,
-            stop,
-            waker,
-            thread: Some(thread),
+            waiter: tokio::spawn(waiter.run()),
         })
     }
 
@@ -181,27 +187,72 @@ impl Inbox {
     }
 }
 
-fn wait_loop(listener: &Listener<Ipc>, slots: &[watch::Sender<u64>], stop: &AtomicBool) {
-    while !stop.load(Ordering::Acquire) {
-        let result = listener.blocking_wait(|activation| {
-            if let Some(slot) = slots.get(activation.id.as_value()) {
-                slot.send_modify(|version| *version = version.wrapping_add(1));
-            }
-        });
-        if let Err(e) = result {
-            tracing::warn!(error = ?e, "inbox wait failed");
-            return;
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.waiter.abort();
+    }
+}
+
+/// The listener's socket, registered with tokio's reactor: a ring wakes the waiter task
+/// straight from epoll, with no thread of our own in between (a thread hop per message cost
+/// about as much as the whole Unix-socket round trip; docs/ipc-design.md).
+struct ListenerFd(RawFd);
+
+impl ListenerFd {
+    /// Registers `listener`'s socket with the current runtime's reactor, for reading.
+    #[allow(unsafe_code)]
+    fn register(listener: &Listener<Ipc>) -> std::io::Result<AsyncFd<Self>> {
+        // SAFETY: `native_handle` and `register_with_interest` are unsafe because the number
+        // must stay a valid descriptor, not be closed by us, and not outlive its owner while
+        // registered. We never close it, and the `AsyncFd` is only kept in `Waiter` next to
+        // the listener, declared first so it deregisters before the listener closes the
+        // socket. Tokio only polls it for readiness; iceoryx2 does the reading.
+        unsafe {
+            let fd = Self(listener.file_descriptor().native_handle());
+            AsyncFd::register_with_interest(fd, Interest::READABLE).map_err(std::io::Error::from)
         }
     }
 }
 
-impl Drop for Inbox {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Any ring wakes the thread, which then sees `stop`.
-        let _ = self.waker.ring(0);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+impl AsRawFd for ListenerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Turns rings into slot counter bumps. Field order matters: `readable` deregisters the
+/// listener's socket before `listener` closes it.
+struct Waiter {
+    readable: AsyncFd<ListenerFd>,
+    listener: Listener<Ipc>,
+    slots: Arc<[watch::Sender<u64>]>,
+}
+
+impl Waiter {
+    async fn run(self) {
+        loop {
+            let mut ready = match self.readable.readable().await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox wait failed");
+                    return;
+                }
+            };
+            let mut rang = false;
+            let result = self.listener.try_wait(|activation| {
+                rang = true;
+                if let Some(slot) = self.slots.get(activation.id.as_value()) {
+                    slot.send_modify(|version| *version = version.wrapping_add(1));
+                }
+            });
+            if let Err(e) = result {
+                tracing::warn!(error = ?e, "inbox wait failed");
+                return;
+            }
+            // Only once drained: tokio keeps the readiness if a ring arrived meanwhile.
+            if !rang {
+                ready.clear_ready();
+            }
         }
     }
 }
@@ -269,6 +320,17 @@ impl Doorbell {
     }
 }
 
+/// [`SPIN`], or env `REMOTEMEDIA_IPC_SPIN_US` when set to a number.
+fn session_spin() -> Duration {
+    static SPIN_US: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SPIN_US.get_or_init(|| {
+        std::env::var("REMOTEMEDIA_IPC_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(SPIN, Duration::from_micros)
+    })
+}
+
 /// Names of the services behind one pipe.
 fn data_service(pipe: &str) -> String {
     format!("{pipe}/data")
@@ -296,9 +358,11 @@ pub struct PipeReader {
     subscriber: Subscriber<Ipc, [u8], ()>,
     /// `None` for a shared pipe, whose writers retry instead.
     writer_bell: Option<Doorbell>,
-    /// Polls before sleeping: [`SPIN_POLLS`] for a session pipe, none for a shared pipe
-    /// (rare messages, and each poll scans every writer's slot).
-    spin_polls: u32,
+    /// How long to poll before sleeping while the pipe is busy: [`SPIN`] for a session pipe,
+    /// zero for a shared pipe (rare messages, and each poll scans every writer's slot).
+    spin: Duration,
+    /// When the last message arrived.
+    last_arrival: Mutex<Option<Instant>>,
     data_slot: usize,
     space_slot: usize,
     inbox: Arc<Inbox>,
@@ -517,11 +581,16 @@ impl PipeReader {
             .buffer_size(depth)
             .create()
             .map_err(|e| setup("subscriber", pipe)(format!("{e:?}")))?;
-        let spin_polls = if writer_bell.is_some() { SPIN_POLLS } else { 0 };
+        let spin = if writer_bell.is_some() {
+            session_spin()
+        } else {
+            Duration::ZERO
+        };
         Ok(Self {
             subscriber,
             writer_bell,
-            spin_polls,
+            spin,
+            last_arrival: Mutex::new(None),
             data_slot: slots.data,
             space_slot: slots.space,
             inbox,
@@ -536,20 +605,38 @@ impl PipeReader {
         loop {
             let mut data = self.inbox.watch(self.data_slot)?;
             if let Some(bytes) = self.try_recv()? {
+                *self
+                    .last_arrival
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
                 return Ok(bytes);
             }
-            let mut arrived = false;
-            for _ in 0..self.spin_polls {
-                if self.subscriber.has_samples().unwrap_or(false) {
-                    arrived = true;
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            if !arrived {
+            if !self.spin_caught_one().await {
                 data.changed().await.map_err(|_| closed())?;
             }
         }
+    }
+
+    /// Polls for a message for up to `spin` if the pipe is busy, yielding between polls so
+    /// the tasks that produce the next message (in this process) are not held up; true if
+    /// one arrived. Blocking the thread instead held up exactly those tasks and made round
+    /// trips 3x slower than with no spin at all (docs/ipc-design.md).
+    async fn spin_caught_one(&self) -> bool {
+        let last = *self
+            .last_arrival
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.spin.is_zero() || last.is_none_or(|at| at.elapsed() > BUSY) {
+            return false;
+        }
+        let deadline = Instant::now() + self.spin;
+        while Instant::now() < deadline {
+            if self.subscriber.has_samples().unwrap_or(false) {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        false
     }
 
     /// Connects to the writers that exist now. A reader otherwise finds writers only when it

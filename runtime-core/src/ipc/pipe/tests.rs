@@ -91,7 +91,17 @@ async fn messages_arrive_whole_and_in_order_under_backpressure() {
 }
 
 #[test]
-fn a_slot_beyond_the_inbox_is_an_error() {
+fn an_inbox_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let node = node();
+    match Inbox::create(&node, &unique("inbox"), 4) {
+        Err(IpcError::Setup { what, .. }) => assert_eq!(what, "inbox waiter"),
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("an inbox needs a runtime to wait on"),
+    }
+}
+
+#[tokio::test]
+async fn a_slot_beyond_the_inbox_is_an_error() {
     let node = node();
     let inbox = Inbox::create(&node, &unique("inbox"), 4).expect("inbox");
     let err = inbox.watch(4).expect_err("out of range");
