@@ -1,0 +1,20 @@
+//! # remotemedia-grpc
+//!
+//! The gRPC transport of RemoteMedia, built on runtime-core's traits only:
+//!
+//! * [`pb`]: the `remotemedia.v1` protocol (`proto/remotemedia/v1/pipeline.proto`), generated
+//!   at build time by a pure-Rust protobuf compiler.
+//! * [`convert`]: lossless adapters between the wire types and runtime-core's data, with
+//!   errors that name the offending field.
+
+pub mod convert;
+
+/// The generated `remotemedia.v1` protocol.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("remotemedia.v1");
+
+    /// The encoded descriptor set of the protocol, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/remotemedia_v1_descriptor.bin"));
+}
