@@ -115,6 +115,15 @@ impl IpcRunner {
         &self.client.link
     }
 
+    /// Whether a live worker serves the link now (connecting to it if need be): what a
+    /// sidecar's health check reports.
+    ///
+    /// # Errors
+    /// [`RunError::Unavailable`] naming the link when no live worker serves it.
+    pub async fn reachable(&self) -> Result<(), RunError> {
+        self.connection().await.map(|_| ())
+    }
+
     /// Opens a session on the pipeline the worker serves.
     ///
     /// # Errors

@@ -197,7 +197,8 @@ pub fn item_to_wire(item: &TransportData) -> pb::Item {
     }
 }
 
-/// A wire item as runtime data; field paths in errors start at `item`.
+/// A wire item as runtime data; field paths in errors start at the item's `data`, so callers
+/// prefix the request field holding the item.
 ///
 /// # Errors
 /// As [`data_from_wire`], and an item with no data.
@@ -205,8 +206,7 @@ pub fn item_from_wire(item: pb::Item) -> Result<TransportData, ConvertError> {
     let data = item
         .data
         .ok_or_else(|| ConvertError::new("data", "the item has no data"))
-        .and_then(data_from_wire)
-        .map_err(|e| e.under("item"))?;
+        .and_then(data_from_wire)?;
     Ok(TransportData {
         data,
         sequence: item.sequence,
@@ -265,6 +265,6 @@ pub fn result_from_wire(result: pb::Result) -> Result<SessionOutput, ConvertErro
         .ok_or_else(|| ConvertError::new("result.item", "the result has no item"))?;
     Ok(SessionOutput::Data {
         node_id: result.node_id,
-        data: item_from_wire(item).map_err(|e| e.under("result"))?,
+        data: item_from_wire(item).map_err(|e| e.under("result.item"))?,
     })
 }

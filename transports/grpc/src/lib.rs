@@ -6,8 +6,17 @@
 //!   at build time by a pure-Rust protobuf compiler.
 //! * [`convert`]: lossless adapters between the wire types and runtime-core's data, with
 //!   errors that name the offending field.
+//! * [`GrpcService`]: `remotemedia.v1.PipelineService` over a [`Backend`]: the pipeline in
+//!   this process ([`InProcess`]) or the pod's worker over the iceoryx2 link ([`Linked`]).
+//! * [`status`]: runtime errors as gRPC status codes.
 
+pub mod backend;
 pub mod convert;
+pub mod service;
+pub mod status;
+
+pub use backend::{Backend, InProcess, Linked, OpenedSession};
+pub use service::{GrpcService, OpenSessions, ServiceOptions};
 
 /// The generated `remotemedia.v1` protocol.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -172,5 +172,5 @@ fn wire_data_that_is_not_runtime_data_names_its_field() {
         metadata: Default::default(),
     })
     .unwrap_err();
-    assert_eq!(err.to_string(), "item.data: the item has no data");
+    assert_eq!(err.to_string(), "data: the item has no data");
 }

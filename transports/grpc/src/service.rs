@@ -1,0 +1,431 @@
+//! `remotemedia.v1.PipelineService` over any [`Backend`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use remotemedia_runtime_core::manifest::{Format, Manifest};
+use remotemedia_runtime_core::{SessionOutput, StreamSession, TransportData};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::backend::Backend;
+use crate::convert::{failure_to_wire, item_from_wire, item_to_wire, output_to_wire};
+use crate::pb::pipeline_service_server::{PipelineService, PipelineServiceServer};
+use crate::pb::{self, stream_request, stream_response};
+use crate::status::{from_convert_error, from_run_error, from_session_error};
+
+/// Responses buffered per stream before the session waits for the client to read.
+const STREAM_BUFFER: usize = 32;
+
+/// Limits and policies of the service.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// Accept a manifest from the client instead of the served pipeline.
+    pub allow_client_manifests: bool,
+    /// Open sessions (streams and unary calls) beyond which new ones get RESOURCE_EXHAUSTED.
+    pub max_sessions: usize,
+    /// A stream whose client sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a unary call may take.
+    pub unary_deadline: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            allow_client_manifests: false,
+            max_sessions: 1_000,
+            idle_timeout: Duration::from_secs(60),
+            unary_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counts open sessions; shared with whoever reports them (metrics, drain).
+#[derive(Clone, Debug, Default)]
+pub struct OpenSessions(Arc<AtomicUsize>);
+
+impl OpenSessions {
+    /// Sessions open now.
+    #[must_use]
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn admit(&self, max: usize) -> Option<SessionSlot> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SessionSlot(self.0.clone()))
+    }
+}
+
+/// One admitted session; frees its place when dropped, however the session ended.
+struct SessionSlot(Arc<AtomicUsize>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The pipeline service.
+pub struct GrpcService {
+    backend: Arc<dyn Backend>,
+    options: ServiceOptions,
+    open: OpenSessions,
+}
+
+impl GrpcService {
+    /// Serves sessions on `backend`.
+    #[must_use]
+    pub fn new(backend: Arc<dyn Backend>, options: ServiceOptions) -> Self {
+        Self {
+            backend,
+            options,
+            open: OpenSessions::default(),
+        }
+    }
+
+    /// The open-session count, for metrics and drain.
+    #[must_use]
+    pub fn open_sessions(&self) -> OpenSessions {
+        self.open.clone()
+    }
+
+    /// The tonic service, with `max_message_bytes` as the limit of a message in either
+    /// direction.
+    #[must_use]
+    pub fn into_server(self, max_message_bytes: usize) -> PipelineServiceServer<Self> {
+        PipelineServiceServer::new(self)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
+    }
+
+    fn client_manifest(&self, text: &str) -> Result<Option<Arc<Manifest>>, Status> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        if !self.options.allow_client_manifests {
+            return Err(Status::permission_denied(
+                "this server runs its own pipeline; client manifests are refused (the server \
+                 allows them with --allow-client-manifests)",
+            ));
+        }
+        Manifest::from_text(text, Format::detect(None, text), self.backend.registry())
+            .map(Some)
+            .map_err(|report| Status::invalid_argument(format!("manifest: {report}")))
+    }
+
+    fn admit(&self) -> Result<SessionSlot, Status> {
+        self.open.admit(self.options.max_sessions).ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "the server holds its maximum of {} sessions",
+                self.options.max_sessions
+            ))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl PipelineService for GrpcService {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let request = request.into_inner();
+        let manifest = self.client_manifest(&request.manifest)?;
+        let input = request
+            .input
+            .ok_or_else(|| Status::invalid_argument("input: the request has no input item"))?;
+        let input = item_from_wire(input).map_err(|e| from_convert_error(e, "input"))?;
+        let _slot = self.admit()?;
+        let opened = self
+            .backend
+            .open(manifest)
+            .await
+            .map_err(|e| from_run_error(&e))?;
+        let session = opened.session;
+        let deadline = self.options.unary_deadline;
+        let outputs = tokio::time::timeout(deadline, run_once(session.as_ref(), input)).await;
+        match outputs {
+            Ok(outputs) => Ok(Response::new(pb::ExecuteResponse {
+                outputs: outputs?.iter().map(output_to_wire).collect(),
+            })),
+            Err(_) => {
+                session.close().await;
+                Err(Status::deadline_exceeded(format!(
+                    "pipeline '{}' did not finish within {deadline:?}",
+                    opened.manifest.name()
+                )))
+            }
+        }
+    }
+
+    type StreamStream = ReceiverStream<Result<pb::StreamResponse, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<pb::StreamRequest>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let open = match inbound.message().await? {
+            Some(pb::StreamRequest {
+                kind: Some(stream_request::Kind::Open(open)),
+            }) => open,
+            Some(other) => {
+                return Err(Status::failed_precondition(format!(
+                    "the first message of a stream must be `open`, not {}",
+                    request_kind(&other)
+                )));
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "the stream ended before its `open` message",
+                ));
+            }
+        };
+        let manifest = self.client_manifest(&open.manifest)?;
+        let slot = self.admit()?;
+        let opened = self
+            .backend
+            .open(manifest)
+            .await
+            .map_err(|e| from_run_error(&e))?;
+        let session: Arc<dyn StreamSession> = Arc::from(opened.session);
+        let (responses, stream) = mpsc::channel(STREAM_BUFFER);
+        let ready = pb::Ready {
+            session_id: session.session_id().to_owned(),
+            manifest_json: serde_json::to_string(opened.manifest.as_ref()).unwrap_or_default(),
+        };
+        // Cannot fail: the channel is new and has room.
+        let _ = responses.try_send(Ok(response(stream_response::Kind::Ready(ready))));
+        let slot = Arc::new(slot);
+        let ending = Arc::new(OnceLock::new());
+        let (relay_done, relay_finished) = watch::channel(false);
+        let feed = Feed {
+            session: session.clone(),
+            responses: responses.clone(),
+            ending: ending.clone(),
+            idle_timeout: self.options.idle_timeout,
+            relay_finished,
+            _slot: slot.clone(),
+        };
+        tokio::spawn(feed.run(inbound));
+        tokio::spawn(async move {
+            relay(session, responses, ending, slot).await;
+            relay_done.send_replace(true);
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn list_node_types(
+        &self,
+        _request: Request<pb::ListNodeTypesRequest>,
+    ) -> Result<Response<pb::ListNodeTypesResponse>, Status> {
+        let kinds = |kinds: &[remotemedia_runtime_core::data::DataKind]| {
+            kinds.iter().map(|k| k.as_str().to_owned()).collect()
+        };
+        let node_types = self
+            .backend
+            .registry()
+            .factories()
+            .map(|f| pb::NodeType {
+                node_type: f.node_type().to_owned(),
+                description: f.description().to_owned(),
+                accepts: kinds(f.io().accepts),
+                produces: kinds(f.io().produces),
+                params_schema_json: f.params_schema().to_string(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListNodeTypesResponse { node_types }))
+    }
+
+    async fn get_version(
+        &self,
+        _request: Request<pb::GetVersionRequest>,
+    ) -> Result<Response<pb::VersionInfo>, Status> {
+        Ok(Response::new(pb::VersionInfo {
+            server: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: "remotemedia.v1".to_owned(),
+        }))
+    }
+}
+
+/// One input through a session, then every output until the session drains.
+async fn run_once(
+    session: &dyn StreamSession,
+    input: TransportData,
+) -> Result<Vec<SessionOutput>, Status> {
+    session
+        .send_input(input)
+        .await
+        .map_err(|e| from_session_error(&e))?;
+    session.end_input().await;
+    let mut outputs = Vec::new();
+    while let Some(output) = session
+        .recv_output()
+        .await
+        .map_err(|e| from_session_error(&e))?
+    {
+        outputs.push(output);
+    }
+    Ok(outputs)
+}
+
+fn response(kind: stream_response::Kind) -> pb::StreamResponse {
+    pb::StreamResponse { kind: Some(kind) }
+}
+
+fn request_kind(request: &pb::StreamRequest) -> &'static str {
+    match request.kind {
+        Some(stream_request::Kind::Open(_)) => "`open`",
+        Some(stream_request::Kind::Input(_)) => "`input`",
+        Some(stream_request::Kind::EndInput(_)) => "`end_input`",
+        None => "a message with no kind",
+    }
+}
+
+type Responses = mpsc::Sender<Result<pb::StreamResponse, Status>>;
+
+/// The client's half of a stream: items into the session.
+struct Feed {
+    session: Arc<dyn StreamSession>,
+    responses: Responses,
+    /// Why the session is being closed early, for the `closed` response.
+    ending: Arc<OnceLock<String>>,
+    idle_timeout: Duration,
+    /// Turns true once the relay sent `closed`: the stream is over, whatever the client does.
+    relay_finished: watch::Receiver<bool>,
+    _slot: Arc<SessionSlot>,
+}
+
+impl Feed {
+    async fn run(self, mut inbound: Streaming<pb::StreamRequest>) {
+        let mut relay_finished = self.relay_finished.clone();
+        let mut input_ended = false;
+        loop {
+            let idle_timeout = self.idle_timeout;
+            // Once input ended, outputs may flow for long: only the client going away matters.
+            let message = async {
+                if input_ended {
+                    Ok(inbound.message().await)
+                } else {
+                    tokio::time::timeout(idle_timeout, inbound.message()).await
+                }
+            };
+            let next = tokio::select! {
+                biased;
+                // Returning drops our response sender, which lets the response stream end.
+                _ = relay_finished.wait_for(|finished| *finished) => return,
+                next = message => next,
+            };
+            let Ok(next) = next else {
+                let reason = format!("no message from the client for {idle_timeout:?}");
+                return self.end(reason).await;
+            };
+            let kind = match next {
+                Ok(Some(request)) => request.kind,
+                Ok(None) if input_ended => return,
+                Ok(None) => {
+                    // Half-close: no more input, outputs keep coming.
+                    input_ended = true;
+                    self.session.end_input().await;
+                    continue;
+                }
+                Err(status) => {
+                    return self
+                        .end(format!("the client went away: {}", status.message()))
+                        .await;
+                }
+            };
+            let result = match kind {
+                Some(stream_request::Kind::Input(_)) if input_ended => {
+                    Err(Status::failed_precondition("`input` after `end_input`"))
+                }
+                Some(stream_request::Kind::Input(item)) => self.send(item).await,
+                Some(stream_request::Kind::EndInput(_)) => {
+                    input_ended = true;
+                    self.session.end_input().await;
+                    Ok(())
+                }
+                Some(stream_request::Kind::Open(_)) => Err(Status::failed_precondition(
+                    "`open` may only be the first message of a stream",
+                )),
+                None => Err(Status::invalid_argument("kind: no request kind is set")),
+            };
+            if let Err(status) = result {
+                let reason = status.message().to_owned();
+                let _ = self.responses.send(Err(status)).await;
+                return self.end(reason).await;
+            }
+        }
+    }
+
+    async fn send(&self, item: pb::Item) -> Result<(), Status> {
+        let item = item_from_wire(item).map_err(|e| from_convert_error(e, "input"))?;
+        match self.session.send_input(item).await {
+            Ok(()) => Ok(()),
+            // The relay reports a failed session as `closed`; nothing to add here.
+            Err(remotemedia_runtime_core::SessionError::Aborted { .. }) => Ok(()),
+            Err(e) => Err(from_session_error(&e)),
+        }
+    }
+
+    async fn end(&self, reason: String) {
+        let _ = self.ending.set(reason);
+        self.session.close().await;
+    }
+}
+
+/// The server's half of a stream: session outputs to the client, `closed` last.
+async fn relay(
+    session: Arc<dyn StreamSession>,
+    responses: Responses,
+    ending: Arc<OnceLock<String>>,
+    _slot: Arc<SessionSlot>,
+) {
+    loop {
+        let kind = match session.recv_output().await {
+            Ok(Some(SessionOutput::Data { node_id, data })) => {
+                stream_response::Kind::Result(pb::Result {
+                    node_id,
+                    item: Some(item_to_wire(&data)),
+                })
+            }
+            Ok(Some(SessionOutput::Error(failure))) => {
+                stream_response::Kind::Error(failure_to_wire(&failure))
+            }
+            Ok(None) => {
+                let reason = ending
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "completed".to_owned());
+                let _ = responses
+                    .send(Ok(response(stream_response::Kind::Closed(pb::Closed {
+                        reason,
+                    }))))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let _ = responses
+                    .send(Ok(response(stream_response::Kind::Closed(pb::Closed {
+                        reason: e.to_string(),
+                    }))))
+                    .await;
+                session.close().await;
+                return;
+            }
+        };
+        if responses.send(Ok(response(kind))).await.is_err() {
+            // The client is gone: nobody will read the rest.
+            session.close().await;
+            return;
+        }
+    }
+}

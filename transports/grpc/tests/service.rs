@@ -1,0 +1,394 @@
+//! The pipeline service over a real HTTP/2 connection on loopback, driven by the generated
+//! tonic client: unary and streaming calls, refusals with their status codes, limits, and a
+//! thousand clients that vanish mid-stream.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use remotemedia_grpc::convert::{item_to_wire, output_from_wire, result_from_wire};
+use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
+use remotemedia_grpc::pb::{self, stream_request, stream_response};
+use remotemedia_grpc::{GrpcService, InProcess, OpenSessions, ServiceOptions};
+use remotemedia_runtime_core::manifest::{Format, Manifest};
+use remotemedia_runtime_core::{PipelineRunner, RuntimeData, SessionOutput, TransportData};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn manifest(text: &str) -> Arc<Manifest> {
+    Manifest::from_text(text, Format::Json, PipelineRunner::new().registry()).expect("manifest")
+}
+
+fn passthrough() -> Arc<Manifest> {
+    manifest(
+        r#"{"version":"v1","metadata":{"name":"pass"},"nodes":[{"id":"pass","node_type":"PassThrough"}],"connections":[]}"#,
+    )
+}
+
+struct Served {
+    client: PipelineServiceClient<Channel>,
+    open: OpenSessions,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve(served: Arc<Manifest>, options: ServiceOptions) -> Served {
+    let service = GrpcService::new(
+        Arc::new(InProcess::new(PipelineRunner::new(), served)),
+        options,
+    );
+    let open = service.open_sessions();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server(4 << 20))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    let client = PipelineServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    Served {
+        client,
+        open,
+        stop: Some(stop),
+    }
+}
+
+fn request(kind: stream_request::Kind) -> pb::StreamRequest {
+    pb::StreamRequest { kind: Some(kind) }
+}
+
+fn open(manifest: &str) -> pb::StreamRequest {
+    request(stream_request::Kind::Open(pb::Open {
+        manifest: manifest.to_owned(),
+    }))
+}
+
+fn input(data: &RuntimeData, sequence: u64) -> pb::StreamRequest {
+    let item = TransportData::new(data.clone())
+        .with_sequence(sequence)
+        .with_metadata("speaker", "ada");
+    request(stream_request::Kind::Input(item_to_wire(&item)))
+}
+
+/// Opens a stream whose requests are fed through the returned sender.
+async fn stream(
+    client: &mut PipelineServiceClient<Channel>,
+    first: pb::StreamRequest,
+) -> (
+    mpsc::Sender<pb::StreamRequest>,
+    Result<Streaming<pb::StreamResponse>, tonic::Status>,
+) {
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(first).await.unwrap();
+    let response = client
+        .stream(ReceiverStream::new(rx))
+        .await
+        .map(tonic::Response::into_inner);
+    (tx, response)
+}
+
+async fn next(responses: &mut Streaming<pb::StreamResponse>) -> stream_response::Kind {
+    tokio::time::timeout(LIMIT, responses.message())
+        .await
+        .expect("a response in time")
+        .expect("no error status")
+        .expect("a response, not the end")
+        .kind
+        .expect("a response kind")
+}
+
+async fn await_zero(open: &OpenSessions) {
+    let deadline = Instant::now() + LIMIT;
+    while open.get() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} sessions still open",
+            open.get()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_calls_give_what_the_in_process_runner_gives() {
+    let calculator = manifest(include_str!("../../../examples/pipelines/calculator.json"));
+    let mut served = serve(calculator.clone(), ServiceOptions::default()).await;
+    for request in [
+        json!({"operation": "multiply", "operands": [6, 7]}),
+        json!({"operation": "pow", "operands": [2, 8]}),
+    ] {
+        let data = RuntimeData::Json(request);
+        let item = TransportData::new(data.clone()).with_sequence(5);
+        let expected = PipelineRunner::new()
+            .execute_unary(calculator.clone(), item.clone())
+            .await
+            .unwrap();
+        let response = served
+            .client
+            .execute(pb::ExecuteRequest {
+                input: Some(item_to_wire(&item)),
+                manifest: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let got: Vec<SessionOutput> = response
+            .outputs
+            .into_iter()
+            .map(|o| output_from_wire(o).unwrap())
+            .collect();
+        assert_eq!(got, expected);
+    }
+    await_zero(&served.open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_answers_ready_results_and_closed() {
+    let mut served = serve(passthrough(), ServiceOptions::default()).await;
+    let (tx, responses) = stream(&mut served.client, open("")).await;
+    let mut responses = responses.unwrap();
+    let stream_response::Kind::Ready(ready) = next(&mut responses).await else {
+        panic!("ready first")
+    };
+    assert!(!ready.session_id.is_empty());
+    assert!(
+        ready.manifest_json.contains("\"pass\""),
+        "{}",
+        ready.manifest_json
+    );
+
+    let items = [
+        RuntimeData::Text("héllo".into()),
+        RuntimeData::Json(json!("a JSON string")),
+        RuntimeData::Binary(vec![0, 255].into()),
+    ];
+    for (i, data) in items.iter().enumerate() {
+        tx.send(input(data, i as u64)).await.unwrap();
+    }
+    tx.send(request(stream_request::Kind::EndInput(pb::EndInput {})))
+        .await
+        .unwrap();
+    for (i, data) in items.iter().enumerate() {
+        let stream_response::Kind::Result(result) = next(&mut responses).await else {
+            panic!("a result")
+        };
+        let SessionOutput::Data { node_id, data: got } = result_from_wire(result).unwrap() else {
+            panic!("data")
+        };
+        assert_eq!(node_id, "pass");
+        assert_eq!(got.sequence, Some(i as u64));
+        assert_eq!(got.metadata.get("speaker").map(String::as_str), Some("ada"));
+        assert_eq!(&got.data, data);
+    }
+    match next(&mut responses).await {
+        stream_response::Kind::Closed(closed) => assert_eq!(closed.reason, "completed"),
+        other => panic!("expected closed, got {other:?}"),
+    }
+    assert!(
+        responses.message().await.unwrap().is_none(),
+        "the stream ends after closed"
+    );
+    await_zero(&served.open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_out_of_order_get_the_right_status() {
+    let mut served = serve(passthrough(), ServiceOptions::default()).await;
+    let text = RuntimeData::Text("x".into());
+
+    let (_tx, response) = stream(&mut served.client, input(&text, 0)).await;
+    let status = response.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("must be `open`"), "{status:?}");
+
+    // A second `open`, and a data item that is not valid data, end the stream with a status.
+    for (bad, code, says) in [
+        (
+            open(""),
+            Code::FailedPrecondition,
+            "`open` may only be the first",
+        ),
+        (
+            request(stream_request::Kind::Input(pb::Item {
+                data: Some(pb::Data {
+                    kind: Some(pb::data::Kind::Audio(pb::Audio {
+                        samples_f32le: vec![0; 7],
+                        sample_rate: 48_000,
+                        channels: 1,
+                        stream_id: None,
+                        timestamp_us: None,
+                    })),
+                }),
+                sequence: None,
+                metadata: Default::default(),
+            })),
+            Code::InvalidArgument,
+            "input.data.audio.samples_f32le: 7 bytes",
+        ),
+    ] {
+        let (tx, responses) = stream(&mut served.client, open("")).await;
+        let mut responses = responses.unwrap();
+        assert!(matches!(
+            next(&mut responses).await,
+            stream_response::Kind::Ready(_)
+        ));
+        tx.send(bad).await.unwrap();
+        let status = loop {
+            match tokio::time::timeout(LIMIT, responses.message())
+                .await
+                .unwrap()
+            {
+                Err(status) => break status,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream ended without an error status"),
+            }
+        };
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(says), "{status:?}");
+    }
+    await_zero(&served.open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_manifests_are_refused_unless_allowed_and_checked_when_allowed() {
+    let mut strict = serve(passthrough(), ServiceOptions::default()).await;
+    let calculator = include_str!("../../../examples/pipelines/calculator.json");
+    let (_tx, response) = stream(&mut strict.client, open(calculator)).await;
+    assert_eq!(response.unwrap_err().code(), Code::PermissionDenied);
+
+    let options = ServiceOptions {
+        allow_client_manifests: true,
+        ..ServiceOptions::default()
+    };
+    let mut open_server = serve(passthrough(), options).await;
+    let bad = r#"{"version":"v1","nodes":[{"id":"r","node_type":"FastResampleNode","params":{"target_rate":0}}]}"#;
+    let (_tx, response) = stream(&mut open_server.client, open(bad)).await;
+    let status = response.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("nodes[0].params"), "{status:?}");
+
+    let (_tx, response) = stream(&mut open_server.client, open(calculator)).await;
+    let mut responses = response.unwrap();
+    let stream_response::Kind::Ready(ready) = next(&mut responses).await else {
+        panic!("ready")
+    };
+    assert!(ready.manifest_json.contains("CalculatorNode"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_beyond_the_limit_are_refused_and_idle_ones_closed() {
+    let options = ServiceOptions {
+        max_sessions: 1,
+        idle_timeout: Duration::from_secs(2),
+        ..ServiceOptions::default()
+    };
+    let mut served = serve(passthrough(), options).await;
+    let (_first_tx, first) = stream(&mut served.client, open("")).await;
+    let mut first = first.unwrap();
+    assert!(matches!(
+        next(&mut first).await,
+        stream_response::Kind::Ready(_)
+    ));
+    let (_tx, second) = stream(&mut served.client, open("")).await;
+    assert_eq!(second.unwrap_err().code(), Code::ResourceExhausted);
+
+    // The first client says nothing: its session is closed, with the reason.
+    match next(&mut first).await {
+        stream_response::Kind::Closed(closed) => {
+            assert!(
+                closed.reason.contains("no message from the client"),
+                "{closed:?}"
+            );
+        }
+        other => panic!("expected closed, got {other:?}"),
+    }
+    await_zero(&served.open).await;
+    let (_tx, third) = stream(&mut served.client, open("")).await;
+    assert!(third.is_ok(), "a place is free again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_vanishing_mid_stream_leave_no_session_behind() {
+    let served = serve(passthrough(), ServiceOptions::default()).await;
+    let audio = RuntimeData::Audio(remotemedia_runtime_core::AudioBuffer::new(
+        vec![0.25; 960],
+        48_000,
+        1,
+    ));
+    let mut tasks = Vec::new();
+    for worker in 0..20 {
+        let mut client = served.client.clone();
+        let audio = audio.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let (tx, responses) = stream(&mut client, open("")).await;
+                let mut responses = responses.unwrap();
+                next(&mut responses).await;
+                tx.send(input(&audio, i)).await.unwrap();
+                if (worker + i) % 2 == 0 {
+                    next(&mut responses).await;
+                }
+                // Gone without end_input or half-close: both directions dropped.
+                drop(tx);
+                drop(responses);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    await_zero(&served.open).await;
+    // The server still works.
+    let (_tx, responses) = stream(&mut served.client.clone(), open("")).await;
+    let mut responses = responses.unwrap();
+    assert!(matches!(
+        next(&mut responses).await,
+        stream_response::Kind::Ready(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_types_and_version_are_listed() {
+    let mut served = serve(passthrough(), ServiceOptions::default()).await;
+    let types = served
+        .client
+        .list_node_types(pb::ListNodeTypesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .node_types;
+    let resample = types
+        .iter()
+        .find(|t| t.node_type == "FastResampleNode")
+        .expect("FastResampleNode is listed");
+    assert_eq!(
+        (resample.accepts.as_slice(), resample.produces.as_slice()),
+        (&["audio".to_owned()][..], &["audio".to_owned()][..])
+    );
+    let schema: serde_json::Value = serde_json::from_str(&resample.params_schema_json).unwrap();
+    assert!(schema["properties"]["target_rate"].is_object(), "{schema}");
+    let version = served
+        .client
+        .get_version(pb::GetVersionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.protocol, "remotemedia.v1");
+    assert_eq!(version.server, env!("CARGO_PKG_VERSION"));
+}
