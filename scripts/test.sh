@@ -53,6 +53,12 @@ python_env() {
   export REMOTEMEDIA_TEST_PYTHON
 }
 stage "python env"          python_env
+# grpcurl, the third-party client the gRPC server tests use (built once, cached).
+grpc_tools() {
+  REMOTEMEDIA_GRPCURL=$(scripts/grpc-tools.sh)
+  export REMOTEMEDIA_GRPCURL
+}
+stage "gRPC tools"          grpc_tools
 stage "tests + doctests"    cargo test --workspace
 # The Python packages: codec against the Rust encoder's golden vectors, node registry and
 # process protocol, the example gain node.

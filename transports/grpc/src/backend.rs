@@ -28,6 +28,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// `Ok` while sessions can be opened (for `grpc.health.v1`).
     async fn ready(&self) -> Result<(), String>;
+
+    /// Prometheus text of the pipelines run here (empty when they run elsewhere: the worker
+    /// serves its own).
+    fn metrics(&self) -> String {
+        String::new()
+    }
 }
 
 /// The pipeline runs in this process.
@@ -61,6 +67,10 @@ impl Backend for InProcess {
 
     async fn ready(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        self.runner.metrics().render()
     }
 }
 

@@ -10,6 +10,7 @@
 //!   this process ([`InProcess`]) or the pod's worker over the iceoryx2 link ([`Linked`]).
 //! * [`status`]: runtime errors as gRPC status codes.
 
+pub mod auth;
 pub mod backend;
 pub mod convert;
 pub mod service;

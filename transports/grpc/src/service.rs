@@ -1,6 +1,6 @@
 //! `remotemedia.v1.PipelineService` over any [`Backend`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -43,24 +43,48 @@ impl Default for ServiceOptions {
     }
 }
 
-/// Counts open sessions; shared with whoever reports them (metrics, drain).
+/// Counts open sessions, and refuses new ones once draining; shared with whoever reports
+/// them (metrics) or drains the server (shutdown).
 #[derive(Clone, Debug, Default)]
-pub struct OpenSessions(Arc<AtomicUsize>);
+pub struct OpenSessions {
+    count: Arc<AtomicUsize>,
+    draining: Arc<AtomicBool>,
+}
 
 impl OpenSessions {
     /// Sessions open now.
     #[must_use]
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
     }
 
-    fn admit(&self, max: usize) -> Option<SessionSlot> {
-        self.0
+    /// True once [`OpenSessions::refuse_new`] was called.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// From now on, new sessions are refused with UNAVAILABLE; open ones go on.
+    pub fn refuse_new(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    fn admit(&self, max: usize) -> Result<SessionSlot, Status> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(Status::unavailable(
+                "the server is shutting down; open the session elsewhere",
+            ));
+        }
+        self.count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| SessionSlot(self.0.clone()))
+            .map(|_| SessionSlot(self.count.clone()))
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "the server holds its maximum of {max} sessions"
+                ))
+            })
     }
 }
 
@@ -122,12 +146,7 @@ impl GrpcService {
     }
 
     fn admit(&self) -> Result<SessionSlot, Status> {
-        self.open.admit(self.options.max_sessions).ok_or_else(|| {
-            Status::resource_exhausted(format!(
-                "the server holds its maximum of {} sessions",
-                self.options.max_sessions
-            ))
-        })
+        self.open.admit(self.options.max_sessions)
     }
 }
 

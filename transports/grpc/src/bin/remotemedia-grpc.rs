@@ -1,0 +1,291 @@
+//! `remotemedia-grpc`: serves a pipeline over gRPC, in this process (`--manifest`) or as the
+//! pod's sidecar in front of the worker (`--connect`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use remotemedia_grpc::auth::BearerAuth;
+use remotemedia_grpc::{Backend, GrpcService, InProcess, Linked, OpenSessions, ServiceOptions, pb};
+use remotemedia_runtime_core::PipelineRunner;
+use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
+use remotemedia_runtime_core::manifest::{Format, Manifest, check_document};
+use remotemedia_runtime_core::nodes::NodeRegistry;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
+
+/// The service name health checks ask about (besides "", the whole server).
+const SERVICE_NAME: &str = "remotemedia.v1.PipelineService";
+
+/// gRPC server for RemoteMedia pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "remotemedia-grpc", version, about)]
+struct Args {
+    /// Serve this manifest's pipeline in this process.
+    #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
+    manifest: Option<PathBuf>,
+    /// Serve the pipeline of the worker on this iceoryx2 link (the pod's runtime container).
+    #[arg(long, value_name = "NAME")]
+    connect: Option<String>,
+    /// Address to serve gRPC on.
+    #[arg(long, default_value = "0.0.0.0:50051")]
+    listen: SocketAddr,
+    /// Serve Prometheus metrics on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Let clients send their own manifest instead of using the served pipeline.
+    #[arg(long)]
+    allow_client_manifests: bool,
+    /// Require `authorization: Bearer <token>` with a token listed in this file (one per
+    /// line). Health checks stay open.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Sessions (streams and unary calls) open at once, beyond which RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 1_000)]
+    max_sessions: usize,
+    /// Largest message accepted or sent, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_message_bytes: usize,
+    /// Close a stream whose client sent nothing for this many seconds.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// On SIGTERM, how many seconds open sessions get to finish before the server exits.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let backend: Arc<dyn Backend> = match (&args.manifest, &args.connect) {
+        (Some(path), _) => {
+            let registry = NodeRegistry::with_builtins();
+            let Some(manifest) = load_manifest(path, &registry)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            Arc::new(InProcess::new(
+                PipelineRunner::with_registry(registry),
+                Arc::new(manifest),
+            ))
+        }
+        (None, Some(link)) => {
+            let link = LinkName::resolve(Some(link))?;
+            let client = IpcRunner::connect(link, ClientOptions::default())?;
+            Arc::new(Linked::new(client, NodeRegistry::with_builtins()))
+        }
+        (None, None) => bail!("give --manifest FILE or --connect NAME"),
+    };
+    let auth = args
+        .token_file
+        .as_deref()
+        .map(BearerAuth::from_file)
+        .transpose()?;
+    let service = GrpcService::new(
+        backend.clone(),
+        ServiceOptions {
+            allow_client_manifests: args.allow_client_manifests,
+            max_sessions: args.max_sessions,
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            ..ServiceOptions::default()
+        },
+    );
+    let sessions = service.open_sessions();
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Known from the start, NOT_SERVING until the backend is found usable.
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    tokio::spawn(report_health(
+        backend.clone(),
+        health.clone(),
+        sessions.clone(),
+    ));
+
+    // Both reflection versions: grpcurl speaks v1, older tools (Python grpcio-reflection) only
+    // v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    if let Some(addr) = args.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding --metrics-listen {addr}"))?;
+        eprintln!("metrics on http://{}/metrics", metrics.local_addr()?);
+        tokio::spawn(serve_metrics(metrics, backend.clone(), sessions.clone()));
+    }
+
+    // Everything but health checks goes through the token check when one is configured.
+    let allow_all = BearerAuth::allow_all();
+    let auth = auth.unwrap_or(allow_all);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(InterceptedService::new(
+            service.into_server(args.max_message_bytes),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stopped.await;
+        });
+    let server = tokio::spawn(server);
+    // Tests and operators wait for this line.
+    eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
+
+    shutdown_signal().await;
+    let drain = Duration::from_secs(args.drain_timeout_secs);
+    eprintln!(
+        "draining: refusing new sessions, {} open, waiting up to {drain:?}",
+        sessions.get()
+    );
+    sessions.refuse_new();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    let deadline = Instant::now() + drain;
+    while sessions.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = sessions.get();
+    let _ = stop.send(());
+    // Connections still open after the drain deadline are cut by exiting.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    eprintln!("stopped ({left} sessions cut at the drain deadline)");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_manifest(
+    path: &std::path::Path,
+    registry: &NodeRegistry,
+) -> anyhow::Result<Option<Manifest>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let checked = check_document(&text, Format::detect(path.to_str(), &text), registry);
+    for p in &checked.report.problems {
+        eprintln!("{}: {p}", path.display());
+    }
+    Ok(match checked.manifest {
+        Some(m) if !checked.report.has_errors() => Some(m),
+        _ => None,
+    })
+}
+
+/// Keeps health in step with the backend: SERVING only while sessions can be opened (the
+/// worker is reachable, for `--connect`) and the server is not draining.
+async fn report_health(
+    backend: Arc<dyn Backend>,
+    health: tonic_health::server::HealthReporter,
+    sessions: OpenSessions,
+) {
+    let mut last = Some(ServingStatus::NotServing);
+    loop {
+        let status = match backend.ready().await {
+            Ok(()) if !sessions.is_draining() => ServingStatus::Serving,
+            Ok(()) => ServingStatus::NotServing,
+            Err(reason) => {
+                if last != Some(ServingStatus::NotServing) {
+                    tracing::warn!(%reason, "not serving");
+                }
+                ServingStatus::NotServing
+            }
+        };
+        if last != Some(status) {
+            health.set_service_status("", status).await;
+            health.set_service_status(SERVICE_NAME, status).await;
+            last = Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    backend: Arc<dyn Backend>,
+    sessions: OpenSessions,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let backend = backend.clone();
+            let sessions = sessions.clone();
+            async move {
+                let mut text = backend.metrics();
+                text.push_str(&format!(
+                    "# HELP remotemedia_grpc_open_sessions Sessions open on this gRPC server.\n\
+                     # TYPE remotemedia_grpc_open_sessions gauge\n\
+                     remotemedia_grpc_open_sessions {}\n",
+                    sessions.get()
+                ));
+                ([("content-type", "text/plain; version=0.0.4")], text)
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!(error = %e, "metrics endpoint stopped");
+    }
+}
+
+/// Resolves on SIGTERM (what the kubelet sends) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The `remotemedia-grpc` binary as a process: health, tokens, metrics, drain on SIGTERM, the
+//! `--connect` sidecar mode in front of a worker, and grpcurl as a real third-party client.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use remotemedia_grpc::convert::item_to_wire;
+use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
+use remotemedia_grpc::pb::{self, stream_request, stream_response};
+use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
+use remotemedia_runtime_core::manifest::{Format, Manifest};
+use remotemedia_runtime_core::{PipelineRunner, RuntimeData, TransportData};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const TOKEN: &str = "s3cret-token";
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/pipelines")
+        .join(name)
+}
+
+/// A `remotemedia-grpc` process, killed and reaped on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    metrics: Option<SocketAddr>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-grpc"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn remotemedia-grpc");
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let (mut addr, mut metrics) = (None, None);
+        let deadline = Instant::now() + LIMIT;
+        while addr.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = stderr
+                .recv_timeout(left)
+                .expect("the server started in time");
+            if let Some(rest) = line.strip_prefix("metrics on http://") {
+                metrics = rest.strip_suffix("/metrics").map(|a| a.parse().unwrap());
+            }
+            if let Some(rest) = line.strip_prefix("serving gRPC on ") {
+                addr = Some(rest.split(' ').next().unwrap().parse().unwrap());
+            }
+        }
+        Self {
+            child,
+            addr: addr.unwrap(),
+            metrics,
+            stderr,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            for line in self.stderr.try_iter() {
+                eprintln!("server: {line}");
+            }
+        }
+    }
+}
+
+fn lines_of(stream: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn health(channel: Channel, service: &str) -> ServingStatus {
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .expect("health answers without a token")
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap()
+}
+
+async fn await_health(channel: Channel, want: ServingStatus) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let got = health(channel.clone(), "remotemedia.v1.PipelineService").await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health stayed {got:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn with_token<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    request
+}
+
+fn calc_request() -> pb::ExecuteRequest {
+    let data = RuntimeData::Json(json!({"operation": "add", "operands": [2, 3]}));
+    pb::ExecuteRequest {
+        input: Some(item_to_wire(&TransportData::new(data))),
+        manifest: String::new(),
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_open_calls_need_the_token_and_metrics_count_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("# test\n{TOKEN}\n")).unwrap();
+    let server = Server::start(&[
+        "--manifest",
+        example("calculator.json").to_str().unwrap(),
+        "--token-file",
+        tokens.to_str().unwrap(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let channel = server.channel().await;
+    await_health(channel.clone(), ServingStatus::Serving).await;
+    assert_eq!(health(channel.clone(), "").await, ServingStatus::Serving);
+
+    let mut client = PipelineServiceClient::new(channel);
+    let refused = client.execute(calc_request()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let mut wrong = tonic::Request::new(calc_request());
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
+    assert_eq!(
+        client.execute(wrong).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    let outputs = client
+        .execute(with_token(calc_request()))
+        .await
+        .unwrap()
+        .into_inner()
+        .outputs;
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+
+    let metrics = http_get(server.metrics.expect("metrics address"), "/metrics");
+    assert!(
+        metrics.contains("remotemedia_grpc_open_sessions 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("calculator"),
+        "runtime metrics of the pipeline: {metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
+    let mut server = Server::start(&[
+        "--manifest",
+        example("calculator.json").to_str().unwrap(),
+        "--drain-timeout-secs",
+        "20",
+    ]);
+    let channel = server.channel().await;
+    await_health(channel.clone(), ServingStatus::Serving).await;
+    let mut client = PipelineServiceClient::new(channel.clone());
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(pb::StreamRequest {
+        kind: Some(stream_request::Kind::Open(pb::Open::default())),
+    })
+    .await
+    .unwrap();
+    let mut responses = client
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        responses.message().await.unwrap().unwrap().kind,
+        Some(stream_response::Kind::Ready(_))
+    ));
+
+    server.terminate();
+    await_health(channel.clone(), ServingStatus::NotServing).await;
+    let refused = client.execute(calc_request()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    // The open session still works to its end.
+    let data = RuntimeData::Json(json!({"operation": "multiply", "operands": [4, 5]}));
+    tx.send(pb::StreamRequest {
+        kind: Some(stream_request::Kind::Input(item_to_wire(
+            &TransportData::new(data),
+        ))),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let mut kinds = Vec::new();
+    while let Some(message) = tokio::time::timeout(LIMIT, responses.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        kinds.push(message.kind.unwrap());
+    }
+    assert!(
+        matches!(kinds.first(), Some(stream_response::Kind::Result(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds.last(), Some(stream_response::Kind::Closed(c)) if c.reason == "completed"),
+        "{kinds:?}"
+    );
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
+    let link = format!(
+        "t-grpc-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let manifest = Manifest::from_text(
+        &std::fs::read_to_string(example("calculator.json")).unwrap(),
+        Format::Json,
+        PipelineRunner::new().registry(),
+    )
+    .unwrap();
+    let worker = Worker::bind(
+        LinkName::new(&link).unwrap(),
+        PipelineRunner::new(),
+        manifest,
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.serve(async {
+        let _ = worker_stopped.await;
+    }));
+
+    let server = Server::start(&["--connect", &link]);
+    let channel = server.channel().await;
+    await_health(channel.clone(), ServingStatus::Serving).await;
+    let outputs = PipelineServiceClient::new(channel.clone())
+        .execute(calc_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .outputs;
+    let Some(pb::output::Kind::Result(result)) = &outputs[0].kind else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(result.node_id, "calc");
+
+    let _ = stop_worker.send(());
+    worker.await.unwrap().unwrap();
+    await_health(channel, ServingStatus::NotServing).await;
+}
+
+#[test]
+fn grpcurl_lists_checks_health_and_calls_through_reflection() {
+    let grpcurl = grpcurl();
+    let server = Server::start(&["--manifest", example("calculator.json").to_str().unwrap()]);
+    let addr = server.addr.to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(&grpcurl)
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "grpcurl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let services = run(&[&addr, "list"]);
+    for service in [
+        "remotemedia.v1.PipelineService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(
+            services.contains(service),
+            "{service} missing from:\n{services}"
+        );
+    }
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let health = run(&[
+            "-d",
+            r#"{"service":"remotemedia.v1.PipelineService"}"#,
+            &addr,
+            "grpc.health.v1.Health/Check",
+        ]);
+        if health.contains("SERVING") && !health.contains("NOT_SERVING") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let request = r#"{"input":{"data":{"json":"{\"operation\":\"add\",\"operands\":[40,2]}"},"sequence":"7"}}"#;
+    let answer = run(&[
+        "-d",
+        request,
+        &addr,
+        "remotemedia.v1.PipelineService/Execute",
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let result = &answer["outputs"][0]["result"];
+    assert_eq!(result["nodeId"], "calc", "{answer}");
+    assert_eq!(result["item"]["sequence"], "7", "{answer}");
+    let json: serde_json::Value =
+        serde_json::from_str(result["item"]["data"]["json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["result"], 42.0, "{answer}");
+}
+
+/// grpcurl: env `REMOTEMEDIA_GRPCURL`, else on `PATH` or in `~/go/bin` (`make test` installs
+/// it with `go install`).
+fn grpcurl() -> PathBuf {
+    if let Some(path) = std::env::var_os("REMOTEMEDIA_GRPCURL") {
+        return path.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    for candidate in [
+        home.join("go/bin/grpcurl"),
+        PathBuf::from("/usr/local/bin/grpcurl"),
+    ] {
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!(
+        "grpcurl is needed: run scripts/grpc-tools.sh (go install, cached) \
+         (or set REMOTEMEDIA_GRPCURL)"
+    );
+}
