@@ -416,3 +416,61 @@ fn grpcurl() -> PathBuf {
          (or set REMOTEMEDIA_GRPCURL)"
     );
 }
+
+/// The interpreter with grpcio installed (`scripts/python-env.sh`, which `make test` runs).
+fn test_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("REMOTEMEDIA_TEST_PYTHON") {
+        return python.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let venv = home.join(".cache/remotemedia/venv-py-v1/bin/python");
+    assert!(
+        venv.exists(),
+        "the Python client test needs grpcio: run scripts/python-env.sh (or set REMOTEMEDIA_TEST_PYTHON)"
+    );
+    venv
+}
+
+#[test]
+fn a_python_grpcio_client_streams_a_wav_and_gets_level_events() {
+    let python = test_python();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("in.wav");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let made = Command::new(&python)
+        .arg(root.join("examples/audio/make_wav.py"))
+        .arg(&wav)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let frames = hound::WavReader::open(&wav).unwrap().duration() as usize;
+
+    let server = Server::start(&["--manifest", example("audio-health.yaml").to_str().unwrap()]);
+    let out = Command::new(&python)
+        .arg(root.join("examples/grpc-client/python/stream_wav.py"))
+        .args(["--server", &server.addr.to_string(), "--input"])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the Python client failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0]["ready"].is_string(), "{:?}", lines[0]);
+    assert_eq!(lines.last().unwrap()["closed"], "completed");
+    let levels: Vec<_> = lines.iter().filter(|l| l["node_id"] == "level").collect();
+    // One level event per 4,800-frame window (100 ms), the last window flushed at the end.
+    assert_eq!(levels.len(), frames.div_ceil(4_800), "{} frames", frames);
+    for level in levels {
+        assert!(level["data"]["rms_db"].is_number(), "{level}");
+    }
+}
