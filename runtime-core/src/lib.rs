@@ -16,10 +16,12 @@
 //! * [`transport`]: [`PipelineTransport`], [`StreamSession`] and the session contract.
 //! * [`PipelineRunner`]: the in-process runner (`execute_unary`, `create_stream_session`).
 //! * [`python`]: node types written in Python, each instance in a process of its own.
+//! * [`conformance`]: the behaviour suite every transport must pass.
 //! * [`metrics`]: Prometheus counters and histograms per pipeline, node and session.
 //!
 //! See the [`PipelineRunner`] docs for a runnable example.
 
+pub mod conformance;
 pub mod data;
 mod executor;
 pub mod graph;

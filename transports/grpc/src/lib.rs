@@ -8,15 +8,18 @@
 //!   errors that name the offending field.
 //! * [`GrpcService`]: `remotemedia.v1.PipelineService` over a [`Backend`]: the pipeline in
 //!   this process ([`InProcess`]) or the pod's worker over the iceoryx2 link ([`Linked`]).
+//! * [`GrpcRunner`]: a `PipelineTransport` on a remote server, for Rust clients.
 //! * [`status`]: runtime errors as gRPC status codes.
 
 pub mod auth;
 pub mod backend;
+pub mod client;
 pub mod convert;
 pub mod service;
 pub mod status;
 
 pub use backend::{Backend, InProcess, Linked, OpenedSession};
+pub use client::{GrpcRunner, GrpcSession};
 pub use service::{GrpcService, OpenSessions, ServiceOptions};
 
 /// The generated `remotemedia.v1` protocol.
