@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate cluster-up cluster-down python-env bench bench-router bench-resample bench-ipc bench-session bench-operator bench-build-time demo clean
+.PHONY: test fmt lint unit generate cluster-up cluster-down python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-operator bench-build-time demo clean
 
 test:
 	@./scripts/test.sh
@@ -27,7 +27,7 @@ cluster-down:
 	kind-tests/cluster.sh down
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
-bench: bench-router bench-resample bench-ipc bench-session bench-build-time bench-operator
+bench: bench-router bench-resample bench-ipc bench-session bench-grpc bench-build-time bench-operator
 
 bench-router:
 	cargo bench -p remotemedia-runtime-core --bench router_latency
@@ -42,6 +42,10 @@ bench-ipc:
 # idle CPU of a worker with 100 sessions and of a Python node process.
 bench-session:
 	REMOTEMEDIA_TEST_PYTHON=$$(scripts/python-env.sh) cargo bench -p remotemedia-runtime-core --bench session_rtt
+
+# gRPC streaming round trip vs a bare tonic echo, and 500 sessions at 50 frames/s.
+bench-grpc:
+	cargo bench -p remotemedia-grpc --bench grpc_load
 
 # The Python environment Python nodes and their tests use (a cached venv; prints its python).
 python-env:

@@ -1,0 +1,388 @@
+//! gRPC streaming: round trip per 20 ms 48 kHz mono frame through a PassThrough pipeline
+//! against a bare tonic echo of the same messages, and 500 concurrent sessions at 50 frames/s.
+//! `make bench-grpc` runs it.
+//!
+//! Servers run as separate processes (this binary re-run in a server role), so their CPU is
+//! theirs alone: `remotemedia-grpc --manifest` (in-process pipeline), the same with
+//! `--connect` to a worker process, and the echo baseline.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use remotemedia_grpc::convert::item_to_wire;
+use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
+use remotemedia_grpc::pb::pipeline_service_server::{PipelineService, PipelineServiceServer};
+use remotemedia_grpc::pb::{self, stream_request, stream_response};
+use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
+use remotemedia_runtime_core::manifest::{Format, Manifest};
+use remotemedia_runtime_core::{AudioBuffer, PipelineRunner, RuntimeData, TransportData};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+const ROLE_ENV: &str = "REMOTEMEDIA_BENCH_ROLE";
+const PASSTHROUGH: &str = r#"{"version":"v1","metadata":{"name":"pass"},"nodes":[{"id":"pass","node_type":"PassThrough"}],"connections":[]}"#;
+const RTT_ROUNDS: usize = 5_000;
+const WARMUP: usize = 500;
+const SESSIONS: usize = 500;
+const FRAME_INTERVAL: Duration = Duration::from_millis(20);
+const LOAD_WINDOW: Duration = Duration::from_secs(10);
+
+fn frame_request(sequence: u64) -> pb::StreamRequest {
+    let samples: Vec<f32> = (0..960).map(|i| (i as f32 * 0.01).sin() * 0.5).collect();
+    let item = TransportData::new(RuntimeData::Audio(AudioBuffer::new(samples, 48_000, 1)))
+        .with_sequence(sequence);
+    pb::StreamRequest {
+        kind: Some(stream_request::Kind::Input(item_to_wire(&item))),
+    }
+}
+
+fn open_request() -> pb::StreamRequest {
+    pb::StreamRequest {
+        kind: Some(stream_request::Kind::Open(pb::Open::default())),
+    }
+}
+
+// ---- server roles -------------------------------------------------------------------------
+
+/// The baseline: answers `open` with `ready` and echoes each input as a result, no session.
+struct Echo;
+
+#[tonic::async_trait]
+impl PipelineService for Echo {
+    async fn execute(
+        &self,
+        _: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        Err(Status::unimplemented("echo only streams"))
+    }
+
+    type StreamStream = ReceiverStream<Result<pb::StreamResponse, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<pb::StreamRequest>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(32);
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = inbound.next().await {
+                let kind = match message.kind {
+                    Some(stream_request::Kind::Open(_)) => {
+                        stream_response::Kind::Ready(pb::Ready::default())
+                    }
+                    Some(stream_request::Kind::Input(item)) => {
+                        stream_response::Kind::Result(pb::Result {
+                            node_id: "pass".to_owned(),
+                            item: Some(item),
+                        })
+                    }
+                    _ => continue,
+                };
+                if tx
+                    .send(Ok(pb::StreamResponse { kind: Some(kind) }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn list_node_types(
+        &self,
+        _: Request<pb::ListNodeTypesRequest>,
+    ) -> Result<Response<pb::ListNodeTypesResponse>, Status> {
+        Err(Status::unimplemented("echo"))
+    }
+
+    async fn get_version(
+        &self,
+        _: Request<pb::GetVersionRequest>,
+    ) -> Result<Response<pb::VersionInfo>, Status> {
+        Err(Status::unimplemented("echo"))
+    }
+}
+
+fn run_role(role: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        if let Some(link) = role.strip_prefix("worker:") {
+            let manifest =
+                Manifest::from_text(PASSTHROUGH, Format::Json, PipelineRunner::new().registry())
+                    .unwrap();
+            let worker = Worker::bind(
+                LinkName::new(link).unwrap(),
+                PipelineRunner::new(),
+                manifest,
+                WorkerOptions::default(),
+            )
+            .unwrap();
+            println!("ready");
+            worker.serve(std::future::pending()).await.unwrap();
+        } else {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!("{}", listener.local_addr().unwrap());
+            tonic::transport::Server::builder()
+                .add_service(PipelineServiceServer::new(Echo))
+                .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+                .await
+                .unwrap();
+        }
+    });
+}
+
+// ---- the measuring side -------------------------------------------------------------------
+
+struct Process {
+    child: Child,
+    addr: Option<SocketAddr>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+}
+
+/// The first line the server prints that `pick` accepts (others, like iceoryx2's config
+/// notice, are skipped); the rest keeps being drained so the server never blocks on a pipe.
+fn line_where<T>(child: &mut Child, from_stderr: bool, pick: impl Fn(&str) -> Option<T>) -> T {
+    use std::io::{BufRead, BufReader, Read};
+    let stream: Box<dyn Read + Send> = if from_stderr {
+        Box::new(child.stderr.take().unwrap())
+    } else {
+        Box::new(child.stdout.take().unwrap())
+    };
+    let mut lines = BufReader::new(stream).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the server said what it serves")
+            .unwrap();
+        if let Some(found) = pick(&line) {
+            std::thread::spawn(move || for _ in lines {});
+            return found;
+        }
+    }
+}
+
+fn echo_server() -> Process {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE_ENV, "echo")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut process = Process { child, addr: None };
+    process.addr = Some(line_where(&mut process.child, false, |l| l.parse().ok()));
+    process
+}
+
+fn worker(link: &str) -> Process {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE_ENV, format!("worker:{link}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut process = Process { child, addr: None };
+    line_where(&mut process.child, false, |l| (l == "ready").then_some(()));
+    process
+}
+
+fn grpc_server(args: &[&str]) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_remotemedia-grpc"))
+        .args(["--listen", "127.0.0.1:0", "--max-sessions", "2000"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut process = Process { child, addr: None };
+    process.addr = Some(line_where(&mut process.child, true, |l| {
+        l.strip_prefix("serving gRPC on ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|a| a.parse().ok())
+    }));
+    process
+}
+
+async fn connect(addr: SocketAddr) -> PipelineServiceClient<Channel> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(channel) => return PipelineServiceClient::new(channel),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+    }
+}
+
+/// A stream on `client`, ready for frames; retried while a `--connect` sidecar finds its worker.
+async fn open_stream(
+    client: &mut PipelineServiceClient<Channel>,
+) -> (
+    mpsc::Sender<pb::StreamRequest>,
+    Streaming<pb::StreamResponse>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(open_request()).await.unwrap();
+        match client.stream(ReceiverStream::new(rx)).await {
+            Ok(response) => {
+                let mut responses = response.into_inner();
+                let ready = responses.message().await.unwrap().unwrap();
+                assert!(matches!(ready.kind, Some(stream_response::Kind::Ready(_))));
+                return (tx, responses);
+            }
+            Err(status) if Instant::now() < deadline => {
+                let _ = status;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("open: {status:?}"),
+        }
+    }
+}
+
+async fn round_trips(addr: SocketAddr, rounds: usize) -> Vec<Duration> {
+    let mut client = connect(addr).await;
+    let (tx, mut responses) = open_stream(&mut client).await;
+    let mut rtts = Vec::with_capacity(rounds);
+    for i in 0..WARMUP + rounds {
+        let started = Instant::now();
+        tx.send(frame_request(i as u64)).await.unwrap();
+        responses.message().await.unwrap().unwrap();
+        if i >= WARMUP {
+            rtts.push(started.elapsed());
+        }
+    }
+    rtts
+}
+
+/// `SESSIONS` sessions, one connection each, each sending a frame every 20 ms and timing its
+/// echo; returns all round trips and the server's CPU share over the window.
+async fn load(server: &Process) -> (Vec<Duration>, f64) {
+    let addr = server.addr.unwrap();
+    let mut sessions = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        let mut client = connect(addr).await;
+        sessions.push(open_stream(&mut client).await);
+    }
+    let start_cpu = server.cpu();
+    let started = Instant::now();
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(s, (tx, mut responses))| {
+            tokio::spawn(async move {
+                // Spread the sessions over the 20 ms period, as independent clients would be.
+                tokio::time::sleep(FRAME_INTERVAL * s as u32 / SESSIONS as u32).await;
+                let mut ticks = tokio::time::interval(FRAME_INTERVAL);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut rtts = Vec::new();
+                let mut i = 0;
+                while started.elapsed() < LOAD_WINDOW {
+                    ticks.tick().await;
+                    let sent = Instant::now();
+                    tx.send(frame_request(i)).await.unwrap();
+                    responses.message().await.unwrap().unwrap();
+                    rtts.push(sent.elapsed());
+                    i += 1;
+                }
+                rtts
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let cpu = (server.cpu() - start_cpu).as_secs_f64() / started.elapsed().as_secs_f64();
+    (all, cpu)
+}
+
+fn pct(mut v: Vec<Duration>) -> (f64, f64, usize) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (ms(v[v.len() / 2]), ms(v[v.len() * 99 / 100]), v.len())
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        return run_role(&role);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("rm-grpc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("pass.json");
+    std::fs::write(&manifest, PASSTHROUGH).unwrap();
+    let link = format!("bench-{}", std::process::id());
+
+    let echo = echo_server();
+    let grpc = grpc_server(&["--manifest", manifest.to_str().unwrap()]);
+    let worker = worker(&link);
+    let sidecar = grpc_server(&["--connect", &link]);
+
+    runtime.block_on(async {
+        let (mut e, mut g, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..2 {
+            e.extend(round_trips(echo.addr.unwrap(), RTT_ROUNDS / 2).await);
+            g.extend(round_trips(grpc.addr.unwrap(), RTT_ROUNDS / 2).await);
+            s.extend(round_trips(sidecar.addr.unwrap(), RTT_ROUNDS / 2).await);
+        }
+        println!("streaming round trip of one 20 ms 48 kHz mono frame ({RTT_ROUNDS} rounds each, ms):");
+        let (e50, e99, _) = pct(e);
+        for (name, v) in [("remotemedia-grpc --manifest", g), ("remotemedia-grpc --connect", s)] {
+            let (p50, p99, _) = pct(v);
+            println!("  {name:<30} p50 {p50:.3}  p99 {p99:.3}  (x{:.2} / x{:.2} the echo)", p50 / e50, p99 / e99);
+        }
+        println!("  {:<30} p50 {e50:.3}  p99 {e99:.3}", "bare tonic echo");
+
+        println!("{SESSIONS} sessions at 50 frames/s for {LOAD_WINDOW:?}, one connection each (ms, server CPU in cores):");
+        for (name, server, behind) in [
+            ("bare tonic echo", &echo, None),
+            ("remotemedia-grpc --manifest", &grpc, None),
+            ("remotemedia-grpc --connect", &sidecar, Some(&worker)),
+        ] {
+            let (worker_before, started) = (behind.map(Process::cpu), Instant::now());
+            let (rtts, cpu) = load(server).await;
+            let (p50, p99, n) = pct(rtts);
+            let worker_cpu = behind
+                .zip(worker_before)
+                .map(|(w, before)| format!(" + worker {:.2}", (w.cpu() - before).as_secs_f64() / started.elapsed().as_secs_f64()))
+                .unwrap_or_default();
+            println!("  {name:<30} p50 {p50:.3}  p99 {p99:.3}  frames {n}  server CPU {cpu:.2}{worker_cpu}");
+        }
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
