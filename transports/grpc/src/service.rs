@@ -357,9 +357,11 @@ impl Feed {
                     continue;
                 }
                 Err(status) => {
-                    return self
-                        .end(format!("the client went away: {}", status.message()))
-                        .await;
+                    // A request that could not be read (too large, not protobuf) ends the
+                    // stream with its status; for a client that vanished, nobody reads it.
+                    let reason = format!("the request stream failed: {}", status.message());
+                    let _ = self.responses.send(Err(status)).await;
+                    return self.end(reason).await;
                 }
             };
             let result = match kind {

@@ -392,3 +392,43 @@ async fn node_types_and_version_are_listed() {
     assert_eq!(version.protocol, "remotemedia.v1");
     assert_eq!(version.server, env!("CARGO_PKG_VERSION"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_refused_with_their_size() {
+    let mut served = serve(passthrough(), ServiceOptions::default()).await;
+    let big = RuntimeData::Binary(vec![7u8; 5 << 20].into());
+    let status = served
+        .client
+        .execute(pb::ExecuteRequest {
+            input: Some(item_to_wire(&TransportData::new(big.clone()))),
+            manifest: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+
+    // Mid-stream: the stream ends with the same status, and the session is gone.
+    let (tx, responses) = stream(&mut served.client, open("")).await;
+    let mut responses = responses.unwrap();
+    assert!(matches!(
+        next(&mut responses).await,
+        stream_response::Kind::Ready(_)
+    ));
+    tx.send(input(&big, 0)).await.unwrap();
+    let status = loop {
+        match tokio::time::timeout(LIMIT, responses.message())
+            .await
+            .unwrap()
+        {
+            Err(status) => break status,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended without an error status"),
+        }
+    };
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::Cancelled),
+        "{status:?}"
+    );
+    await_zero(&served.open).await;
+}
