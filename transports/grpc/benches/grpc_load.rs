@@ -236,7 +236,7 @@ async fn connect(addr: SocketAddr) -> PipelineServiceClient<Channel> {
         {
             Ok(channel) => return PipelineServiceClient::new(channel),
             Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => panic!("connect {addr}: {e}"),
         }
