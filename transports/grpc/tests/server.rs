@@ -235,7 +235,7 @@ async fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
     let mut server = Server::start(&[
         "--manifest",
         example("calculator.json").to_str().unwrap(),
-        "--drain-timeout-secs",
+        "--drain-seconds",
         "20",
     ]);
     let channel = server.channel().await;
@@ -316,7 +316,18 @@ async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
         let _ = worker_stopped.await;
     }));
 
-    let server = Server::start(&["--connect", &link]);
+    // The flags the operator's pod template passes to the gRPC sidecar (ARCHITECTURE.md,
+    // operator/src/desired/pod.rs), so a rename here breaks this test, not a pod.
+    let server = Server::start(&[
+        "--connect",
+        &link,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--max-sessions",
+        "10",
+        "--drain-seconds",
+        "5",
+    ]);
     let channel = server.channel().await;
     await_health(channel.clone(), ServingStatus::Serving).await;
     let outputs = PipelineServiceClient::new(channel.clone())

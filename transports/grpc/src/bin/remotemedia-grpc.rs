@@ -56,7 +56,7 @@ struct Args {
     idle_timeout_secs: u64,
     /// On SIGTERM, how many seconds open sessions get to finish before the server exits.
     #[arg(long, default_value_t = 30)]
-    drain_timeout_secs: u64,
+    drain_seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -183,7 +183,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
 
     shutdown_signal().await;
-    let drain = Duration::from_secs(args.drain_timeout_secs);
+    let drain = Duration::from_secs(args.drain_seconds);
     eprintln!(
         "draining: refusing new sessions, {} open, waiting up to {drain:?}",
         sessions.get()
