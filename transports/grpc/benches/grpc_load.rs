@@ -128,7 +128,14 @@ fn run_role(role: &str) {
             )
             .unwrap();
             println!("ready");
-            worker.serve(std::future::pending()).await.unwrap();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+            worker
+                .serve(async move {
+                    term.recv().await;
+                })
+                .await
+                .unwrap();
         } else {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             println!("{}", listener.local_addr().unwrap());
@@ -149,7 +156,19 @@ struct Process {
 }
 
 impl Drop for Process {
+    /// SIGTERM first, so the servers leave no iceoryx2 state behind for the next process to
+    /// clean up (a killed worker leaves every session's services); SIGKILL if that fails.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -212,7 +231,14 @@ fn worker(link: &str) -> Process {
 
 fn grpc_server(args: &[&str]) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_remotemedia-grpc"))
-        .args(["--listen", "127.0.0.1:0", "--max-sessions", "2000"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--max-sessions",
+            "2000",
+            "--drain-seconds",
+            "2",
+        ])
         .args(args)
         .stderr(Stdio::piped())
         .spawn()
