@@ -21,17 +21,7 @@ use support::{ServedWorker, example, runtime_bin, unique_link, within, write_wav
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn run_cli(args: &[&str]) -> Output {
-    let out = Command::new(runtime_bin())
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run remotemedia-runtime");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::run_cli_with(args, &[])
 }
 
 /// Stdout lines as a set: branches of a DAG interleave their outputs in any order.

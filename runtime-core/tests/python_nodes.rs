@@ -16,8 +16,8 @@ use remotemedia_runtime_core::{
 };
 use serde_json::json;
 use support::{
-    ServedWorker, children_matching, example, reaped, runtime_bin, test_python, test_python_env,
-    unique_link, within, write_wav,
+    ServedWorker, children_matching, example, reaped, test_python, test_python_env, unique_link,
+    within, write_wav,
 };
 
 /// Far beyond what anything here needs; only a lost message would reach it.
@@ -404,18 +404,8 @@ fn a_missing_interpreter_is_named_with_the_fix() {
 
 /// `remotemedia-runtime <args>` with the test interpreter as `REMOTEMEDIA_PYTHON`.
 fn run_cli(args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(runtime_bin())
-        .args(args)
-        .env("REMOTEMEDIA_PYTHON", test_python())
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run remotemedia-runtime");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let python = test_python();
+    support::run_cli_with(args, &[("REMOTEMEDIA_PYTHON", python.as_os_str())])
 }
 
 fn wav_samples(path: &std::path::Path) -> Vec<f32> {

@@ -287,3 +287,22 @@ pub(crate) fn children_matching(needle: &str) -> Vec<u32> {
 pub(crate) fn reaped(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// `remotemedia-runtime <args>` with `env` added, asserting success; its output.
+pub(crate) fn run_cli_with(
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
+    let out = Command::new(runtime_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run remotemedia-runtime");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

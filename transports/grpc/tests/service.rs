@@ -113,6 +113,20 @@ async fn next(responses: &mut Streaming<pb::StreamResponse>) -> stream_response:
         .expect("a response kind")
 }
 
+/// The error status a stream ends with (responses before it are skipped).
+async fn ending_status(responses: &mut Streaming<pb::StreamResponse>) -> tonic::Status {
+    loop {
+        match tokio::time::timeout(LIMIT, responses.message())
+            .await
+            .unwrap()
+        {
+            Err(status) => return status,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended without an error status"),
+        }
+    }
+}
+
 async fn await_zero(open: &OpenSessions) {
     let deadline = Instant::now() + LIMIT;
     while open.get() != 0 {
@@ -249,16 +263,7 @@ async fn requests_out_of_order_get_the_right_status() {
             stream_response::Kind::Ready(_)
         ));
         tx.send(bad).await.unwrap();
-        let status = loop {
-            match tokio::time::timeout(LIMIT, responses.message())
-                .await
-                .unwrap()
-            {
-                Err(status) => break status,
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("the stream ended without an error status"),
-            }
-        };
+        let status = ending_status(&mut responses).await;
         assert_eq!(status.code(), code, "{status:?}");
         assert!(status.message().contains(says), "{status:?}");
     }
@@ -416,16 +421,7 @@ async fn oversized_messages_are_refused_with_their_size() {
         stream_response::Kind::Ready(_)
     ));
     tx.send(input(&big, 0)).await.unwrap();
-    let status = loop {
-        match tokio::time::timeout(LIMIT, responses.message())
-            .await
-            .unwrap()
-        {
-            Err(status) => break status,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("the stream ended without an error status"),
-        }
-    };
+    let status = ending_status(&mut responses).await;
     assert!(
         matches!(status.code(), Code::OutOfRange | Code::Cancelled),
         "{status:?}"
