@@ -289,8 +289,12 @@ impl Writer {
                 // Samples start 4-aligned, so a reader can view them in place as f32.
                 let pad = (4 - self.buf.len() % 4) % 4;
                 self.buf.extend(std::iter::repeat_n(0, pad));
-                for s in a.samples.iter() {
-                    self.buf.extend_from_slice(&s.to_le_bytes());
+                // Sized once and filled in place: the compiler turns this into a plain copy
+                // on little-endian machines (pushing sample by sample did not).
+                let start = self.buf.len();
+                self.buf.resize(start + 4 * a.samples.len(), 0);
+                for (out, s) in self.buf[start..].chunks_exact_mut(4).zip(a.samples.iter()) {
+                    out.copy_from_slice(&s.to_le_bytes());
                 }
             }
             RuntimeData::Text(t) => {

@@ -29,6 +29,14 @@ const PASSTHROUGH: &str = r#"{"version":"v1","metadata":{"name":"pass"},"nodes":
 const RTT_ROUNDS: usize = 5_000;
 const WARMUP: usize = 500;
 const SESSIONS: usize = 500;
+
+/// [`SESSIONS`], or env `GRPC_BENCH_SESSIONS` (to find how many a server sustains).
+fn sessions() -> usize {
+    std::env::var("GRPC_BENCH_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SESSIONS)
+}
 const FRAME_INTERVAL: Duration = Duration::from_millis(20);
 const LOAD_WINDOW: Duration = Duration::from_secs(10);
 
@@ -315,11 +323,17 @@ async fn round_trips(addr: SocketAddr, rounds: usize) -> Vec<Duration> {
 /// echo; returns all round trips and the server's CPU share over the window.
 async fn load(server: &Process) -> (Vec<Duration>, f64) {
     let addr = server.addr.unwrap();
-    let mut sessions = Vec::with_capacity(SESSIONS);
-    for _ in 0..SESSIONS {
+    let count = sessions();
+    let mut sessions = Vec::with_capacity(count);
+    let opening = Instant::now();
+    for _ in 0..count {
         let mut client = connect(addr).await;
         sessions.push(open_stream(&mut client).await);
     }
+    println!(
+        "    opened {count} sessions one after another in {:.2?}; load window starts",
+        opening.elapsed()
+    );
     let start_cpu = server.cpu();
     let started = Instant::now();
     let tasks: Vec<_> = sessions
@@ -328,7 +342,7 @@ async fn load(server: &Process) -> (Vec<Duration>, f64) {
         .map(|(s, (tx, mut responses))| {
             tokio::spawn(async move {
                 // Spread the sessions over the 20 ms period, as independent clients would be.
-                tokio::time::sleep(FRAME_INTERVAL * s as u32 / SESSIONS as u32).await;
+                tokio::time::sleep(FRAME_INTERVAL * s as u32 / count as u32).await;
                 let mut ticks = tokio::time::interval(FRAME_INTERVAL);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut rtts = Vec::new();
@@ -394,12 +408,17 @@ fn main() {
         }
         println!("  {:<30} p50 {e50:.3}  p99 {e99:.3}", "bare tonic echo");
 
-        println!("{SESSIONS} sessions at 50 frames/s for {LOAD_WINDOW:?}, one connection each (ms, server CPU in cores):");
+        println!("{} sessions at 50 frames/s for {LOAD_WINDOW:?}, one connection each (ms, server CPU in cores):", sessions());
+        // GRPC_BENCH_LOAD=connect (a substring of the names) runs only that load, e.g. to profile it.
+        let only = std::env::var("GRPC_BENCH_LOAD").unwrap_or_default();
         for (name, server, behind) in [
             ("bare tonic echo", &echo, None),
             ("remotemedia-grpc --manifest", &grpc, None),
             ("remotemedia-grpc --connect", &sidecar, Some(&worker)),
         ] {
+            if !name.contains(only.as_str()) {
+                continue;
+            }
             let (worker_before, started) = (behind.map(Process::cpu), Instant::now());
             let (rtts, cpu) = load(server).await;
             let (p50, p99, n) = pct(rtts);

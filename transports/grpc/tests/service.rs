@@ -31,6 +31,7 @@ fn passthrough() -> Arc<Manifest> {
 
 struct Served {
     client: PipelineServiceClient<Channel>,
+    channel: Channel,
     open: OpenSessions,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -59,11 +60,14 @@ async fn serve(served: Arc<Manifest>, options: ServiceOptions) -> Served {
                 let _ = stopped.await;
             }),
     );
-    let client = PipelineServiceClient::connect(format!("http://{addr}"))
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
         .await
         .unwrap();
     Served {
-        client,
+        client: PipelineServiceClient::new(channel.clone()),
+        channel,
         open,
         stop: Some(stop),
     }
@@ -114,7 +118,7 @@ async fn next(responses: &mut Streaming<pb::StreamResponse>) -> stream_response:
 }
 
 /// The error status a stream ends with (responses before it are skipped).
-async fn ending_status(responses: &mut Streaming<pb::StreamResponse>) -> tonic::Status {
+async fn ending_status<T>(responses: &mut Streaming<T>) -> tonic::Status {
     loop {
         match tokio::time::timeout(LIMIT, responses.message())
             .await
@@ -427,4 +431,108 @@ async fn oversized_messages_are_refused_with_their_size() {
         "{status:?}"
     );
     await_zero(&served.open).await;
+}
+
+/// Sends its bytes as they are, so a test can put what is not protobuf on the wire.
+#[derive(Clone, Copy, Default)]
+struct RawBytes;
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        Self
+    }
+    fn decoder(&mut self) -> Self {
+        Self
+    }
+}
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+/// Bytes that are not a protobuf message: field 1 with wire type 7, which does not exist.
+const NOT_PROTOBUF: [u8; 3] = [0x0f, 0xff, 0xff];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_are_not_protobuf_are_refused_and_the_server_goes_on() {
+    use tonic::codegen::http::uri::PathAndQuery;
+    let served = serve(passthrough(), ServiceOptions::default()).await;
+    let mut raw = tonic::client::Grpc::new(served.channel.clone());
+
+    // gRPC's status code table maps "error parsing request proto" to INTERNAL (tonic-prost
+    // follows it); the message says what failed to decode.
+    raw.ready().await.unwrap();
+    let status = raw
+        .unary(
+            tonic::Request::new(NOT_PROTOBUF.to_vec()),
+            PathAndQuery::from_static("/remotemedia.v1.PipelineService/Execute"),
+            RawBytes,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("decode"), "{status:?}");
+
+    // Mid-stream: a good open, then garbage: the stream ends with the same status and the
+    // session is gone.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
+    tx.send(prost::Message::encode_to_vec(&open("")))
+        .await
+        .unwrap();
+    raw.ready().await.unwrap();
+    let mut responses = raw
+        .streaming(
+            tonic::Request::new(ReceiverStream::new(rx)),
+            PathAndQuery::from_static("/remotemedia.v1.PipelineService/Stream"),
+            RawBytes,
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let ready: pb::StreamResponse =
+        prost::Message::decode(&responses.message().await.unwrap().expect("ready")[..]).unwrap();
+    assert!(matches!(ready.kind, Some(stream_response::Kind::Ready(_))));
+    tx.send(NOT_PROTOBUF.to_vec()).await.unwrap();
+    let status = ending_status(&mut responses).await;
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    await_zero(&served.open).await;
+
+    // The server is unharmed: a proper call on the same connection works.
+    let answer = served
+        .client
+        .clone()
+        .execute(pb::ExecuteRequest {
+            input: Some(item_to_wire(&TransportData::new(RuntimeData::Text(
+                "ok".into(),
+            )))),
+            manifest: String::new(),
+        })
+        .await
+        .expect("a good call after the bad ones");
+    assert_eq!(answer.into_inner().outputs.len(), 1);
 }

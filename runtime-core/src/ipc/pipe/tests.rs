@@ -54,8 +54,15 @@ fn pipe(node: &Node<Ipc>, depth: usize) -> Ends {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_arrive_whole_and_in_order_under_backpressure() {
+    // Depth 2 rings "space" after every message; depth 7 after every third of a run.
+    for depth in [2, 7] {
+        backpressure_keeps_every_message(depth).await;
+    }
+}
+
+async fn backpressure_keeps_every_message(depth: usize) {
     let node = node();
-    let ends = Arc::new(pipe(&node, 2));
+    let ends = Arc::new(pipe(&node, depth));
     // Sizes cross the initial 4 KiB slice, so the publisher must grow its segment.
     let messages: Vec<Vec<u8>> = (0..300u32)
         .map(|i| {
@@ -81,7 +88,7 @@ async fn messages_arrive_whole_and_in_order_under_backpressure() {
             .await
             .expect("a message within 10 s")
             .expect("recv");
-        assert_eq!(&got, expected, "message {i}");
+        assert_eq!(&got, expected, "message {i} (depth {depth})");
     }
     sender.await.expect("sender finished");
     assert!(
@@ -162,4 +169,27 @@ async fn two_pipes_sharing_slots_both_make_progress() {
             .expect("no lost wake-up")
             .expect("task");
     }
+}
+
+#[test]
+fn only_back_to_back_messages_make_a_pipe_busy() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut steady = Arrivals::default();
+    for i in 0..5 {
+        steady.record(t0 + ms(20) * i);
+    }
+    assert!(
+        !steady.busy(t0 + ms(80) + Duration::from_micros(10)),
+        "a 20 ms stream never spins, even right after a message"
+    );
+    let mut burst = Arrivals::default();
+    burst.record(t0);
+    assert!(!burst.busy(t0), "one message is not a burst");
+    burst.record(t0 + Duration::from_micros(100));
+    assert!(burst.busy(t0 + Duration::from_micros(150)));
+    assert!(
+        !burst.busy(t0 + ms(5)),
+        "a burst that stopped is no longer busy"
+    );
 }
