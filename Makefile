@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate cluster-up cluster-down python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-operator bench-build-time demo clean
+.PHONY: test fmt lint unit generate cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-operator bench-build-time demo-local clean
 
 test:
 	@./scripts/test.sh
@@ -25,6 +25,18 @@ cluster-up:
 
 cluster-down:
 	kind-tests/cluster.sh down
+
+# The same plus a node (scheduler, containerd, kubelet, CNI, kube-proxy): pods really run.
+cluster-up-full:
+	kind-tests/cluster.sh up full
+
+# This checkout's images, built without Docker, imported into the cluster (kind: KIND_CLUSTER=name).
+images:
+	kind-tests/images.sh load
+
+# Cluster, images, operator, an example Pipeline, a WAV streamed through it; prints the outputs.
+demo:
+	@./scripts/demo.sh
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
 bench: bench-router bench-resample bench-ipc bench-session bench-grpc bench-build-time bench-operator
@@ -59,8 +71,8 @@ bench-operator:
 	kind-tests/cluster.sh up control-plane
 	KUBECONFIG=$$(kind-tests/cluster.sh kubeconfig) cargo bench -p remotemedia-operator --bench operator_scale
 
-# Stream the generated test WAV through the example pipelines.
-demo:
+# Without a cluster: the generated test WAV through the example pipelines, by the local CLI.
+demo-local:
 	mkdir -p out
 	python3 examples/audio/make_wav.py out/test.wav
 	cargo run -q -p remotemedia-runtime-core -- validate examples/pipelines/*.yaml examples/pipelines/*.json

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane as plain processes, for machines without Docker.
+# A real Kubernetes cluster as plain processes, for machines without Docker.
 #
 #   kind-tests/cluster.sh up control-plane   etcd + kube-apiserver + kube-controller-manager
-#   kind-tests/cluster.sh down               stops every process it started (by PID), removes state
+#   kind-tests/cluster.sh up full            the same plus a node: kube-scheduler, containerd,
+#                                            kubelet, bridge CNI, kube-proxy (lib/node.sh)
+#   kind-tests/cluster.sh down               stops every process it started (by PID), removes
+#                                            pods, mounts, bridge, iptables chains, cgroups, state
+#   kind-tests/cluster.sh check-clean        fails, saying what, if down left anything behind
 #   kind-tests/cluster.sh kubeconfig         prints the admin kubeconfig path
 #   kind-tests/cluster.sh status             which components run
 #
 # Binaries are built once from the Go module proxy into a versioned cache (lib/build-k8s.sh).
-# Everything listens on 127.0.0.1 only. State lives in $REMOTEMEDIA_CLUSTER_DIR
-# (default /var/lib/remotemedia-cluster); etcd's data on tmpfs.
+# Servers listen on 127.0.0.1 or on the cluster's own address $NODE_IP (default 10.89.0.1),
+# which this script adds to the loopback interface (and removes): pods reach the apiserver
+# there, and nothing listens on the machine's real interfaces. State lives in
+# $REMOTEMEDIA_CLUSTER_DIR (default /var/lib/remotemedia-cluster); etcd's data on tmpfs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/versions.sh"
@@ -22,6 +28,8 @@ APISERVER_PORT=${REMOTEMEDIA_APISERVER_PORT:-16443}
 ETCD_PORT=${REMOTEMEDIA_ETCD_PORT:-12379}
 KCM_PORT=${REMOTEMEDIA_KCM_PORT:-10357}
 ADMIN_KUBECONFIG=$STATE/admin.kubeconfig
+NODE_IP=${REMOTEMEDIA_NODE_IP:-10.89.0.1}
+. "$here/lib/node.sh"
 
 say() { printf '[cluster] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -58,13 +66,20 @@ stop() { # name: TERM, then KILL after 10 s
   rm -f "$PIDS/$name.pid"
 }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_free() { ! (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
-APISERVER_SANS="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:10.96.0.1"
+# The cluster's own address, on the loopback interface: reachable from pods (through their
+# bridge's gateway) and from this machine, and from nowhere else.
+add_node_ip() {
+  ip -4 addr show dev lo | grep -q " $NODE_IP/32" || ip addr add "$NODE_IP/32" dev lo
+}
+
+APISERVER_SANS="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:10.96.0.1,IP:$NODE_IP"
+# Remade whenever the certificates it must hold change.
+PKI_STAMP="$APISERVER_SANS; node certs v1"
 
 make_pki() {
-  # Remade whenever the names it must cover change.
-  [ "$(cat "$PKI/.complete" 2>/dev/null)" = "$APISERVER_SANS" ] && return
+  [ "$(cat "$PKI/.complete" 2>/dev/null)" = "$PKI_STAMP" ] && return
   rm -rf "$PKI"
   mkdir -p "$PKI" && cd "$PKI"
   openssl req -x509 -newkey rsa:2048 -noenc -keyout ca.key -out ca.crt -days 365 \
@@ -81,8 +96,12 @@ make_pki() {
   leaf apiserver kube-apiserver "" serverAuth "$APISERVER_SANS"
   leaf admin remotemedia-admin system:masters clientAuth
   leaf kcm system:kube-controller-manager "" clientAuth
+  leaf apiserver-kubelet-client kube-apiserver-kubelet-client system:masters clientAuth
+  leaf scheduler system:kube-scheduler "" clientAuth
+  leaf kubelet "system:node:remotemedia-node" system:nodes "clientAuth,serverAuth" "IP:$NODE_IP,DNS:remotemedia-node"
+  leaf kube-proxy system:kube-proxy "" clientAuth
   openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-  echo "$APISERVER_SANS" >.complete
+  echo "$PKI_STAMP" >.complete
   cd - >/dev/null
 }
 
@@ -94,7 +113,7 @@ apiVersion: v1
 kind: Config
 clusters:
 - name: remotemedia
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority-data: "$ca"}
+  cluster: {server: "https://$NODE_IP:$APISERVER_PORT", certificate-authority-data: "$ca"}
 users:
 - name: $1
   user: {client-certificate-data: "$crt", client-key-data: "$key"}
@@ -111,6 +130,7 @@ up_control_plane() {
   done
   "$here/lib/build-k8s.sh"
   mkdir -p "$PIDS" "$LOGS"
+  add_node_ip
   make_pki
   kubeconfig admin "$ADMIN_KUBECONFIG"
   kubeconfig kcm "$STATE/kcm.kubeconfig"
@@ -128,20 +148,22 @@ up_control_plane() {
   wait_for etcd 30 curl -fs "http://127.0.0.1:$ETCD_PORT/health" || die "etcd did not start: $LOGS/etcd.log"
 
   if ! alive kube-apiserver; then
-    port_free "$APISERVER_PORT" || die "port $APISERVER_PORT (apiserver) is in use; set REMOTEMEDIA_APISERVER_PORT"
+    port_free "$APISERVER_PORT" "$NODE_IP" || die "port $APISERVER_PORT (apiserver) is in use; set REMOTEMEDIA_APISERVER_PORT"
     start kube-apiserver "$K8S_BIN/kube-apiserver" \
       --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-      --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
+      --bind-address="$NODE_IP" --secure-port="$APISERVER_PORT" --advertise-address="$NODE_IP" \
       --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
       --client-ca-file="$PKI/ca.crt" \
       --service-account-issuer=https://kubernetes.default.svc.cluster.local \
       --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
       --service-cluster-ip-range=10.96.0.0/16 \
       --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-      --allow-privileged=true --enable-priority-and-fairness=false \
-      --endpoint-reconciler-type=none --v=1
+      --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+      --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+      --kubelet-preferred-address-types=InternalIP \
+      --allow-privileged=true --enable-priority-and-fairness=false --v=1
   fi
-  wait_for kube-apiserver 120 curl -fsk "https://127.0.0.1:$APISERVER_PORT/readyz" \
+  wait_for kube-apiserver 120 curl -fsk "https://$NODE_IP:$APISERVER_PORT/readyz" \
     || die "kube-apiserver did not become ready: $LOGS/kube-apiserver.log"
 
   if ! alive kube-controller-manager; then
@@ -165,24 +187,41 @@ up_control_plane() {
 }
 
 down() {
+  down_node
   for c in kube-controller-manager kube-apiserver etcd; do stop "$c"; done
   rm -rf "$ETCD_DATA" "$PIDS"
+  ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
   say "down"
+}
+
+COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy"
+
+check_clean() {
+  local left=0
+  # Every component runs from the binary cache or with a path under $STATE on its command line.
+  if pgrep -f -- "^$K8S_BIN/|$STATE" >/dev/null; then
+    echo "still running: $(pgrep -af -- "^$K8S_BIN/|$STATE" | tr '\n' ';')"; left=1
+  fi
+  if ip -4 addr show dev lo | grep -q " $NODE_IP/32"; then echo "$NODE_IP still on lo"; left=1; fi
+  node_leftovers || left=1
+  [ $left -eq 0 ] && say "clean: no processes, mounts, bridge, iptables chains or cgroups left"
+  return $left
 }
 
 case "${1:-}" in
   up)
     case "${2:-}" in
       control-plane) up_control_plane ;;
-      full) die "'up full' (kubelet, containerd, CNI, kube-proxy) is not built yet: see issue 6" ;;
+      full) up_control_plane; up_node; say "node $NODE_NAME Ready; KUBECONFIG=$ADMIN_KUBECONFIG" ;;
       *) die "usage: $0 up control-plane|full" ;;
     esac ;;
   down) down ;;
+  check-clean) check_clean ;;
   kubeconfig) echo "$ADMIN_KUBECONFIG" ;;
   status)
-    for c in etcd kube-apiserver kube-controller-manager; do
+    for c in $COMPONENTS; do
       if alive "$c"; then echo "$c running (pid $(cat "$PIDS/$c.pid"))"; else echo "$c stopped"; fi
     done ;;
   bin) echo "$K8S_BIN" ;;
-  *) die "usage: $0 up control-plane|full | down | kubeconfig | status | bin" ;;
+  *) die "usage: $0 up control-plane|full | down | check-clean | kubeconfig | status | bin" ;;
 esac

@@ -77,6 +77,24 @@ stage "control plane up"    kind-tests/cluster.sh up control-plane
 stage "operator on the control plane" cluster_tests
 stage "helm lint + server dry-run" chart_checks
 
+# The end-to-end suite on a real node: kubelet, containerd, CNI and kube-proxy join the
+# control plane, this checkout's images (from the debug binaries built above) are imported,
+# and the suite installs the chart and drives Pipelines with real clients (kind-tests/tests/e2e).
+e2e() {
+  KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) \
+  REMOTEMEDIA_HELM=$K8S_BIN/helm REMOTEMEDIA_KUBECTL=$K8S_BIN/kubectl \
+  REMOTEMEDIA_NODE_CRICTL="$K8S_BIN/crictl --runtime-endpoint unix:///run/remotemedia-cluster/containerd.sock" \
+    cargo test -p remotemedia-kind-tests --features e2e --test e2e -- --nocapture
+}
+stage "node up (kubelet, containerd, CNI, kube-proxy)" kind-tests/cluster.sh up full
+stage "images (no Docker) into containerd" env REMOTEMEDIA_IMAGE_PROFILE=dev kind-tests/images.sh load
+stage "end-to-end suite"    e2e
+if trap -p EXIT | grep -q "cluster.sh down"; then
+  trap - EXIT
+  stage "cluster down"      kind-tests/cluster.sh down
+  stage "nothing left behind" kind-tests/cluster.sh check-clean
+fi
+
 echo
 echo "stage times:"
 printf '  %s\n' "${SUMMARY[@]}"

@@ -1,0 +1,114 @@
+//! Deploying an example Pipeline and streaming through its gRPC Service with third-party
+//! clients.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use kube::{Api, Client};
+use remotemedia_operator::crd::Pipeline;
+use serde_json::Value;
+
+use crate::support::{
+    apply, eventually, grpcurl, output, pipeline_ready, python_stream, repo, service_addr, text,
+    wait_for,
+};
+
+/// Applies examples/pipelines/`name`.yaml with kubectl and waits until the Pipeline is Ready.
+pub async fn deploy_example(client: &Client, ns: &str, name: &str) -> Pipeline {
+    let yaml = std::fs::read_to_string(repo().join(format!("examples/pipelines/{name}.yaml")))
+        .expect("example pipeline");
+    let out = apply(ns, &yaml);
+    assert!(
+        out.status.success(),
+        "kubectl apply {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let api: Api<Pipeline> = Api::namespaced(client.clone(), ns);
+    wait_for(&api, name, "Ready", pipeline_ready()).await
+}
+
+/// grpcurl against `addr` (plaintext); the output when it succeeded.
+pub fn grpcurl_ok(addr: SocketAddr, args: &[&str]) -> Option<String> {
+    let out = output(
+        grpcurl()
+            .args(["-plaintext", "-max-time", "10"])
+            .args(&args[..args.len() - 1])
+            .arg(addr.to_string())
+            .arg(args[args.len() - 1]),
+    );
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).expect("utf-8"))
+}
+
+/// The Service's address, once its pods answer the health check as SERVING through it.
+pub async fn serving_addr(client: &Client, ns: &str, service: &str) -> SocketAddr {
+    let addr = service_addr(client, ns, service).await;
+    eventually("SERVING through the Service", || {
+        grpcurl_ok(
+            addr,
+            &[
+                "-d",
+                r#"{"service":"remotemedia.v1.PipelineService"}"#,
+                "grpc.health.v1.Health/Check",
+            ],
+        )
+        .filter(|health| health.contains("\"SERVING\""))
+    })
+    .await;
+    addr
+}
+
+/// 100 ms of a 440 Hz tone at half scale, 48 kHz mono, as the wire's f32le bytes in base64.
+fn tone_base64() -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = (0..4_800)
+        .flat_map(|i| {
+            let t = f64::from(i) / 48_000.0;
+            ((0.5 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as f32).to_le_bytes()
+        })
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// grpcurl lists the services by reflection, checks health and makes a unary call; the Python
+/// grpcio client streams the WAV and gets one level event per 100 ms window.
+pub async fn grpcurl_and_python(client: &Client, ns: &str, wav: &Path, frames: usize) {
+    let addr = serving_addr(client, ns, "audio-health-grpc").await;
+
+    let services = grpcurl_ok(addr, &["list"]).expect("grpcurl list");
+    for service in [
+        "remotemedia.v1.PipelineService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(services.contains(service), "{service} not in:\n{services}");
+    }
+    let request = format!(
+        r#"{{"input":{{"data":{{"audio":{{"samples_f32le":"{}","sample_rate":48000,"channels":1}}}},"sequence":"3"}}}}"#,
+        tone_base64()
+    );
+    let answer = grpcurl_ok(
+        addr,
+        &["-d", &request, "remotemedia.v1.PipelineService/Execute"],
+    )
+    .expect("a unary call through the Service");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON from grpcurl");
+    let level = answer["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .find(|o| text(o, "/result/nodeId") == "level")
+        .unwrap_or_else(|| panic!("no level output in {answer}"));
+    let event: Value = serde_json::from_str(&text(level, "/result/item/data/json")).expect("json");
+    let rms_db = event["rms_db"].as_f64().expect("rms_db");
+    // A sine at half scale: RMS 0.354, -9.0 dBFS.
+    assert!((rms_db + 9.03).abs() < 0.1, "rms_db {rms_db} in {event}");
+    assert_eq!(text(level, "/result/item/sequence"), "3", "{level}");
+
+    let lines = python_stream(addr, wav);
+    assert!(lines[0]["ready"].is_string(), "{:?}", lines[0]);
+    assert_eq!(lines.last().expect("lines")["closed"], "completed");
+    let levels = lines.iter().filter(|l| l["node_id"] == "level").count();
+    assert_eq!(levels, frames.div_ceil(4_800), "{frames} frames");
+}
