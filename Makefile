@@ -30,7 +30,7 @@ cluster-down:
 cluster-up-full:
 	kind-tests/cluster.sh up full
 
-# This checkout's images, built without Docker, imported into the cluster (kind: KIND_CLUSTER=name).
+# This checkout's images, built without Docker, imported into the cluster (local or kind).
 images:
 	kind-tests/images.sh load
 

@@ -9,6 +9,11 @@
 #   kind-tests/cluster.sh check-clean        fails, saying what, if down left anything behind
 #   kind-tests/cluster.sh kubeconfig         prints the admin kubeconfig path
 #   kind-tests/cluster.sh status             which components run
+#   kind-tests/cluster.sh node-crictl        the command line of crictl on the node
+#   kind-tests/cluster.sh flavour            local or kind (lib/flavour.sh)
+#
+# With kind and Docker present (or REMOTEMEDIA_CLUSTER=kind) the same commands drive a kind
+# cluster made from kind-config.yaml instead; the rest of this header is about the local one.
 #
 # Binaries are built once from the Go module proxy into a versioned cache (lib/build-k8s.sh).
 # Servers listen on 127.0.0.1 or on the cluster's own address $NODE_IP (default 10.89.0.1),
@@ -30,6 +35,7 @@ KCM_PORT=${REMOTEMEDIA_KCM_PORT:-10357}
 ADMIN_KUBECONFIG=$STATE/admin.kubeconfig
 NODE_IP=${REMOTEMEDIA_NODE_IP:-10.89.0.1}
 . "$here/lib/node.sh"
+. "$here/lib/flavour.sh"
 
 say() { printf '[cluster] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -108,7 +114,7 @@ make_pki() {
 kubeconfig() { # user file
   local ca crt key
   ca=$(base64 -w0 <"$PKI/ca.crt"); crt=$(base64 -w0 <"$PKI/$1.crt"); key=$(base64 -w0 <"$PKI/$1.key")
-  cat >"$2" <<EOF
+  write_if_changed "$2" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -208,6 +214,31 @@ check_clean() {
   return $left
 }
 
+# A kind cluster (users with Docker): kind makes the node; we keep only the tools.
+kind_cluster() {
+  local kubeconfig=$STATE/kind.kubeconfig running=false
+  kind get clusters 2>/dev/null | grep -qx "$KIND_NAME" && running=true
+  case "${1:-}" in
+    up)
+      "$here/lib/build-k8s.sh" # kubectl, helm and crictl for the suite
+      mkdir -p "$STATE"
+      $running || kind create cluster --config "$here/kind-config.yaml" --wait 180s
+      kind export kubeconfig --name "$KIND_NAME" --kubeconfig "$kubeconfig" ;;
+    down) kind delete cluster --name "$KIND_NAME"; rm -f "$kubeconfig" ;;
+    check-clean) if $running; then echo "kind cluster $KIND_NAME still exists"; return 1; fi ;;
+    kubeconfig) echo "$kubeconfig" ;;
+    status) $running && echo "kube-apiserver running (kind cluster $KIND_NAME)" || echo "kind cluster $KIND_NAME stopped" ;;
+    bin) echo "$K8S_BIN" ;;
+    node-crictl) echo "docker exec $KIND_NAME-control-plane crictl" ;;
+    flavour) echo kind ;;
+    *) die "usage: $0 up control-plane|full | down | check-clean | kubeconfig | status | bin | node-crictl | flavour" ;;
+  esac
+}
+if [ "$(cluster_flavour)" = kind ]; then
+  kind_cluster "$@"
+  exit
+fi
+
 case "${1:-}" in
   up)
     case "${2:-}" in
@@ -223,5 +254,7 @@ case "${1:-}" in
       if alive "$c"; then echo "$c running (pid $(cat "$PIDS/$c.pid"))"; else echo "$c stopped"; fi
     done ;;
   bin) echo "$K8S_BIN" ;;
-  *) die "usage: $0 up control-plane|full | down | check-clean | kubeconfig | status | bin" ;;
+  node-crictl) echo "$K8S_BIN/crictl --runtime-endpoint unix://$CONTAINERD_SOCK" ;;
+  flavour) echo local ;;
+  *) die "usage: $0 up control-plane|full | down | check-clean | kubeconfig | status | bin | node-crictl | flavour" ;;
 esac

@@ -3,8 +3,8 @@
 #
 #   kind-tests/images.sh build   binaries -> image archives in $IMAGES_DIR
 #   kind-tests/images.sh load    build, then import into the cluster: kind (`kind load
-#                                image-archive`) when KIND_CLUSTER is set, else the local
-#                                cluster's containerd (cluster.sh up full)
+#                                image-archive`) or the local cluster's containerd, whichever
+#                                cluster.sh drives (lib/flavour.sh)
 #
 # REMOTEMEDIA_IMAGE_PROFILE=dev packs the debug binaries `cargo build` already made (what
 # `make test` does: no second, release build); the default is release.
@@ -18,6 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib/versions.sh"
 . "$here/lib/node.sh"
+. "$here/lib/flavour.sh"
 
 IMAGES_DIR=${REMOTEMEDIA_IMAGES_DIR:-$repo/target/images}
 PROFILE=${REMOTEMEDIA_IMAGE_PROFILE:-release}
@@ -45,10 +46,15 @@ rootfs_for() { # binary dir
 }
 
 build() {
-  local packages=() entry
-  for entry in $IMAGES; do packages+=(-p "${entry#*:}"); done
+  local selection=() entry
+  if [ "$PROFILE" = dev ]; then
+    # What `make test`'s build stage compiled (same packages, same features): nothing rebuilds.
+    selection=(--workspace --all-features)
+  else
+    for entry in $IMAGES; do selection+=(-p "${entry#*:}"); done
+  fi
   say "building the binaries ($PROFILE)"
-  (cd "$repo" && cargo build --profile "$PROFILE" --locked "${packages[@]}" --bins)
+  (cd "$repo" && cargo build --profile "$PROFILE" --locked "${selection[@]}" --bins)
   mkdir -p "$IMAGES_DIR"
   for entry in $IMAGES; do
     local bin=${entry%%:*}
@@ -61,11 +67,12 @@ build() {
 
 load() {
   build
-  local entry bin
+  local entry bin flavour
+  flavour=$(cluster_flavour)
   for entry in $IMAGES; do
     bin=${entry%%:*}
-    if [ -n "${KIND_CLUSTER:-}" ]; then
-      kind load image-archive --name "$KIND_CLUSTER" "$IMAGES_DIR/$bin.tar"
+    if [ "$flavour" = kind ]; then
+      kind load image-archive --name "$KIND_NAME" "$IMAGES_DIR/$bin.tar"
     else
       [ -S "$CONTAINERD_SOCK" ] || die "no cluster containerd at $CONTAINERD_SOCK: run kind-tests/cluster.sh up full"
       ctr_ images import "$IMAGES_DIR/$bin.tar" >/dev/null

@@ -83,8 +83,9 @@ stage "helm lint + server dry-run" chart_checks
 e2e() {
   KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) \
   REMOTEMEDIA_HELM=$K8S_BIN/helm REMOTEMEDIA_KUBECTL=$K8S_BIN/kubectl \
-  REMOTEMEDIA_NODE_CRICTL="$K8S_BIN/crictl --runtime-endpoint unix:///run/remotemedia-cluster/containerd.sock" \
-    cargo test -p remotemedia-kind-tests --features e2e --test e2e -- --nocapture
+  REMOTEMEDIA_NODE_CRICTL=$(kind-tests/cluster.sh node-crictl) \
+  REMOTEMEDIA_E2E_REACH=$([ "$(kind-tests/cluster.sh flavour)" = kind ] && echo port-forward || echo direct) \
+    cargo test --workspace --all-features --test e2e -- --nocapture # the build stage's features: no rebuild
 }
 stage "node up (kubelet, containerd, CNI, kube-proxy)" kind-tests/cluster.sh up full
 stage "images (no Docker) into containerd" env REMOTEMEDIA_IMAGE_PROFILE=dev kind-tests/images.sh load

@@ -48,8 +48,17 @@ pause_image() {
   rm -rf "$dir"
 }
 
+# Writes stdin to FILE only when it differs: kube-proxy exits when its config file is
+# written to, even with the same content, so a second `up` must leave it alone.
+write_if_changed() {
+  local new
+  new=$(cat)
+  [ -f "$1" ] && [ "$(cat "$1")" = "$new" ] && return
+  printf '%s\n' "$new" >"$1"
+}
+
 write_node_configs() {
-  cat >"$STATE/containerd.toml" <<EOF
+  write_if_changed "$STATE/containerd.toml" <<EOF
 version = 2
 root = "$STATE/containerd"
 state = "$RUN/containerd"
@@ -74,7 +83,7 @@ state = "$RUN/containerd"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/net.d"
 EOF
-  cat >"$STATE/net.d/10-remotemedia.conflist" <<EOF
+  write_if_changed "$STATE/net.d/10-remotemedia.conflist" <<EOF
 {"cniVersion": "1.0.0", "name": "remotemedia-pods",
  "plugins": [
   {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
@@ -82,7 +91,7 @@ EOF
             "dataDir": "$STATE/cni-ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 EOF
-  cat >"$STATE/kubelet.yaml" <<EOF
+  write_if_changed "$STATE/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -114,7 +123,7 @@ protectKernelDefaults: false
 runtimeRequestTimeout: 2m
 serializeImagePulls: false
 EOF
-  cat >"$STATE/kube-proxy.yaml" <<EOF
+  write_if_changed "$STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $STATE/kube-proxy.kubeconfig}

@@ -5,6 +5,7 @@ use crate::support::{OPERATOR_NS, RELEASE, helm, kubectl, output, repo, run};
 /// `helm upgrade --install` of charts/remotemedia-operator with its defaults (images
 /// localhost/*:<appVersion>, what kind-tests/images.sh loads), waiting until it is ready.
 pub fn operator_chart() {
+    adopt_existing_crd();
     run(helm()
         .args(["upgrade", "--install", RELEASE])
         .arg(repo().join("charts/remotemedia-operator"))
@@ -26,6 +27,29 @@ pub fn operator_chart() {
         "deployment",
         "-l",
         &format!("app.kubernetes.io/instance={RELEASE}"),
+    ]));
+}
+
+/// A CRD applied before (the operator's own tests install it without Helm on the same
+/// cluster) is handed to the release the way Helm documents for adopting resources: its
+/// ownership label and annotations. Helm then updates it to the chart's version.
+fn adopt_existing_crd() {
+    const CRD: &str = "customresourcedefinition/pipelines.remotemedia.dev";
+    if !output(kubectl().args(["get", CRD])).status.success() {
+        return;
+    }
+    run(kubectl().args([
+        "label",
+        "--overwrite",
+        CRD,
+        "app.kubernetes.io/managed-by=Helm",
+    ]));
+    run(kubectl().args([
+        "annotate",
+        "--overwrite",
+        CRD,
+        &format!("meta.helm.sh/release-name={RELEASE}"),
+        &format!("meta.helm.sh/release-namespace={OPERATOR_NS}"),
     ]));
 }
 

@@ -21,8 +21,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::stream::serving_addr;
 use crate::support::{
-    OPERATOR_NS, RELEASE, WAIT, apply, eventually, kubectl, output, pipeline_ready, python_stream,
-    run, wait_for, wait_gone,
+    OPERATOR_NS, RELEASE, WAIT, apply, eventually, kubectl, output, pipeline_ready, pod_addr,
+    python_stream, run, wait_for, wait_gone,
 };
 
 const NAME: &str = "audio-health";
@@ -196,8 +196,8 @@ impl OpenSession {
 /// (draining) pod through the whole rollout, loses nothing and closes normally; new sessions
 /// get the new manifest; the old pods then go away.
 pub async fn rollout_drains_open_sessions(client: &Client, ns: &str) {
-    let addr = serving_addr(client, ns, "audio-health-grpc").await;
-    let (mut session, ready) = OpenSession::open(addr).await;
+    let reach = serving_addr(client, ns, "audio-health-grpc").await;
+    let (mut session, ready) = OpenSession::open(reach.addr).await;
     assert!(
         ready.manifest_json.contains("-30"),
         "{}",
@@ -245,7 +245,9 @@ pub async fn rollout_drains_open_sessions(client: &Client, ns: &str) {
         "after {sent} frames across the rollout"
     );
 
-    let (fresh, ready) = OpenSession::open(addr).await;
+    // Reached afresh: a port-forward (kind) was pinned to a pod that is now gone.
+    let reach = serving_addr(client, ns, "audio-health-grpc").await;
+    let (fresh, ready) = OpenSession::open(reach.addr).await;
     assert!(
         ready.manifest_json.contains("-35"),
         "{}",
@@ -297,16 +299,9 @@ pub async fn runtime_container_restarts(client: &Client, ns: &str, wav: &Path, f
         },
     )
     .await;
-    // Straight to the restarted pod's IP: the Service might pick the other replica.
-    let ip = pods
-        .get(&name)
-        .await
-        .expect("pod")
-        .status
-        .and_then(|s| s.pod_ip)
-        .expect("pod IP");
-    let addr: SocketAddr = format!("{ip}:50051").parse().expect("address");
-    let lines = python_stream(addr, wav);
+    // Straight to the restarted pod: the Service might pick the other replica.
+    let reach = pod_addr(client, ns, &name, 50051).await;
+    let lines = python_stream(reach.addr, wav);
     assert_eq!(lines.last().expect("lines")["closed"], "completed");
     let levels = lines.iter().filter(|l| l["node_id"] == "level").count();
     assert_eq!(levels, frames.div_ceil(4_800));
@@ -422,9 +417,8 @@ pub async fn operator_restart_changes_nothing(client: &Client, ns: &str) {
     .await;
     let after = children_versions(client, ns).await;
     assert_eq!(before, after, "the restarted operator rewrote children");
-    let started = Instant::now();
+    // And the Pipeline still reports all replicas ready under the new operator.
     wait_replicas(client, ns, 2).await;
-    assert!(started.elapsed() < WAIT);
 }
 
 /// Deleting the Pipeline leaves nothing: the garbage collector removes every child.

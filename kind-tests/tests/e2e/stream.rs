@@ -9,8 +9,8 @@ use remotemedia_operator::crd::Pipeline;
 use serde_json::Value;
 
 use crate::support::{
-    apply, eventually, grpcurl, output, pipeline_ready, python_stream, repo, service_addr, text,
-    wait_for,
+    Reach, apply, eventually, grpcurl, output, pipeline_ready, python_stream, repo, service_addr,
+    text, wait_for,
 };
 
 /// Applies examples/pipelines/`name`.yaml with kubectl and waits until the Pipeline is Ready.
@@ -42,8 +42,9 @@ pub fn grpcurl_ok(addr: SocketAddr, args: &[&str]) -> Option<String> {
 }
 
 /// The Service's address, once its pods answer the health check as SERVING through it.
-pub async fn serving_addr(client: &Client, ns: &str, service: &str) -> SocketAddr {
-    let addr = service_addr(client, ns, service).await;
+pub async fn serving_addr(client: &Client, ns: &str, service: &str) -> Reach {
+    let reach = service_addr(client, ns, service).await;
+    let addr = reach.addr;
     eventually("SERVING through the Service", || {
         grpcurl_ok(
             addr,
@@ -56,7 +57,7 @@ pub async fn serving_addr(client: &Client, ns: &str, service: &str) -> SocketAdd
         .filter(|health| health.contains("\"SERVING\""))
     })
     .await;
-    addr
+    reach
 }
 
 /// 100 ms of a 440 Hz tone at half scale, 48 kHz mono, as the wire's f32le bytes in base64.
@@ -74,7 +75,8 @@ fn tone_base64() -> String {
 /// grpcurl lists the services by reflection, checks health and makes a unary call; the Python
 /// grpcio client streams the WAV and gets one level event per 100 ms window.
 pub async fn grpcurl_and_python(client: &Client, ns: &str, wav: &Path, frames: usize) {
-    let addr = serving_addr(client, ns, "audio-health-grpc").await;
+    let reach = serving_addr(client, ns, "audio-health-grpc").await;
+    let addr = reach.addr;
 
     let services = grpcurl_ok(addr, &["list"]).expect("grpcurl list");
     for service in [

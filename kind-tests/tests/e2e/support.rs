@@ -143,17 +143,91 @@ pub fn pipeline_ready() -> impl Condition<Pipeline> {
     }
 }
 
-/// Where this machine reaches a Service: its ClusterIP (kube-proxy's rules apply to this
-/// host's own connections on the local cluster).
-pub async fn service_addr(client: &Client, namespace: &str, name: &str) -> SocketAddr {
+/// An address this machine reaches a Service or pod at, and the port-forward behind it if
+/// there is one (stopped on drop).
+pub struct Reach {
+    pub addr: SocketAddr,
+    _forward: Option<PortForward>,
+}
+
+/// `kubectl port-forward`, for clusters whose Service and pod addresses this machine cannot
+/// route to (kind: env `REMOTEMEDIA_E2E_REACH=port-forward`). On the local cluster they are
+/// routable: kube-proxy's rules apply to this machine's own connections, and pod IPs sit
+/// behind the node's bridge. Port-forwarding pins one pod, so the direct way is the one
+/// that exercises the Service.
+struct PortForward(std::process::Child);
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn via_port_forward() -> bool {
+    std::env::var("REMOTEMEDIA_E2E_REACH").is_ok_and(|v| v == "port-forward")
+}
+
+fn port_forward(namespace: &str, target: &str, port: i32) -> Reach {
+    use std::io::{BufRead, BufReader};
+    let mut child = kubectl()
+        .args(["port-forward", "-n", namespace, target])
+        .arg(format!(":{port}"))
+        .args(["--address", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port-forward output");
+    // "Forwarding from 127.0.0.1:41234 -> 50051"
+    let addr = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("port-forward to {target} said: {line:?}"));
+    Reach {
+        addr,
+        _forward: Some(PortForward(child)),
+    }
+}
+
+/// Where this machine reaches Service `name`: its ClusterIP, or a port-forward (see
+/// [`PortForward`]).
+pub async fn service_addr(client: &Client, namespace: &str, name: &str) -> Reach {
     let service = Api::<Service>::namespaced(client.clone(), namespace)
         .get(name)
         .await
         .unwrap_or_else(|e| panic!("service {namespace}/{name}: {e}"));
     let spec = service.spec.expect("service spec");
-    let ip = spec.cluster_ip.expect("a ClusterIP");
     let port = spec.ports.expect("ports")[0].port;
-    format!("{ip}:{port}").parse().expect("an address")
+    if via_port_forward() {
+        return port_forward(namespace, &format!("service/{name}"), port);
+    }
+    let ip = spec.cluster_ip.expect("a ClusterIP");
+    Reach {
+        addr: format!("{ip}:{port}").parse().expect("an address"),
+        _forward: None,
+    }
+}
+
+/// Where this machine reaches `port` of pod `name`: its IP, or a port-forward.
+pub async fn pod_addr(client: &Client, namespace: &str, name: &str, port: i32) -> Reach {
+    if via_port_forward() {
+        return port_forward(namespace, &format!("pod/{name}"), port);
+    }
+    let ip = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("pod")
+        .status
+        .and_then(|s| s.pod_ip)
+        .expect("a pod IP");
+    Reach {
+        addr: format!("{ip}:{port}").parse().expect("an address"),
+        _forward: None,
+    }
 }
 
 /// Polls `probe` (a cheap call against the cluster) until it gives `Some`, for states the
