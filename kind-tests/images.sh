@@ -48,13 +48,15 @@ rootfs_for() { # binary dir
 build() {
   local selection=() entry
   if [ "$PROFILE" = dev ]; then
-    # What `make test`'s build stage compiled (same packages, same features): nothing rebuilds.
-    selection=(--workspace --all-features)
+    # Exactly what `make test`'s build stage compiled (targets decide which dev-dependency
+    # features are on, so --bins alone would rebuild half the tree): nothing rebuilds.
+    selection=(--workspace --all-features --all-targets)
   else
     for entry in $IMAGES; do selection+=(-p "${entry#*:}"); done
   fi
   say "building the binaries ($PROFILE)"
-  (cd "$repo" && cargo build --profile "$PROFILE" --locked "${selection[@]}" --bins)
+  [ "$PROFILE" = dev ] || selection+=(--bins)
+  (cd "$repo" && cargo build --profile "$PROFILE" --locked "${selection[@]}")
   mkdir -p "$IMAGES_DIR"
   for entry in $IMAGES; do
     local bin=${entry%%:*}
