@@ -89,7 +89,18 @@ e2e() {
 }
 stage "node up (kubelet, containerd, CNI, kube-proxy)" kind-tests/cluster.sh up full
 stage "images (no Docker) into containerd" env REMOTEMEDIA_IMAGE_PROFILE=dev kind-tests/images.sh load
-stage "end-to-end suite"    e2e
+# On failure, what the cluster looked like, before the EXIT trap takes it down.
+e2e_or_report() {
+  e2e && return
+  local status=$? kubectl=("$K8S_BIN/kubectl" --kubeconfig "$(kind-tests/cluster.sh kubeconfig)")
+  echo "---- the end-to-end suite failed; cluster state:"
+  "${kubectl[@]}" get pods,deployments,services,pipelines -A -o wide || true
+  "${kubectl[@]}" get events -A --sort-by=.lastTimestamp | tail -40 || true
+  "${kubectl[@]}" logs -n remotemedia-system -l app.kubernetes.io/instance=remotemedia-operator --tail=40 || true
+  echo "component logs: /var/lib/remotemedia-cluster/logs/"
+  return $status
+}
+stage "end-to-end suite"    e2e_or_report
 if trap -p EXIT | grep -q "cluster.sh down"; then
   trap - EXIT
   stage "cluster down"      kind-tests/cluster.sh down
