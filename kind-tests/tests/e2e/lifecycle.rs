@@ -115,25 +115,47 @@ struct OpenSession {
 }
 
 impl OpenSession {
+    /// Opens a session through `addr`, retrying refused connections and UNAVAILABLE as gRPC
+    /// clients do: during a rollout kube-proxy can still send a new connection to a pod that
+    /// has just exited, for the moment its endpoint takes to disappear.
     async fn open(addr: SocketAddr) -> (Self, pb::Ready) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match Self::try_open(addr).await {
+                Ok(opened) => return opened,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("    opening a session: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no session through {addr} within {WAIT:?}: {e}"),
+            }
+        }
+    }
+
+    async fn try_open(addr: SocketAddr) -> Result<(Self, pb::Ready), String> {
         let mut client = PipelineServiceClient::connect(format!("http://{addr}"))
             .await
-            .expect("connect through the Service");
+            .map_err(|e| format!("connect: {e}"))?;
         let (tx, rx) = mpsc::channel(16);
         tx.send(pb::StreamRequest {
             kind: Some(stream_request::Kind::Open(pb::Open::default())),
         })
         .await
         .expect("open");
-        let mut responses = client
-            .stream(ReceiverStream::new(rx))
-            .await
-            .expect("stream")
-            .into_inner();
-        let ready = match responses.message().await.expect("first response") {
-            Some(pb::StreamResponse {
+        let mut responses = match client.stream(ReceiverStream::new(rx)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                return Err(format!("{status:?}"));
+            }
+            Err(status) => panic!("opening a stream: {status:?}"),
+        };
+        let ready = match responses.message().await {
+            Ok(Some(pb::StreamResponse {
                 kind: Some(stream_response::Kind::Ready(ready)),
-            }) => ready,
+            })) => ready,
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                return Err(format!("{status:?}"));
+            }
             other => panic!("expected ready, got {other:?}"),
         };
         let session = Self {
@@ -142,7 +164,7 @@ impl OpenSession {
             sent: 0,
             levels: 0,
         };
-        (session, ready)
+        Ok((session, ready))
     }
 
     /// Sends one 100 ms window and waits for its level event.
@@ -320,42 +342,35 @@ fn crictl(args: &[&str]) {
 
 /// Resource versions of the Pipeline's children: any write changes one.
 async fn children_versions(client: &Client, ns: &str) -> BTreeMap<String, String> {
-    let lp = ListParams::default().labels(SELECTOR);
     let mut versions = BTreeMap::new();
-    for d in Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .expect("list")
-        .items
-    {
-        versions.insert(
-            format!("deployment/{}", d.name_any()),
-            d.resource_version().unwrap_or_default(),
-        );
-    }
-    for s in Api::<Service>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .expect("list")
-        .items
-    {
-        versions.insert(
-            format!("service/{}", s.name_any()),
-            s.resource_version().unwrap_or_default(),
-        );
-    }
-    for c in Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .expect("list")
-        .items
-    {
-        versions.insert(
-            format!("configmap/{}", c.name_any()),
-            c.resource_version().unwrap_or_default(),
-        );
-    }
+    versions.extend(versions_of::<Deployment>(client, ns).await);
+    versions.extend(versions_of::<Service>(client, ns).await);
+    versions.extend(versions_of::<ConfigMap>(client, ns).await);
     versions
+}
+
+/// "kind/name" -> resourceVersion of the Pipeline's children of type `K`.
+async fn versions_of<K>(client: &Client, ns: &str) -> Vec<(String, String)>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .expect("list children")
+        .items
+        .iter()
+        .map(|o| {
+            let kind = K::kind(&()).to_lowercase();
+            (
+                format!("{kind}/{}", o.name_any()),
+                o.resource_version().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// Successful reconciles the operator pod `pod` reports on /metrics (through the apiserver's
