@@ -202,18 +202,15 @@ down_node() {
   awk -v a="$STATE" -v b="$RUN" '$2 ~ "^"a || $2 ~ "^"b {print $2}' /proc/self/mounts | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   ip link delete "$BRIDGE" 2>/dev/null || true
-  local table chain
+  # kube-proxy's and CNI's chains: first the rules that jump into them (from built-in chains
+  # too), then their contents, then the chains.
+  local table chain chains
   for table in filter nat mangle; do
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && ($2 ~ /^KUBE-/ || $2 ~ /^CNI-/) {print $2}'); do
-      iptables -t "$table" -S | awk -v c="$chain" '$1 == "-A" && $0 ~ "-j "c"( |$)" {$1="-D"; print}' |
-        while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && ($2 ~ /^KUBE-/ || $2 ~ /^CNI-/) {print $2}'); do
-      iptables -t "$table" -F "$chain" 2>/dev/null || true
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && ($2 ~ /^KUBE-/ || $2 ~ /^CNI-/) {print $2}'); do
-      iptables -t "$table" -X "$chain" 2>/dev/null || true
-    done
+    chains=$(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}')
+    iptables -t "$table" -S 2>/dev/null | awk '$1 == "-A" && / -j (KUBE|CNI)-/ {$1 = "-D"; print}' |
+      while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
+    for chain in $chains; do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
+    for chain in $chains; do iptables -t "$table" -X "$chain" 2>/dev/null || true; done
   done
   # The kubelet's cgroups, children first.
   local d

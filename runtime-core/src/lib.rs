@@ -18,6 +18,7 @@
 //! * [`python`]: node types written in Python, each instance in a process of its own.
 //! * [`conformance`]: the behaviour suite every transport must pass.
 //! * [`metrics`]: Prometheus counters and histograms per pipeline, node and session.
+//! * [`shutdown`]: the SIGTERM/SIGINT stop request the servers' binaries wait for.
 //!
 //! See the [`PipelineRunner`] docs for a runnable example.
 
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod python;
 mod runner;
+pub mod shutdown;
 pub mod transport;
 
 pub use data::{AudioBuffer, RuntimeData, TransportData};

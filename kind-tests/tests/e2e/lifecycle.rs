@@ -84,13 +84,25 @@ async fn wait_replicas(client: &Client, ns: &str, replicas: i32) -> Pipeline {
     .await
 }
 
-/// The Pipeline's pods that are not being deleted.
-async fn live_pods(client: &Client, ns: &str) -> Vec<Pod> {
-    Api::<Pod>::namespaced(client.clone(), ns)
+/// The Pipeline's children of type `K` (by the label the operator puts on all of them).
+async fn children<K>(client: &Client, ns: &str) -> Vec<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    Api::<K>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(SELECTOR))
         .await
-        .expect("list pods")
+        .unwrap_or_else(|e| panic!("list {}s: {e}", K::kind(&())))
         .items
+}
+
+/// The Pipeline's pods that are not being deleted.
+async fn live_pods(client: &Client, ns: &str) -> Vec<Pod> {
+    children::<Pod>(client, ns)
+        .await
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect()
@@ -357,14 +369,11 @@ where
         + std::fmt::Debug
         + serde::de::DeserializeOwned,
 {
-    Api::<K>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(SELECTOR))
+    let kind = K::kind(&()).to_lowercase();
+    children::<K>(client, ns)
         .await
-        .expect("list children")
-        .items
         .iter()
         .map(|o| {
-            let kind = K::kind(&()).to_lowercase();
             (
                 format!("{kind}/{}", o.name_any()),
                 o.resource_version().unwrap_or_default(),
@@ -443,13 +452,10 @@ pub async fn delete_collects_children(client: &Client, ns: &str) {
     wait_gone(&deployments, NAME).await;
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     wait_gone(&services, "audio-health-grpc").await;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(SELECTOR);
     let deadline = Instant::now() + WAIT;
     loop {
-        let left = config_maps.list(&lp).await.expect("list").items.len()
-            + pods.list(&lp).await.expect("list").items.len();
+        let left =
+            children::<ConfigMap>(client, ns).await.len() + children::<Pod>(client, ns).await.len();
         if left == 0 {
             break;
         }

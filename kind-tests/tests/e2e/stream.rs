@@ -27,14 +27,15 @@ pub async fn deploy_example(client: &Client, ns: &str, name: &str) -> Pipeline {
     wait_for(&api, name, "Ready", pipeline_ready()).await
 }
 
-/// grpcurl against `addr` (plaintext); the output when it succeeded.
-pub fn grpcurl_ok(addr: SocketAddr, args: &[&str]) -> Option<String> {
+/// `grpcurl -plaintext FLAGS ADDR CALL` (CALL a method, or `list`); its output when it
+/// succeeded.
+pub fn grpcurl_ok(addr: SocketAddr, flags: &[&str], call: &str) -> Option<String> {
     let out = output(
         grpcurl()
             .args(["-plaintext", "-max-time", "10"])
-            .args(&args[..args.len() - 1])
+            .args(flags)
             .arg(addr.to_string())
-            .arg(args[args.len() - 1]),
+            .arg(call),
     );
     out.status
         .success()
@@ -48,11 +49,8 @@ pub async fn serving_addr(client: &Client, ns: &str, service: &str) -> Reach {
     eventually("SERVING through the Service", || {
         grpcurl_ok(
             addr,
-            &[
-                "-d",
-                r#"{"service":"remotemedia.v1.PipelineService"}"#,
-                "grpc.health.v1.Health/Check",
-            ],
+            &["-d", r#"{"service":"remotemedia.v1.PipelineService"}"#],
+            "grpc.health.v1.Health/Check",
         )
         .filter(|health| health.contains("\"SERVING\""))
     })
@@ -78,7 +76,7 @@ pub async fn grpcurl_and_python(client: &Client, ns: &str, wav: &Path, frames: u
     let reach = serving_addr(client, ns, "audio-health-grpc").await;
     let addr = reach.addr;
 
-    let services = grpcurl_ok(addr, &["list"]).expect("grpcurl list");
+    let services = grpcurl_ok(addr, &[], "list").expect("grpcurl list");
     for service in [
         "remotemedia.v1.PipelineService",
         "grpc.health.v1.Health",
@@ -92,7 +90,8 @@ pub async fn grpcurl_and_python(client: &Client, ns: &str, wav: &Path, frames: u
     );
     let answer = grpcurl_ok(
         addr,
-        &["-d", &request, "remotemedia.v1.PipelineService/Execute"],
+        &["-d", &request],
+        "remotemedia.v1.PipelineService/Execute",
     )
     .expect("a unary call through the Service");
     let answer: Value = serde_json::from_str(&answer).expect("JSON from grpcurl");

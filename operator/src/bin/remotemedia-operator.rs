@@ -114,21 +114,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-async fn termination() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -235,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     tokio::spawn(async move {
-        termination().await;
+        remotemedia_runtime_core::shutdown::requested().await;
         tracing::info!("termination signal: shutting down");
         let _ = stop_tx.send(true);
     });

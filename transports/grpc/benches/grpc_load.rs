@@ -136,12 +136,8 @@ fn run_role(role: &str) {
             )
             .unwrap();
             println!("ready");
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
             worker
-                .serve(async move {
-                    term.recv().await;
-                })
+                .serve(remotemedia_runtime_core::shutdown::requested())
                 .await
                 .unwrap();
         } else {

@@ -51,27 +51,12 @@ pub(crate) fn serve(
             "serving pipeline '{pipeline}' on link '{link}' (pid {})",
             std::process::id()
         );
-        worker.serve(shutdown_signal()).await?;
+        worker
+            .serve(remotemedia_runtime_core::shutdown::requested())
+            .await?;
         eprintln!("worker on link '{link}' stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Resolves on SIGTERM (what the kubelet sends) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGTERM handler; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 struct WorkerProbe {

@@ -124,12 +124,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Known from the start, NOT_SERVING until the backend is found usable.
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
+    set_health(&health, ServingStatus::NotServing).await;
     tokio::spawn(report_health(
         backend.clone(),
         health.clone(),
@@ -182,19 +177,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Tests and operators wait for this line.
     eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
 
-    shutdown_signal().await;
+    remotemedia_runtime_core::shutdown::requested().await;
     let drain = Duration::from_secs(args.drain_seconds);
     eprintln!(
         "draining: refusing new sessions, {} open, waiting up to {drain:?}",
         sessions.get()
     );
     sessions.refuse_new();
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
+    set_health(&health, ServingStatus::NotServing).await;
     let deadline = Instant::now() + drain;
     while sessions.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -223,6 +213,13 @@ fn load_manifest(
     })
 }
 
+/// The same status for the server as a whole ("") and for the pipeline service: probes ask
+/// for either.
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
+
 /// Keeps health in step with the backend: SERVING only while sessions can be opened (the
 /// worker is reachable, for `--connect`) and the server is not draining.
 async fn report_health(
@@ -230,22 +227,21 @@ async fn report_health(
     health: tonic_health::server::HealthReporter,
     sessions: OpenSessions,
 ) {
-    let mut last = Some(ServingStatus::NotServing);
+    let mut last = ServingStatus::NotServing;
     loop {
         let status = match backend.ready().await {
             Ok(()) if !sessions.is_draining() => ServingStatus::Serving,
             Ok(()) => ServingStatus::NotServing,
             Err(reason) => {
-                if last != Some(ServingStatus::NotServing) {
+                if last != ServingStatus::NotServing {
                     tracing::warn!(%reason, "not serving");
                 }
                 ServingStatus::NotServing
             }
         };
-        if last != Some(status) {
-            health.set_service_status("", status).await;
-            health.set_service_status(SERVICE_NAME, status).await;
-            last = Some(status);
+        if last != status {
+            set_health(&health, status).await;
+            last = status;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -275,22 +271,5 @@ async fn serve_metrics(
     );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "metrics endpoint stopped");
-    }
-}
-
-/// Resolves on SIGTERM (what the kubelet sends) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGTERM handler; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
