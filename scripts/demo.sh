@@ -32,8 +32,14 @@ addr="$("${kubectl[@]}" get -n demo service audio-health-grpc -o jsonpath='{.spe
 wav=$(mktemp -d)/speech-like.wav
 "$python" examples/audio/make_wav.py "$wav"
 say "streaming $wav through $addr (the Service's ClusterIP):"
+# kube-proxy may not have programmed the Service yet: retry for a minute, then give up loudly.
+streamed=false
 for _ in $(seq 60); do
-  "$python" examples/grpc-client/python/stream_wav.py --server "$addr" --input "$wav" && break
-  sleep 1 # kube-proxy may not have programmed the Service yet
+  if "$python" examples/grpc-client/python/stream_wav.py --server "$addr" --input "$wav"; then
+    streamed=true
+    break
+  fi
+  sleep 1
 done
+$streamed || { say "streaming through $addr failed for a minute; see kubectl get pods -n demo"; exit 1; }
 say "done. KUBECONFIG=$KUBECONFIG; remove everything with: make cluster-down"
