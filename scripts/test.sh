@@ -60,9 +60,14 @@ grpc_tools() {
 }
 stage "gRPC tools"          grpc_tools
 stage "tests + doctests"    cargo test --workspace
+# The Python package (transports/ffi), built by maturin as `pip install` does, in the debug
+# profile so it reuses the build stage's artifacts.
+stage "python package (pip)" env MATURIN_PEP517_ARGS="--profile dev" \
+  "$REMOTEMEDIA_TEST_PYTHON" -m pip install -q ./transports/ffi
 # The Python packages: codec against the Rust encoder's golden vectors, node registry and
-# process protocol, the example gain node.
-stage "python (pytest)"     "$REMOTEMEDIA_TEST_PYTHON" -m pytest -q runtime-core/python/tests examples/python-nodes/tests
+# process protocol, the example gain node, the remotemedia package and its examples.
+stage "python (pytest)"     "$REMOTEMEDIA_TEST_PYTHON" -m pytest -q runtime-core/python/tests \
+  examples/python-nodes/tests transports/ffi/tests examples/python-sdk/tests
 stage "docs (-D warnings)"  env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) for the operator.

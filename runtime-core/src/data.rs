@@ -6,13 +6,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod samples;
+
+pub use samples::{SampleSource, Samples};
+
 /// Interleaved 32-bit float PCM with its format and optional stream identity and timing.
 ///
-/// Samples are shared (`Arc<[f32]>`) so fan-out to several nodes does not copy audio.
+/// Samples are shared ([`Samples`]) so fan-out to several nodes does not copy audio.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AudioBuffer {
     /// Interleaved samples: frame 0 channel 0, frame 0 channel 1, frame 1 channel 0, ...
-    pub samples: Arc<[f32]>,
+    pub samples: Samples,
     /// Frames per second.
     pub sample_rate: u32,
     /// Samples per frame.
@@ -28,7 +32,7 @@ pub struct AudioBuffer {
 impl AudioBuffer {
     /// Audio with no stream id and no timestamp.
     #[must_use]
-    pub fn new(samples: impl Into<Arc<[f32]>>, sample_rate: u32, channels: u16) -> Self {
+    pub fn new(samples: impl Into<Samples>, sample_rate: u32, channels: u16) -> Self {
         Self {
             samples: samples.into(),
             sample_rate,

@@ -112,7 +112,7 @@ fn audio_from_wire(audio: pb::Audio) -> Result<AudioBuffer, ConvertError> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     Ok(AudioBuffer {
-        samples,
+        samples: samples.into(),
         sample_rate: audio.sample_rate,
         channels,
         stream_id: audio.stream_id,

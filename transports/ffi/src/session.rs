@@ -1,0 +1,171 @@
+//! The native half of `remotemedia.Session` (python/remotemedia/_session.py holds the other).
+//!
+//! Receiving is split in two so that cancelling an awaiting task never loses an output:
+//! [`NativeSession::wait_output`] (awaitable, cancellable) moves the next output from the
+//! session into a buffer owned here, and [`NativeSession::take_output`] (synchronous, so
+//! nothing can cancel it) hands it to Python. The Python coroutine calls one after the other.
+//! A cancelled wait leaves the output in the buffer for the next receive.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_async_runtimes::tokio::future_into_py;
+use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::{PipelineTransport, SessionOutput, StreamSession};
+
+use crate::convert::item_from_py;
+use crate::errors::{run_error, session_error};
+use crate::output::{Output, output_to_py};
+use crate::pipeline::manifest_of;
+use crate::runtime::runner;
+
+type Received = Arc<Mutex<VecDeque<SessionOutput>>>;
+
+/// A session of one pipeline; see the module docs.
+#[pyclass(frozen, module = "remotemedia._native")]
+pub(crate) struct NativeSession {
+    manifest: Arc<Manifest>,
+    /// Set once the session has started.
+    inner: Arc<OnceLock<Arc<dyn StreamSession>>>,
+    /// Outputs taken from the session and not yet handed to Python.
+    received: Received,
+}
+
+impl NativeSession {
+    fn started(&self) -> PyResult<Arc<dyn StreamSession>> {
+        self.inner.get().cloned().ok_or_else(|| {
+            PyRuntimeError::new_err(
+                "the session has not started: use `async with remotemedia.open_session(...) as s` \
+                 or `await s.start()` first",
+            )
+        })
+    }
+
+    fn received(&self) -> std::sync::MutexGuard<'_, VecDeque<SessionOutput>> {
+        self.received.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A session of `manifest`, not yet started; a bad manifest raises `ManifestError` here.
+#[pyfunction]
+pub(crate) fn open_session(manifest: &Bound<'_, PyAny>) -> PyResult<NativeSession> {
+    Ok(NativeSession {
+        manifest: manifest_of(manifest)?,
+        inner: Arc::new(OnceLock::new()),
+        received: Received::default(),
+    })
+}
+
+#[pymethods]
+impl NativeSession {
+    /// Starts the session's nodes (tasks, processes). A second call does nothing.
+    fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (manifest, inner) = (self.manifest.clone(), self.inner.clone());
+        future_into_py(py, async move {
+            if inner.get().is_some() {
+                return Ok(());
+            }
+            let opened = runner()
+                .stream(manifest.clone())
+                .await
+                .map_err(|e| Python::attach(|py| run_error(py, &manifest, e)))?;
+            if let Err(duplicate) = inner.set(Arc::from(opened)) {
+                // Two concurrent starts: keep the first, close this one.
+                duplicate.close().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sends one item (converted now, so a bad one raises before anything is awaited).
+    #[pyo3(signature = (item, *, sequence = None, metadata = None))]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        item: &Bound<'py, PyAny>,
+        sequence: Option<u64>,
+        metadata: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.started()?;
+        let item = item_from_py(item, sequence, metadata)?;
+        future_into_py(py, async move {
+            session
+                .send_input(item)
+                .await
+                .map_err(|e| Python::attach(|py| session_error(py, e)))
+        })
+    }
+
+    fn end_input<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.started()?;
+        future_into_py(py, async move {
+            session.end_input().await;
+            Ok(())
+        })
+    }
+
+    /// Resolves to True once an output is ready for `take_output`, False when the session
+    /// has ended.
+    fn wait_output<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.started()?;
+        let received = self.received.clone();
+        future_into_py(py, async move {
+            if !received
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+            {
+                return Ok(true);
+            }
+            match session.recv_output().await {
+                Ok(Some(output)) => {
+                    received
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push_back(output);
+                    Ok(true)
+                }
+                Ok(None) => Ok(false),
+                Err(e) => Err(Python::attach(|py| session_error(py, e))),
+            }
+        })
+    }
+
+    /// The oldest ready output (None if another receiver took it first); a node's failure
+    /// raises `NodeError`.
+    fn take_output(&self, py: Python<'_>) -> PyResult<Option<Output>> {
+        let next = self.received().pop_front();
+        next.map(|output| output_to_py(py, &self.manifest, output))
+            .transpose()
+    }
+
+    /// Stops the session now, discarding queued items. Idempotent.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.inner.get().cloned();
+        self.received().clear();
+        future_into_py(py, async move {
+            if let Some(session) = session {
+                session.close().await;
+            }
+            Ok(())
+        })
+    }
+
+    #[getter]
+    fn id(&self) -> Option<String> {
+        self.inner.get().map(|s| s.session_id().to_owned())
+    }
+
+    #[getter]
+    fn active(&self) -> bool {
+        self.inner.get().is_some_and(|s| s.is_active()) || !self.received().is_empty()
+    }
+
+    #[getter]
+    fn pipeline(&self) -> String {
+        self.manifest.name().to_owned()
+    }
+}
