@@ -30,17 +30,20 @@ SERVICE = "remotemedia.v1.PipelineService"
 
 
 def generated_modules():
-    """Compiles pipeline.proto into a temporary package and imports it."""
+    """Compiles pipeline.proto into temporary top-level modules and imports them.
+
+    Top-level (`pipeline_pb2`), not `remotemedia.v1.pipeline_pb2`: the `remotemedia` Python
+    package (transports/ffi) may be installed, and a regular package of that name would hide
+    a generated `remotemedia.v1`. The protobuf package stays `remotemedia.v1` either way."""
     out = Path(tempfile.mkdtemp(prefix="remotemedia-pb-"))
-    proto = "remotemedia/v1/pipeline.proto"
-    status = protoc.main(["protoc", f"-I{PROTO_ROOT}", f"--python_out={out}", f"--grpc_python_out={out}", proto])
-    if status != 0:
-        raise SystemExit(f"protoc failed on {PROTO_ROOT / proto}")
-    sys.path.insert(0, str(out))
-    return (
-        importlib.import_module("remotemedia.v1.pipeline_pb2"),
-        importlib.import_module("remotemedia.v1.pipeline_pb2_grpc"),
+    proto_dir = PROTO_ROOT / "remotemedia" / "v1"
+    status = protoc.main(
+        ["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}", "pipeline.proto"]
     )
+    if status != 0:
+        raise SystemExit(f"protoc failed on {proto_dir / 'pipeline.proto'}")
+    sys.path.insert(0, str(out))
+    return importlib.import_module("pipeline_pb2"), importlib.import_module("pipeline_pb2_grpc")
 
 
 def frames(path: Path, frame_ms: int):
