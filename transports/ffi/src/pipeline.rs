@@ -36,29 +36,9 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    /// `path (node 'x', line 3): message`, the form every listing of problems uses.
+    /// `path (node 'x', line 3): message`: the runtime's own form (`Display` of the problem).
     pub(crate) fn describe(p: &CoreProblem) -> String {
-        let mut place = if p.path.is_empty() {
-            "(document)".to_owned()
-        } else {
-            p.path.clone()
-        };
-        let mut details = Vec::new();
-        if let Some(node) = &p.node_id {
-            details.push(format!("node '{node}'"));
-        }
-        if let Some(line) = p.line {
-            details.push(format!("line {line}"));
-        }
-        if !details.is_empty() {
-            place.push_str(&format!(" ({})", details.join(", ")));
-        }
-        let severity = if p.severity == Severity::Warning {
-            "warning: "
-        } else {
-            ""
-        };
-        format!("{place}: {severity}{}", p.message)
+        p.to_string()
     }
 }
 
