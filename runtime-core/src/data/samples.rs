@@ -55,15 +55,6 @@ impl Samples {
             Repr::Shared(_) => None,
         }
     }
-
-    /// The runtime-owned buffer, when these samples are not lent.
-    #[must_use]
-    pub fn shared(&self) -> Option<&Arc<[f32]>> {
-        match &self.0 {
-            Repr::Shared(shared) => Some(shared),
-            Repr::Lent(_) => None,
-        }
-    }
 }
 
 impl Deref for Samples {

@@ -59,7 +59,7 @@ pub(crate) fn manifest_error(py: Python<'_>, source: &str, problems: Vec<CorePro
     );
     for p in &problems {
         message.push_str("\n  - ");
-        message.push_str(&Problem::describe(p));
+        message.push_str(&p.to_string());
     }
     raise(py, manifest_error_type(py), message, |kw| {
         let problems: Vec<Problem> = problems.into_iter().map(Problem::from).collect();

@@ -8,90 +8,93 @@ use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use remotemedia_runtime_core::manifest::{
-    self, CheckedDocument, Format, Manifest, Problem as CoreProblem, ProblemKind, Severity,
+    self, CheckedDocument, Format, Manifest, Problem as CoreProblem, Severity,
 };
 
 use crate::convert::json_from_py;
 use crate::errors::manifest_error;
 use crate::runtime::runner;
 
-/// One problem with a manifest.
-#[pyclass(frozen, module = "remotemedia", get_all, eq)]
+/// One problem with a manifest: the runtime's own, with Python getters.
+#[pyclass(frozen, module = "remotemedia", eq)]
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Problem {
-    /// `"error"` or `"warning"`.
-    severity: &'static str,
-    /// What kind of problem (`"unknown_node_type"`, `"cycle"`, ...), for programs to match.
-    kind: String,
-    /// Field path inside the document, e.g. `nodes[2].params.target_rate`.
-    path: String,
-    /// The node concerned, when there is one.
-    node_id: Option<String>,
-    /// 1-based line in the source text, when known.
-    line: Option<usize>,
-    /// 1-based column, when known.
-    column: Option<usize>,
-    /// What is wrong.
-    message: String,
-}
-
-impl Problem {
-    /// `path (node 'x', line 3): message`: the runtime's own form (`Display` of the problem).
-    pub(crate) fn describe(p: &CoreProblem) -> String {
-        p.to_string()
-    }
-}
+pub(crate) struct Problem(CoreProblem);
 
 impl From<CoreProblem> for Problem {
     fn from(p: CoreProblem) -> Self {
-        let kind = serde_json::to_value(p.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{:?}", p.kind));
-        Self {
-            severity: match p.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            },
-            kind,
-            path: p.path,
-            node_id: p.node_id,
-            line: p.line,
-            column: p.column,
-            message: p.message,
-        }
+        Self(p)
     }
 }
 
 #[pymethods]
 impl Problem {
+    /// `"error"` or `"warning"`.
+    #[getter]
+    fn severity(&self) -> &'static str {
+        match self.0.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+
+    /// What kind of problem (`"unknown_node_type"`, `"cycle"`, ...), for programs to match:
+    /// the name the runtime serializes it under.
+    #[getter]
+    fn kind(&self) -> String {
+        serde_json::to_value(self.0.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{:?}", self.0.kind))
+    }
+
+    /// Field path inside the document, e.g. `nodes[2].params.target_rate`.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// The node concerned, when there is one.
+    #[getter]
+    fn node_id(&self) -> Option<&str> {
+        self.0.node_id.as_deref()
+    }
+
+    /// 1-based line in the source text, when known.
+    #[getter]
+    fn line(&self) -> Option<usize> {
+        self.0.line
+    }
+
+    /// 1-based column, when known.
+    #[getter]
+    fn column(&self) -> Option<usize> {
+        self.0.column
+    }
+
+    /// What is wrong.
+    #[getter]
+    fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// `path (node 'x', line 3): message`, as the runtime prints problems.
     fn __str__(&self) -> String {
-        Self::describe(&CoreProblem {
-            severity: if self.severity == "error" {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
-            kind: ProblemKind::Syntax,
-            path: self.path.clone(),
-            node_id: self.node_id.clone(),
-            line: self.line,
-            column: self.column,
-            message: self.message.clone(),
-        })
+        self.0.to_string()
     }
 
     fn __repr__(&self) -> String {
-        let node_id = self
+        let p = &self.0;
+        let node_id = p
             .node_id
             .as_ref()
             .map_or_else(|| "None".to_owned(), |n| format!("{n:?}"));
-        let line = self
-            .line
-            .map_or_else(|| "None".to_owned(), |l| l.to_string());
+        let line = p.line.map_or_else(|| "None".to_owned(), |l| l.to_string());
         format!(
             "Problem(severity={:?}, kind={:?}, path={:?}, node_id={node_id}, line={line}, message={:?})",
-            self.severity, self.kind, self.path, self.message
+            self.severity(),
+            self.kind(),
+            p.path,
+            p.message
         )
     }
 }

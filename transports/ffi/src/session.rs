@@ -7,7 +7,7 @@
 //! A cancelled wait leaves the output in the buffer for the next receive.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -44,9 +44,13 @@ impl NativeSession {
         })
     }
 
-    fn received(&self) -> std::sync::MutexGuard<'_, VecDeque<SessionOutput>> {
-        self.received.lock().unwrap_or_else(PoisonError::into_inner)
+    fn received(&self) -> MutexGuard<'_, VecDeque<SessionOutput>> {
+        lock(&self.received)
     }
+}
+
+fn lock(received: &Received) -> MutexGuard<'_, VecDeque<SessionOutput>> {
+    received.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A session of `manifest`, not yet started; a bad manifest raises `ManifestError` here.
@@ -113,19 +117,12 @@ impl NativeSession {
         let session = self.started()?;
         let received = self.received.clone();
         future_into_py(py, async move {
-            if !received
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty()
-            {
+            if !lock(&received).is_empty() {
                 return Ok(true);
             }
             match session.recv_output().await {
                 Ok(Some(output)) => {
-                    received
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push_back(output);
+                    lock(&received).push_back(output);
                     Ok(true)
                 }
                 Ok(None) => Ok(false),
