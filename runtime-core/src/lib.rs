@@ -18,6 +18,7 @@
 //! * [`python`]: node types written in Python, each instance in a process of its own.
 //! * [`conformance`]: the behaviour suite every transport must pass.
 //! * [`metrics`]: Prometheus counters and histograms per pipeline, node and session.
+//! * [`serve`]: what servers run sessions on, session admission and draining.
 //! * [`shutdown`]: the SIGTERM/SIGINT stop request the servers' binaries wait for.
 //!
 //! See the [`PipelineRunner`] docs for a runnable example.
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod python;
 mod runner;
+pub mod serve;
 pub mod shutdown;
 pub mod transport;
 

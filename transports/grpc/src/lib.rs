@@ -12,15 +12,15 @@
 //! * [`status`]: runtime errors as gRPC status codes.
 
 pub mod auth;
-pub mod backend;
 pub mod client;
 pub mod convert;
 pub mod service;
 pub mod status;
 
-pub use backend::{Backend, InProcess, Linked, OpenedSession};
+// Where sessions run lives in runtime-core (every transport's server shares it).
 pub use client::{GrpcRunner, GrpcSession};
-pub use service::{GrpcService, OpenSessions, ServiceOptions};
+pub use remotemedia_runtime_core::serve::{Admission, Backend, InProcess, Linked, OpenedSession};
+pub use service::{GrpcService, ServiceOptions};
 
 /// The generated `remotemedia.v1` protocol.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -1,16 +1,15 @@
 //! `remotemedia.v1.PipelineService` over any [`Backend`].
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use remotemedia_runtime_core::manifest::{Format, Manifest};
+use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend, SessionSlot};
 use remotemedia_runtime_core::{SessionOutput, StreamSession, TransportData};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::backend::Backend;
 use crate::convert::{failure_to_wire, item_from_wire, item_to_wire, output_to_wire};
 use crate::pb::pipeline_service_server::{PipelineService, PipelineServiceServer};
 use crate::pb::{self, stream_request, stream_response};
@@ -43,65 +42,11 @@ impl Default for ServiceOptions {
     }
 }
 
-/// Counts open sessions, and refuses new ones once draining; shared with whoever reports
-/// them (metrics) or drains the server (shutdown).
-#[derive(Clone, Debug, Default)]
-pub struct OpenSessions {
-    count: Arc<AtomicUsize>,
-    draining: Arc<AtomicBool>,
-}
-
-impl OpenSessions {
-    /// Sessions open now.
-    #[must_use]
-    pub fn get(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    /// True once [`OpenSessions::refuse_new`] was called.
-    #[must_use]
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// From now on, new sessions are refused with UNAVAILABLE; open ones go on.
-    pub fn refuse_new(&self) {
-        self.draining.store(true, Ordering::Release);
-    }
-
-    fn admit(&self, max: usize) -> Result<SessionSlot, Status> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(Status::unavailable(
-                "the server is shutting down; open the session elsewhere",
-            ));
-        }
-        self.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map(|_| SessionSlot(self.count.clone()))
-            .map_err(|_| {
-                Status::resource_exhausted(format!(
-                    "the server holds its maximum of {max} sessions"
-                ))
-            })
-    }
-}
-
-/// One admitted session; frees its place when dropped, however the session ended.
-struct SessionSlot(Arc<AtomicUsize>);
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// The pipeline service.
 pub struct GrpcService {
     backend: Arc<dyn Backend>,
     options: ServiceOptions,
-    open: OpenSessions,
+    open: Admission,
 }
 
 impl GrpcService {
@@ -111,13 +56,13 @@ impl GrpcService {
         Self {
             backend,
             options,
-            open: OpenSessions::default(),
+            open: Admission::default(),
         }
     }
 
     /// The open-session count, for metrics and drain.
     #[must_use]
-    pub fn open_sessions(&self) -> OpenSessions {
+    pub fn open_sessions(&self) -> Admission {
         self.open.clone()
     }
 
@@ -146,7 +91,12 @@ impl GrpcService {
     }
 
     fn admit(&self) -> Result<SessionSlot, Status> {
-        self.open.admit(self.options.max_sessions)
+        self.open
+            .admit(self.options.max_sessions)
+            .map_err(|refusal| match refusal {
+                AdmitError::Draining => Status::unavailable(refusal.to_string()),
+                AdmitError::Full { .. } => Status::resource_exhausted(refusal.to_string()),
+            })
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use remotemedia_grpc::convert::{item_to_wire, output_from_wire, result_from_wire};
 use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
 use remotemedia_grpc::pb::{self, stream_request, stream_response};
-use remotemedia_grpc::{GrpcService, InProcess, OpenSessions, ServiceOptions};
+use remotemedia_grpc::{Admission, GrpcService, InProcess, ServiceOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::{PipelineRunner, RuntimeData, SessionOutput, TransportData};
 use serde_json::json;
@@ -32,7 +32,7 @@ fn passthrough() -> Arc<Manifest> {
 struct Served {
     client: PipelineServiceClient<Channel>,
     channel: Channel,
-    open: OpenSessions,
+    open: Admission,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -131,13 +131,13 @@ async fn ending_status<T>(responses: &mut Streaming<T>) -> tonic::Status {
     }
 }
 
-async fn await_zero(open: &OpenSessions) {
+async fn await_zero(open: &Admission) {
     let deadline = Instant::now() + LIMIT;
-    while open.get() != 0 {
+    while open.open() != 0 {
         assert!(
             Instant::now() < deadline,
             "{} sessions still open",
-            open.get()
+            open.open()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

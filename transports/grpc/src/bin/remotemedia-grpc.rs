@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
-use remotemedia_grpc::{Backend, GrpcService, InProcess, Linked, OpenSessions, ServiceOptions, pb};
+use remotemedia_grpc::{Admission, Backend, GrpcService, InProcess, Linked, ServiceOptions, pb};
 use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
-use remotemedia_runtime_core::manifest::{Format, Manifest, check_document};
+use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::serve::read_manifest_file;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -91,7 +92,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let backend: Arc<dyn Backend> = match (&args.manifest, &args.connect) {
         (Some(path), _) => {
             let registry = NodeRegistry::with_builtins();
-            let Some(manifest) = load_manifest(path, &registry)? else {
+            let Some(manifest) = load_manifest(path, &registry) else {
                 return Ok(ExitCode::FAILURE);
             };
             Arc::new(InProcess::new(
@@ -181,15 +182,15 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let drain = Duration::from_secs(args.drain_seconds);
     eprintln!(
         "draining: refusing new sessions, {} open, waiting up to {drain:?}",
-        sessions.get()
+        sessions.open()
     );
     sessions.refuse_new();
     set_health(&health, ServingStatus::NotServing).await;
     let deadline = Instant::now() + drain;
-    while sessions.get() > 0 && Instant::now() < deadline {
+    while sessions.open() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let left = sessions.get();
+    let left = sessions.open();
     let _ = stop.send(());
     // Connections still open after the drain deadline are cut by exiting.
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
@@ -197,20 +198,19 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_manifest(
-    path: &std::path::Path,
-    registry: &NodeRegistry,
-) -> anyhow::Result<Option<Manifest>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let checked = check_document(&text, Format::detect(path.to_str(), &text), registry);
-    for p in &checked.report.problems {
-        eprintln!("{}: {p}", path.display());
+fn load_manifest(path: &std::path::Path, registry: &NodeRegistry) -> Option<Manifest> {
+    match read_manifest_file(path, registry) {
+        Ok((manifest, warnings)) => {
+            for w in &warnings {
+                eprintln!("{}: {w}", path.display());
+            }
+            Some(manifest)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
     }
-    Ok(match checked.manifest {
-        Some(m) if !checked.report.has_errors() => Some(m),
-        _ => None,
-    })
 }
 
 /// The same status for the server as a whole ("") and for the pipeline service: probes ask
@@ -225,7 +225,7 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
 async fn report_health(
     backend: Arc<dyn Backend>,
     health: tonic_health::server::HealthReporter,
-    sessions: OpenSessions,
+    sessions: Admission,
 ) {
     let mut last = ServingStatus::NotServing;
     loop {
@@ -250,7 +250,7 @@ async fn report_health(
 async fn serve_metrics(
     listener: tokio::net::TcpListener,
     backend: Arc<dyn Backend>,
-    sessions: OpenSessions,
+    sessions: Admission,
 ) {
     let app = axum::Router::new().route(
         "/metrics",
@@ -263,7 +263,7 @@ async fn serve_metrics(
                     "# HELP remotemedia_grpc_open_sessions Sessions open on this gRPC server.\n\
                      # TYPE remotemedia_grpc_open_sessions gauge\n\
                      remotemedia_grpc_open_sessions {}\n",
-                    sessions.get()
+                    sessions.open()
                 ));
                 ([("content-type", "text/plain; version=0.0.4")], text)
             }

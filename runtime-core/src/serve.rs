@@ -1,0 +1,242 @@
+//! What a transport's server runs sessions on, shared by every server binary (gRPC, WebRTC):
+//!
+//! * [`Backend`]: the served pipeline in this process ([`InProcess`], `--manifest`) or the
+//!   pod's worker over the iceoryx2 link ([`Linked`], `--connect`). Servers do not know which.
+//! * [`Admission`]: how many sessions are open, the limit, and the drain switch flipped on
+//!   SIGTERM; each admitted session holds a [`SessionSlot`] until it ends.
+//! * [`read_manifest_file`]: the `--manifest FILE` a server is started with, checked.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use crate::ipc::IpcRunner;
+use crate::manifest::{Format, Manifest, Problem, check_document};
+use crate::nodes::NodeRegistry;
+use crate::{PipelineRunner, RunError, StreamSession};
+
+/// A session just opened, with the manifest it runs.
+pub struct OpenedSession {
+    /// The session.
+    pub session: Box<dyn StreamSession>,
+    /// What it runs.
+    pub manifest: Arc<Manifest>,
+}
+
+/// Where sessions run.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Opens a session on the served pipeline, or on `manifest` when given.
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError>;
+
+    /// Node types known here: listed to clients, and used to check client manifests.
+    fn registry(&self) -> &NodeRegistry;
+
+    /// `Ok` while sessions can be opened (for `grpc.health.v1`).
+    async fn ready(&self) -> Result<(), String>;
+
+    /// Prometheus text of the pipelines run here (empty when they run elsewhere: the worker
+    /// serves its own).
+    fn metrics(&self) -> String {
+        String::new()
+    }
+}
+
+/// The pipeline runs in this process.
+pub struct InProcess {
+    runner: PipelineRunner,
+    served: Arc<Manifest>,
+}
+
+impl InProcess {
+    /// Serves `served` with `runner`.
+    #[must_use]
+    pub fn new(runner: PipelineRunner, served: Arc<Manifest>) -> Self {
+        Self { runner, served }
+    }
+}
+
+#[async_trait]
+impl Backend for InProcess {
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        let manifest = manifest.unwrap_or_else(|| self.served.clone());
+        let session = self.runner.create_stream_session(&manifest)?;
+        Ok(OpenedSession {
+            session: Box::new(session),
+            manifest,
+        })
+    }
+
+    fn registry(&self) -> &NodeRegistry {
+        self.runner.registry()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        self.runner.metrics().render()
+    }
+}
+
+/// The pipeline runs in the pod's worker, reached over the iceoryx2 link.
+pub struct Linked {
+    client: IpcRunner,
+    registry: NodeRegistry,
+}
+
+impl Linked {
+    /// Opens sessions through `client`; `registry` checks client manifests before they are
+    /// sent (the worker checks them again).
+    #[must_use]
+    pub fn new(client: IpcRunner, registry: NodeRegistry) -> Self {
+        Self { client, registry }
+    }
+}
+
+#[async_trait]
+impl Backend for Linked {
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        let session = match &manifest {
+            Some(m) => self.client.stream_manifest(m).await?,
+            None => self.client.stream_served().await?,
+        };
+        let manifest = match (manifest, session.manifest()) {
+            (Some(asked), _) => asked,
+            (None, Some(running)) => Arc::new(running.clone()),
+            (None, None) => {
+                return Err(RunError::Refused {
+                    reason: "the worker did not say which pipeline it runs".to_owned(),
+                });
+            }
+        };
+        Ok(OpenedSession {
+            session: Box::new(session),
+            manifest,
+        })
+    }
+
+    fn registry(&self) -> &NodeRegistry {
+        &self.registry
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.client.reachable().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Sessions open on a server, its limit, and whether it is draining. Clones share the count.
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    count: Arc<AtomicUsize>,
+    draining: Arc<AtomicBool>,
+}
+
+/// Why a session was not admitted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// The server is shutting down ([`Admission::refuse_new`]).
+    #[error("the server is shutting down; open the session elsewhere")]
+    Draining,
+    /// The server holds its maximum of sessions.
+    #[error("the server holds its maximum of {max} sessions")]
+    Full {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Admission {
+    /// Sessions open now.
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// True once [`Admission::refuse_new`] was called.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// From now on, new sessions are refused; open ones go on.
+    pub fn refuse_new(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Takes a place for one session if fewer than `max` are open and the server is not
+    /// draining; the place is freed when the slot is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`AdmitError::Draining`] or [`AdmitError::Full`].
+    pub fn admit(&self, max: usize) -> Result<SessionSlot, AdmitError> {
+        if self.is_draining() {
+            return Err(AdmitError::Draining);
+        }
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| SessionSlot(self.count.clone()))
+            .map_err(|_| AdmitError::Full { max })
+    }
+}
+
+/// One admitted session's place; freed when dropped, however the session ended.
+#[derive(Debug)]
+pub struct SessionSlot(Arc<AtomicUsize>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a server's `--manifest FILE` cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestFileError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest has errors (each problem names its field path, node and line).
+    #[error("{path}: {}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n{path}: "))]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Every problem found, errors and warnings.
+        problems: Vec<Problem>,
+    },
+}
+
+/// Reads and checks the manifest a server serves. Warnings are returned beside it, for the
+/// caller to print.
+///
+/// # Errors
+///
+/// [`ManifestFileError`] when the file cannot be read or the manifest has errors.
+pub fn read_manifest_file(
+    path: &Path,
+    registry: &NodeRegistry,
+) -> Result<(Manifest, Vec<Problem>), ManifestFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestFileError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let checked = check_document(&text, Format::detect(path.to_str(), &text), registry);
+    match checked.manifest {
+        Some(manifest) if !checked.report.has_errors() => Ok((manifest, checked.report.problems)),
+        _ => Err(ManifestFileError::Invalid {
+            path: path.display().to_string(),
+            problems: checked.report.problems,
+        }),
+    }
+}

@@ -1,0 +1,208 @@
+//! `remotemedia-webrtc`: serves a pipeline to browsers and WebRTC clients by WHIP, in this
+//! process (`--manifest`) or as the pod's sidecar in front of the worker (`--connect`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use remotemedia_runtime_core::PipelineRunner;
+use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
+use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::serve::{Backend, InProcess, Linked, read_manifest_file};
+use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
+
+/// WebRTC server for RemoteMedia pipelines (WHIP signalling, Opus audio, events on a data
+/// channel).
+#[derive(Debug, Parser)]
+#[command(name = "remotemedia-webrtc", version, about)]
+struct Args {
+    /// Serve this manifest's pipeline in this process.
+    #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
+    manifest: Option<PathBuf>,
+    /// Serve the pipeline of the worker on this iceoryx2 link (the pod's runtime container).
+    #[arg(long, value_name = "NAME")]
+    connect: Option<String>,
+    /// HTTP address: WHIP at /whip, the demo page at /, /healthz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// The one UDP port every session's media uses (bound on --listen's IP; 0 picks one).
+    #[arg(long, default_value_t = 50_000)]
+    udp_port: u16,
+    /// The IP clients send media to (the ICE candidate in every answer). Default: --listen's
+    /// IP if it is specific, else $POD_IP, else this host's address on its default route.
+    #[arg(long, value_name = "IP")]
+    advertise: Option<IpAddr>,
+    /// A STUN or TURN server for clients (repeatable), e.g. stun:stun.example.net:3478.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
+    /// Username for the TURN servers among --ice-server.
+    #[arg(long, value_name = "NAME", requires = "ice_credential")]
+    ice_username: Option<String>,
+    /// Credential for the TURN servers among --ice-server.
+    #[arg(long, value_name = "SECRET", requires = "ice_username")]
+    ice_credential: Option<String>,
+    /// Sessions open at once; beyond it offers get 429.
+    #[arg(long, default_value_t = 100)]
+    max_sessions: usize,
+    /// Drop a session whose client has not connected this many seconds after the answer.
+    #[arg(long, default_value_t = 30)]
+    connect_timeout_secs: u64,
+    /// On SIGTERM, how many seconds open sessions get to finish before the server exits.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let backend: Arc<dyn Backend> = match (&args.manifest, &args.connect) {
+        (Some(path), _) => {
+            let registry = NodeRegistry::with_builtins();
+            let manifest = match read_manifest_file(path, &registry) {
+                Ok((manifest, warnings)) => {
+                    for w in &warnings {
+                        eprintln!("{}: {w}", path.display());
+                    }
+                    manifest
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            Arc::new(InProcess::new(
+                PipelineRunner::with_registry(registry),
+                Arc::new(manifest),
+            ))
+        }
+        (None, Some(link)) => {
+            let link = LinkName::resolve(Some(link))?;
+            let client = IpcRunner::connect(link, ClientOptions::default())?;
+            Arc::new(Linked::new(client, NodeRegistry::with_builtins()))
+        }
+        (None, None) => anyhow::bail!("give --manifest FILE or --connect NAME"),
+    };
+
+    let udp_bind = SocketAddr::new(args.listen.ip(), args.udp_port);
+    let udp = tokio::net::UdpSocket::bind(udp_bind)
+        .await
+        .with_context(|| format!("binding UDP {udp_bind} (--udp-port)"))?;
+    let advertise = match args.advertise {
+        Some(ip) => ip,
+        None => default_advertise(args.listen.ip()),
+    };
+    let ice_servers = args
+        .ice_servers
+        .iter()
+        .map(|url| {
+            let turn = url.starts_with("turn:") || url.starts_with("turns:");
+            IceServer {
+                url: url.clone(),
+                username: args.ice_username.clone().filter(|_| turn),
+                credential: args.ice_credential.clone().filter(|_| turn),
+            }
+        })
+        .collect();
+    let server = WhipServer::start(
+        backend,
+        udp,
+        advertise,
+        WhipOptions {
+            max_sessions: args.max_sessions,
+            ice_servers,
+            connect_timeout: Duration::from_secs(args.connect_timeout_secs),
+            ..WhipOptions::default()
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn({
+        let server = server.clone();
+        async move {
+            server
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    // Tests and operators wait for this line.
+    eprintln!(
+        "serving WHIP on http://{bound}/whip, media on udp {} (pid {})",
+        server.media_address(),
+        std::process::id()
+    );
+
+    remotemedia_runtime_core::shutdown::requested().await;
+    let sessions = server.admission();
+    let drain = Duration::from_secs(args.drain_seconds);
+    eprintln!(
+        "draining: refusing new sessions, {} open, waiting up to {drain:?}",
+        sessions.open()
+    );
+    sessions.refuse_new();
+    let deadline = Instant::now() + drain;
+    while sessions.open() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = sessions.open();
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+    eprintln!("stopped ({left} sessions cut at the drain deadline)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The IP to put in candidates when none is given: a specific --listen IP, the pod's IP (the
+/// operator passes it from the downward API), or the source address of this host's default
+/// route (found by connecting a UDP socket, which sends nothing).
+fn default_advertise(listen: IpAddr) -> IpAddr {
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    if let Some(ip) = std::env::var("POD_IP").ok().and_then(|v| v.parse().ok()) {
+        return ip;
+    }
+    let routed = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).map(|()| s))
+        .and_then(|s| s.local_addr());
+    match routed {
+        Ok(addr) => addr.ip(),
+        Err(e) => {
+            eprintln!("warning: no default route ({e}); advertising 127.0.0.1 (set --advertise)");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! WHIP signalling (RFC 9725) over HTTP, used both ways: `POST /whip` with an SDP offer opens
+//! a session and answers `201 Created` with the SDP answer and the session's `Location`;
+//! `DELETE` on that location ends it. The answer accepts the offer's audio as `sendrecv`, so
+//! the pipeline's audio comes back on the same peer connection; its other outputs arrive on
+//! the `events` data channel the client opened in its offer.
+//!
+//! Also served: `OPTIONS /whip` (the ICE servers, as `Link` headers, and CORS), `GET /` (the
+//! demo page), `GET /healthz`, `GET /metrics`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend};
+use str0m::change::SdpOffer;
+use str0m::crypto::dtls::DtlsCert;
+use str0m::{Candidate, Rtc};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::bridge;
+use crate::engine::{self, Command, EngineHandle, NewPeer, PeerKey, TO_SESSION_CAPACITY};
+use crate::metrics::Metrics;
+use crate::offer::{self, OfferError};
+
+/// The demo page: microphone in, pipeline audio out, events listed.
+const DEMO_PAGE: &str = include_str!("../static/index.html");
+
+/// Settings of a WHIP server.
+#[derive(Clone, Debug)]
+pub struct WhipOptions {
+    /// Sessions open at once; beyond it offers get `429 Too Many Requests`.
+    pub max_sessions: usize,
+    /// ICE servers handed to clients (`Link` headers on `OPTIONS` and `POST`).
+    pub ice_servers: Vec<IceServer>,
+    /// A session whose client has not connected (ICE and DTLS) this long after the answer
+    /// is dropped.
+    pub connect_timeout: Duration,
+    /// Largest offer accepted, bytes (`413` beyond).
+    pub max_offer_bytes: usize,
+}
+
+impl Default for WhipOptions {
+    fn default() -> Self {
+        Self {
+            max_sessions: 100,
+            ice_servers: Vec::new(),
+            connect_timeout: Duration::from_secs(30),
+            max_offer_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A STUN or TURN server clients should use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp`.
+    pub url: String,
+    /// For TURN.
+    pub username: Option<String>,
+    /// For TURN.
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// The `Link` header value of RFC 9725 section 4.6.
+    fn link(&self) -> String {
+        let mut link = format!("<{}>; rel=\"ice-server\"", self.url);
+        if let (Some(user), Some(credential)) = (&self.username, &self.credential) {
+            link.push_str(&format!(
+                "; username=\"{user}\"; credential=\"{credential}\"; credential-type=\"password\""
+            ));
+        }
+        link
+    }
+}
+
+/// A running WHIP server: cheap to clone, all clones serve the same sessions.
+#[derive(Clone)]
+pub struct WhipServer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    options: WhipOptions,
+    admission: Admission,
+    metrics: Arc<Metrics>,
+    engine: EngineHandle,
+    /// The address in the host candidate of every answer.
+    candidate: SocketAddr,
+    /// One DTLS certificate for every peer connection: generating one per session would cost
+    /// every offer a key generation.
+    cert: DtlsCert,
+    sessions: Mutex<HashMap<String, PeerKey>>,
+    next_key: AtomicU64,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The UDP socket's address is unknown.
+    #[error("the UDP socket has no local address: {0}")]
+    Socket(#[from] std::io::Error),
+    /// The crypto provider could not make a DTLS certificate.
+    #[error("could not generate the DTLS certificate")]
+    Certificate,
+}
+
+impl WhipServer {
+    /// Starts the media engine on `udp` (every session's traffic goes through it) and returns
+    /// the server. `advertise` is the IP clients are told to send media to; the port is the
+    /// socket's.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`].
+    pub fn start(
+        backend: Arc<dyn Backend>,
+        udp: UdpSocket,
+        advertise: std::net::IpAddr,
+        options: WhipOptions,
+    ) -> Result<Self, StartError> {
+        let candidate = SocketAddr::new(advertise, udp.local_addr()?.port());
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or(StartError::Certificate)?;
+        let metrics = Arc::new(Metrics::new());
+        let (engine, _task) = engine::spawn(udp, candidate, metrics.clone());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                backend,
+                options,
+                admission: Admission::default(),
+                metrics,
+                engine,
+                candidate,
+                cert,
+                sessions: Mutex::new(HashMap::new()),
+                next_key: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Open sessions and the drain switch.
+    #[must_use]
+    pub fn admission(&self) -> Admission {
+        self.shared.admission.clone()
+    }
+
+    /// The server's counters.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// The address media goes to (the host candidate in every answer).
+    #[must_use]
+    pub fn media_address(&self) -> SocketAddr {
+        self.shared.candidate
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(|| async { Html(DEMO_PAGE) }))
+            .route("/whip", post(post_offer).options(options_whip))
+            .route(
+                "/whip/{id}",
+                axum::routing::delete(delete_session)
+                    .patch(patch_session)
+                    .options(options_whip),
+            )
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(self.shared.options.max_offer_bytes))
+            .layer(axum::middleware::map_response(cors))
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` completes (then lets requests in flight
+    /// finish). Sessions are not touched: drain them with [`WhipServer::admission`] first.
+    ///
+    /// # Errors
+    ///
+    /// When the listener fails.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// A refusal, as an HTTP response with the reason as text.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    label: &'static str,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, label: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            label,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, format!("{}\n", self.reason)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+async fn post_offer(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    match open_session(&shared, &headers, &body).await {
+        Ok(response) => {
+            shared
+                .metrics
+                .answer_seconds
+                .observe(started.elapsed().as_secs_f64());
+            shared.metrics.offers.with_label_values(&["answered"]).inc();
+            response
+        }
+        Err(refusal) => {
+            shared
+                .metrics
+                .offers
+                .with_label_values(&[refusal.label])
+                .inc();
+            refusal.into_response()
+        }
+    }
+}
+
+async fn open_session(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Refusal> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/sdp") {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_content_type",
+            format!(
+                "a WHIP offer is sent as Content-Type: application/sdp (RFC 9725 section 4.2); \
+                 this request has {:?}",
+                if content_type.is_empty() {
+                    "none"
+                } else {
+                    content_type
+                }
+            ),
+        ));
+    }
+    let bad_offer =
+        |e: OfferError| Refusal::new(StatusCode::BAD_REQUEST, "bad_offer", e.to_string());
+    let (text, _summary) = offer::check(body).map_err(bad_offer)?;
+    let sdp = SdpOffer::from_sdp_string(text)
+        .map_err(|e| bad_offer(OfferError::Rejected(e.to_string())))?;
+
+    let slot = shared
+        .admission
+        .admit(shared.options.max_sessions)
+        .map_err(|e| match e {
+            AdmitError::Draining => {
+                Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "draining", e.to_string())
+            }
+            AdmitError::Full { .. } => {
+                Refusal::new(StatusCode::TOO_MANY_REQUESTS, "full", e.to_string())
+            }
+        })?;
+
+    let mut rtc = Rtc::builder()
+        // The server has a known address and never initiates checks: ICE-lite answers the
+        // client's checks and learns the client's address from them (no trickle needed).
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .set_dtls_cert(shared.cert.clone())
+        .build(Instant::now());
+    let candidate = Candidate::host(shared.candidate, "udp").map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("host candidate {}: {e}", shared.candidate),
+        )
+    })?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(sdp)
+        .map_err(|e| bad_offer(OfferError::Rejected(e.to_string())))?;
+
+    let opened = shared.backend.open(None).await.map_err(|e| {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pipeline_unavailable",
+            format!("the pipeline could not open a session: {e}"),
+        )
+    })?;
+
+    let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
+    // The resource name is the pipeline session's id: unguessable (a v4 UUID), so nobody
+    // ends a session they did not open.
+    let id = opened.session.session_id().to_owned();
+    let (to_session, from_peer) = mpsc::channel(TO_SESSION_CAPACITY);
+    let peer = NewPeer {
+        key,
+        rtc,
+        to_session,
+        connect_by: Instant::now() + shared.options.connect_timeout,
+    };
+    if !shared.engine.send(Command::Add(Box::new(peer))).await {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_stopped",
+            "the media engine has stopped",
+        ));
+    }
+    lock(&shared.sessions).insert(id.clone(), key);
+    shared.metrics.open_sessions.inc();
+    let task_shared = shared.clone();
+    let task_id = id.clone();
+    tokio::spawn(async move {
+        let engine = task_shared.engine.clone();
+        let reason = bridge::run(key, opened.session, from_peer, engine).await;
+        lock(&task_shared.sessions).remove(&task_id);
+        task_shared.metrics.open_sessions.dec();
+        task_shared
+            .metrics
+            .sessions_ended
+            .with_label_values(&[reason.label()])
+            .inc();
+        tracing::info!(session = %task_id, reason = reason.label(), "session ended");
+        drop(slot);
+    });
+
+    let mut response = (StatusCode::CREATED, answer.to_sdp_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/whip/{id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    add_ice_servers(headers, &shared.options.ice_servers);
+    Ok(response)
+}
+
+async fn delete_session(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let key = lock(&shared.sessions).get(&id).copied();
+    let Some(key) = key else {
+        return Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")).into_response();
+    };
+    let reason = engine::EndReason::Deleted;
+    shared.engine.send(Command::Remove { key, reason }).await;
+    StatusCode::OK.into_response()
+}
+
+/// Trickle ICE and ICE restarts are not supported: as an ICE-lite server with its candidate
+/// in the answer, it needs neither (RFC 9725 section 4.3: answer 405).
+async fn patch_session(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    if !lock(&shared.sessions).contains_key(&id) {
+        return Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")).into_response();
+    }
+    let mut response = Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "",
+        "trickle ICE and ICE restart are not supported: send every candidate in the offer",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+    response
+}
+
+async fn options_whip(State(shared): State<Arc<Shared>>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("accept-post"),
+        HeaderValue::from_static("application/sdp"),
+    );
+    add_ice_servers(headers, &shared.options.ice_servers);
+    response
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.admission.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    match shared.backend.ready().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut text = shared.backend.metrics();
+    text.push_str(&shared.metrics.render());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Lets web apps on other origins use the endpoint (a WHIP client is often a page served
+/// elsewhere): any origin, and the headers a client must read.
+async fn cors(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, DELETE, PATCH, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, authorization"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("location, link"),
+    );
+    response
+}
+
+fn add_ice_servers(headers: &mut HeaderMap, servers: &[IceServer]) {
+    for server in servers {
+        if let Ok(value) = HeaderValue::from_str(&server.link()) {
+            headers.append(header::LINK, value);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave the map half-updated (single inserts and removes).
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

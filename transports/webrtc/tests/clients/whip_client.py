@@ -1,0 +1,220 @@
+"""A headless WHIP client on aiortc: streams a tone (or a WAV) into a remotemedia-webrtc
+server, receives the pipeline's audio and events, ends the session with DELETE, and prints
+one JSON summary line. The Rust tests and the benchmark run it; it also works by hand:
+
+    python whip_client.py http://127.0.0.1:8080/whip --seconds 3
+
+Summary fields: status (the POST's HTTP status), location, events (count), event_nodes
+(node ids seen), errors (transport_error events), audio_frames and audio_rms (what came
+back), delete_status, and with --measure-latency the round-trip latencies in ms of tone
+bursts (send time of a burst to the time its echo crossed the threshold).
+"""
+
+import argparse
+import asyncio
+import fractions
+import json
+import math
+import sys
+import time
+import wave
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame
+
+RATE = 48_000
+FRAME = 960  # 20 ms
+
+
+class ToneTrack(MediaStreamTrack):
+    """Mono 48 kHz audio, paced in real time: a 440 Hz tone, the samples of a WAV file, or
+    (for latency) silence with a 100 ms burst every `burst_every` seconds."""
+
+    kind = "audio"
+
+    def __init__(self, samples=None, burst_every=None):
+        super().__init__()
+        self.samples = samples
+        self.burst_every = burst_every
+        self.sent = 0
+        self.start = None
+        self.burst_times = []  # wall-clock send time of each burst's first frame
+
+    def _frame_samples(self):
+        n = self.sent
+        if self.samples is not None:
+            chunk = self.samples[n % len(self.samples):][:FRAME]
+            if len(chunk) < FRAME:
+                chunk = np.concatenate([chunk, self.samples[: FRAME - len(chunk)]])
+            return chunk
+        t = (np.arange(n, n + FRAME) / RATE).astype(np.float64)
+        tone = 0.5 * np.sin(2 * math.pi * 440 * t)
+        if self.burst_every is None:
+            return tone
+        period = int(self.burst_every * RATE)
+        phase = n % period
+        if phase == 0:
+            self.burst_times.append(time.monotonic())
+        return tone if phase < RATE // 10 else np.zeros(FRAME)
+
+    async def recv(self):
+        if self.start is None:
+            self.start = time.monotonic()
+        due = self.start + self.sent / RATE
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pcm = (np.clip(self._frame_samples(), -1, 1) * 32767).astype("<i2")
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self.sent
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.sent += FRAME
+        return frame
+
+
+def read_wav(path):
+    with wave.open(path) as w:
+        if w.getsampwidth() != 2:
+            sys.exit(f"{path}: only 16-bit WAV is supported")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
+        data = data.reshape(-1, w.getnchannels()).mean(axis=1) / 32768
+        if w.getframerate() != RATE:
+            sys.exit(f"{path}: give 48 kHz audio (it is {w.getframerate()} Hz)")
+        return data
+
+
+async def post(url, body, content_type="application/sdp", method="POST"):
+    """A minimal HTTP/1.1 client (the test venv has no HTTP library): status, headers, body."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    payload = body.encode() if isinstance(body, str) else body
+    head = (
+        f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    writer.write(head.encode() + payload)
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), value.strip())
+    return status, headers, rest.decode(errors="replace")
+
+
+async def run(args):
+    samples = read_wav(args.wav) if args.wav else None
+    track = ToneTrack(samples, burst_every=1.0 if args.measure_latency else None)
+    pc = RTCPeerConnection()
+    summary = {"events": 0, "event_nodes": [], "errors": [], "audio_frames": 0}
+    received = []
+    arrivals = []  # (time, rms) of each received frame, for latency
+    channel = pc.createDataChannel("events")
+
+    @channel.on("message")
+    def on_message(message):
+        event = json.loads(message)
+        summary["events"] += 1
+        if event.get("kind") == "transport_error":
+            summary["errors"].append(event.get("message"))
+        node = event.get("node_id")
+        if node and node not in summary["event_nodes"]:
+            summary["event_nodes"].append(node)
+
+    async def consume(remote):
+        while True:
+            try:
+                frame = await remote.recv()
+            except Exception:
+                return
+            pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768
+            summary["audio_frames"] += 1
+            rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
+            received.append(rms)
+            arrivals.append((time.monotonic(), rms))
+
+    consumers = []
+
+    @pc.on("track")
+    def on_track(remote):
+        consumers.append(asyncio.ensure_future(consume(remote)))
+
+    pc.addTransceiver(track, direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    started = time.monotonic()
+    status, headers, body = await post(args.url, pc.localDescription.sdp)
+    summary["answer_ms"] = round((time.monotonic() - started) * 1000, 2)
+    summary["status"] = status
+    if status != 201:
+        summary["body"] = body.strip()
+        await pc.close()
+        print(json.dumps(summary))
+        return 1
+    location = headers.get("location", "")
+    summary["location"] = location
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+
+    deadline = time.monotonic() + args.connect_timeout
+    while pc.connectionState != "connected":
+        if time.monotonic() > deadline or pc.connectionState == "failed":
+            summary["connection"] = pc.connectionState
+            await pc.close()
+            print(json.dumps(summary))
+            return 1
+        await asyncio.sleep(0.02)
+    summary["connection"] = "connected"
+    await asyncio.sleep(args.seconds)
+
+    if args.measure_latency:
+        summary["latency_ms"] = burst_latencies(track.burst_times, arrivals)
+    if received:
+        # The last half: past the codec's start-up and the jitter buffer's fill.
+        tail = received[len(received) // 2:]
+        summary["audio_rms"] = round(float(np.sqrt(np.mean(np.square(tail)))), 4)
+    if args.vanish:
+        # Leave without DELETE: the server must notice on its own.
+        await pc.close()
+        summary["delete_status"] = None
+    else:
+        base = args.url.rsplit("/whip", 1)[0]
+        summary["delete_status"], _, _ = await post(base + location, "", method="DELETE")
+        await pc.close()
+    for c in consumers:
+        c.cancel()
+    print(json.dumps(summary))
+    return 0
+
+
+def burst_latencies(sent, arrivals, threshold=0.05):
+    """For each burst sent, the delay until received audio first exceeds `threshold`."""
+    out = []
+    for i, t0 in enumerate(sent):
+        t_end = sent[i + 1] if i + 1 < len(sent) else float("inf")
+        hit = next((t for t, rms in arrivals if t0 <= t < t_end and rms > threshold), None)
+        if hit is not None:
+            out.append(round((hit - t0) * 1000, 2))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("url", help="the WHIP endpoint, e.g. http://127.0.0.1:8080/whip")
+    parser.add_argument("--wav", help="48 kHz 16-bit WAV to send (default: a 440 Hz tone)")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connect-timeout", type=float, default=10.0)
+    parser.add_argument("--measure-latency", action="store_true")
+    parser.add_argument("--vanish", action="store_true", help="leave without DELETE")
+    sys.exit(asyncio.run(run(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
