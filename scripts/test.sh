@@ -42,6 +42,8 @@ chart_checks() {
   done
 }
 
+# Debian packages: libopus-dev for the build (the WebRTC transport), chromium for its tests.
+stage "system packages"     scripts/system-packages.sh
 stage "format check"        cargo fmt --all -- --check
 stage "clippy (-D warnings)" cargo clippy --workspace --all-targets --all-features -- -D warnings
 # --all-targets builds the benches too (debug), so they cannot rot between benchmark runs.
@@ -59,6 +61,12 @@ grpc_tools() {
   export REMOTEMEDIA_GRPCURL
 }
 stage "gRPC tools"          grpc_tools
+# playwright-core for the headless-Chromium tests of the WebRTC demo page (cached).
+browser_tools() {
+  REMOTEMEDIA_NODE_MODULES=$(scripts/browser-tools.sh)
+  export REMOTEMEDIA_NODE_MODULES
+}
+stage "browser tools"       browser_tools
 stage "tests + doctests"    cargo test --workspace
 # The Python package (transports/ffi), built by maturin as `pip install` does, in the debug
 # profile so it reuses the build stage's artifacts.

@@ -174,6 +174,8 @@ impl WhipServer {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/", get(|| async { Html(DEMO_PAGE) }))
+            // Browsers ask; an empty answer keeps their consoles clean.
+            .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
             .route("/whip", post(post_offer).options(options_whip))
             .route(
                 "/whip/{id}",

@@ -150,6 +150,11 @@ async def run(args):
 
     pc.addTransceiver(track, direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
+    if args.print_offer:
+        # For tests that need a real offer but no connection.
+        print(pc.localDescription.sdp, end="")
+        await pc.close()
+        return 0
     started = time.monotonic()
     status, headers, body = await post(args.url, pc.localDescription.sdp)
     summary["answer_ms"] = round((time.monotonic() - started) * 1000, 2)
@@ -213,6 +218,7 @@ def main():
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--measure-latency", action="store_true")
     parser.add_argument("--vanish", action="store_true", help="leave without DELETE")
+    parser.add_argument("--print-offer", action="store_true", help="print an offer and exit")
     sys.exit(asyncio.run(run(parser.parse_args())))
 
 

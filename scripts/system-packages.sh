@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the build and tests need, installed when missing (CI runs as root):
+# libopus-dev + pkg-config (the WebRTC transport links libopus), chromium (the browser tests).
+set -euo pipefail
+missing=()
+for pkg in libopus-dev pkg-config chromium; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && { echo "system packages present"; exit 0; }
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+}

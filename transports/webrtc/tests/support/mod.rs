@@ -1,0 +1,287 @@
+//! A `remotemedia-webrtc` process and the clients the tests drive it with.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long anything the tests wait for may take.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// An example pipeline's path.
+pub fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/pipelines")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A `remotemedia-webrtc` process on loopback, killed and reaped on drop.
+pub struct Server {
+    child: Child,
+    pub http: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-webrtc"))
+            .args(["--listen", "127.0.0.1:0", "--udp-port", "0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn remotemedia-webrtc");
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        let http = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the server did not start: {seen:?}"));
+            if let Some(rest) = line.strip_prefix("serving WHIP on http://") {
+                break rest.split('/').next().unwrap().parse().unwrap();
+            }
+            seen.push(line);
+        };
+        Self {
+            child,
+            http,
+            stderr,
+            seen,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/whip", self.http)
+    }
+
+    /// The value of one sample of `/metrics` (`name{labels}` as printed), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (_, _, text) = http(self, "GET", "/metrics", "", b"");
+        text.lines()
+            .find_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().unwrap())
+            })
+            .unwrap_or(0.0)
+    }
+
+    pub fn await_metric(&self, series: &str, want: f64) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let got = self.metric(series);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} stayed {got}, wanted {want}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn await_stderr(&mut self, needle: &str) {
+        let deadline = Instant::now() + LIMIT;
+        while !self.seen.iter().any(|l| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {needle:?} on stderr: {:?}", self.seen),
+            }
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[server] {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// One HTTP/1.1 request: status, headers (lower-case names), body.
+pub fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, HashMap<String, String>, String) {
+    let mut stream = std::net::TcpStream::connect(server.http).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !content_type.is_empty() {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body; a reset then is fine.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, dechunk(body))
+}
+
+/// Undoes `Transfer-Encoding: chunked` if the body looks chunked (axum streams some bodies).
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if size == 0 {
+            return out;
+        }
+        let Some(chunk) = after.get(..size) else {
+            return body.to_owned();
+        };
+        out.push_str(chunk);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+/// The interpreter with aiortc (`scripts/python-env.sh`, which `make test` runs).
+pub fn test_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("REMOTEMEDIA_TEST_PYTHON") {
+        return python.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let venv = home.join(".cache/remotemedia/venv-py-v1/bin/python");
+    assert!(
+        venv.exists(),
+        "the WebRTC client tests need aiortc: run scripts/python-env.sh (or set \
+         REMOTEMEDIA_TEST_PYTHON)"
+    );
+    venv
+}
+
+fn client_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/whip_client.py")
+}
+
+/// A real offer (aiortc's, with its candidates), for requests that need one but no peer.
+pub fn offer_from_aiortc() -> String {
+    let out = Command::new(test_python())
+        .arg(client_script())
+        .args(["http://unused/whip", "--print-offer"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The aiortc client running against `server`.
+pub struct Client(Child);
+
+pub fn spawn_client(server: &Server, args: &[&str]) -> Client {
+    let child = Command::new(test_python())
+        .arg(client_script())
+        .arg(server.url())
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Client(child)
+}
+
+impl Client {
+    /// Waits for the client's summary line.
+    pub fn finish(mut self) -> Value {
+        let mut stdout = String::new();
+        self.0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let status = self.0.wait().unwrap();
+        let last = stdout.lines().last().unwrap_or_default();
+        let summary: Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("client printed no summary ({e}, {status:?}): {stdout}"));
+        summary
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn run_client(server: &Server, args: &[&str]) -> Value {
+    spawn_client(server, args).finish()
+}

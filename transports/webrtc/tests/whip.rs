@@ -1,0 +1,213 @@
+//! The `remotemedia-webrtc` binary as a process, with aiortc (tests/clients/whip_client.py)
+//! as the real WebRTC peer: audio and events both ways, bad requests, the session limit,
+//! clients that vanish or never connect, and drain on SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Server, example, http, offer_from_aiortc, run_client, spawn_client};
+
+#[test]
+fn aiortc_round_trip_returns_the_audio_and_the_level_events() {
+    let server = Server::start(&["--manifest", example("voice-echo.yaml").as_str()]);
+    let summary = run_client(&server, &["--seconds", "3"]);
+    assert_eq!(summary["status"], 201, "{summary}");
+    assert!(
+        summary["location"].as_str().unwrap().starts_with("/whip/"),
+        "{summary}"
+    );
+    assert_eq!(summary["connection"], "connected", "{summary}");
+    // 3 s in 100 ms windows: about 30 level events (some may still be in flight at DELETE).
+    assert!(summary["events"].as_u64().unwrap() >= 15, "{summary}");
+    assert_eq!(
+        summary["event_nodes"],
+        serde_json::json!(["level"]),
+        "{summary}"
+    );
+    assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
+    // The 0.5-amplitude tone came back through PassThrough (silence would be ~0).
+    let rms = summary["audio_rms"].as_f64().unwrap();
+    assert!(rms > 0.1, "returned audio rms {rms}: {summary}");
+    assert_eq!(summary["delete_status"], 200, "{summary}");
+    server.await_metric("remotemedia_webrtc_open_sessions", 0.0);
+    server.await_metric(
+        "remotemedia_webrtc_sessions_ended_total{reason=\"deleted\"}",
+        1.0,
+    );
+    assert!(server.metric("remotemedia_webrtc_packets_received_total") > 100.0);
+    assert!(server.metric("remotemedia_webrtc_packets_sent_total") > 100.0);
+}
+
+#[test]
+fn bad_requests_get_a_4xx_with_a_reason_and_the_server_goes_on() {
+    let server = Server::start(&["--manifest", example("voice-echo.yaml").as_str()]);
+    let offer = offer_from_aiortc();
+
+    let (status, _, body) = http(&server, "POST", "/whip", "text/plain", offer.as_bytes());
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("application/sdp"), "{body}");
+
+    let (status, _, body) = http(&server, "POST", "/whip", "", offer.as_bytes());
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("none"), "{body}");
+
+    let (status, _, body) = http(&server, "POST", "/whip", "application/sdp", b"{\"sdp\":1}");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not SDP"), "{body}");
+
+    let video_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+    let (status, _, body) = http(
+        &server,
+        "POST",
+        "/whip",
+        "application/sdp",
+        video_only.as_bytes(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no audio section"), "{body}");
+
+    // Right shape, but not an offer a peer connection can answer (no ICE credentials, no
+    // DTLS fingerprint).
+    let bare = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+    let (status, _, body) = http(&server, "POST", "/whip", "application/sdp", bare.as_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not accepted"), "{body}");
+
+    let huge = format!("{offer}{}", "a=x-padding\r\n".repeat(10_000));
+    let (status, _, body) = http(&server, "POST", "/whip", "application/sdp", huge.as_bytes());
+    assert_eq!(status, 413, "{body}");
+
+    let (status, _, body) = http(&server, "DELETE", "/whip/no-such-session", "", b"");
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) = http(&server, "PATCH", "/whip/no-such-session", "", b"");
+    assert_eq!(status, 404, "{body}");
+
+    let (status, headers, _) = http(&server, "OPTIONS", "/whip", "", b"");
+    assert_eq!(status, 204);
+    assert_eq!(
+        headers.get("accept-post").map(String::as_str),
+        Some("application/sdp")
+    );
+
+    // Nothing above cost a session, and the server still answers a good offer.
+    assert_eq!(server.metric("remotemedia_webrtc_open_sessions"), 0.0);
+    assert_eq!(
+        server.metric("remotemedia_webrtc_offers_total{outcome=\"bad_offer\"}"),
+        3.0
+    );
+    let (status, _, _) = http(&server, "GET", "/healthz", "", b"");
+    assert_eq!(status, 200);
+    let summary = run_client(&server, &["--seconds", "1"]);
+    assert_eq!(summary["connection"], "connected", "{summary}");
+}
+
+#[test]
+fn the_session_limit_refuses_with_429_until_a_place_frees() {
+    let server = Server::start(&[
+        "--manifest",
+        example("voice-echo.yaml").as_str(),
+        "--max-sessions",
+        "1",
+    ]);
+    let first = spawn_client(&server, &["--seconds", "4"]);
+    server.await_metric("remotemedia_webrtc_open_sessions", 1.0);
+    let offer = offer_from_aiortc();
+    let (status, _, body) = http(
+        &server,
+        "POST",
+        "/whip",
+        "application/sdp",
+        offer.as_bytes(),
+    );
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("maximum of 1 sessions"), "{body}");
+    let summary = first.finish();
+    assert_eq!(summary["delete_status"], 200, "{summary}");
+    server.await_metric("remotemedia_webrtc_open_sessions", 0.0);
+    let summary = run_client(&server, &["--seconds", "1"]);
+    assert_eq!(summary["status"], 201, "{summary}");
+}
+
+#[test]
+fn sessions_whose_client_never_connects_or_vanishes_are_ended() {
+    let server = Server::start(&[
+        "--manifest",
+        example("voice-echo.yaml").as_str(),
+        "--connect-timeout-secs",
+        "2",
+    ]);
+    // An answer nobody uses.
+    let offer = offer_from_aiortc();
+    let (status, _, body) = http(
+        &server,
+        "POST",
+        "/whip",
+        "application/sdp",
+        offer.as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    server.await_metric(
+        "remotemedia_webrtc_sessions_ended_total{reason=\"never_connected\"}",
+        1.0,
+    );
+    // A client that streams, then leaves without DELETE.
+    let summary = run_client(&server, &["--seconds", "1", "--vanish"]);
+    assert_eq!(summary["connection"], "connected", "{summary}");
+    server.await_metric(
+        "remotemedia_webrtc_sessions_ended_total{reason=\"disconnected\"}",
+        1.0,
+    );
+    server.await_metric("remotemedia_webrtc_open_sessions", 0.0);
+}
+
+#[test]
+fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
+    let mut server = Server::start(&["--manifest", example("voice-echo.yaml").as_str()]);
+    let client = spawn_client(&server, &["--seconds", "3"]);
+    server.await_metric("remotemedia_webrtc_open_sessions", 1.0);
+    server.signal("TERM");
+    server.await_stderr("draining");
+    let (status, _, body) = http(&server, "GET", "/healthz", "", b"");
+    assert_eq!(status, 503, "{body}");
+    let offer = offer_from_aiortc();
+    let (status, headers, body) = http(
+        &server,
+        "POST",
+        "/whip",
+        "application/sdp",
+        offer.as_bytes(),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    // The open session keeps streaming to its end.
+    let summary = client.finish();
+    assert!(summary["audio_rms"].as_f64().unwrap() > 0.1, "{summary}");
+    assert_eq!(summary["delete_status"], 200, "{summary}");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    server.await_stderr("stopped (0 sessions cut");
+}
+
+#[test]
+fn the_demo_page_is_served_at_the_root() {
+    let server = Server::start(&["--manifest", example("voice-echo.yaml").as_str()]);
+    let (status, headers, body) = http(&server, "GET", "/", "", b"");
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].starts_with("text/html"));
+    assert!(body.contains("createDataChannel(\"events\")"), "{body}");
+}
+
+#[test]
+fn a_manifest_with_errors_stops_the_server_with_them() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_remotemedia-webrtc"))
+        .args(["--manifest", example("invalid/many-problems.yaml").as_str()])
+        .args(["--listen", "127.0.0.1:0", "--udp-port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("many-problems.yaml:"), "{stderr}");
+}
