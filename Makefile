@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-operator bench-build-time demo-local clean
+.PHONY: test fmt lint unit generate cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-webrtc bench-webrtc bench-operator bench-build-time demo-local clean
 
 test:
 	@./scripts/test.sh
@@ -39,7 +39,7 @@ demo:
 	@./scripts/demo.sh
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
-bench: bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-build-time bench-operator
+bench: bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-webrtc bench-build-time bench-operator
 
 bench-router:
 	cargo bench -p remotemedia-runtime-core --bench router_latency
@@ -58,6 +58,11 @@ bench-session:
 # gRPC streaming round trip vs a bare tonic echo, and 500 sessions at 50 frames/s.
 bench-grpc:
 	cargo bench -p remotemedia-grpc --bench grpc_load
+
+# WHIP offer-to-answer vs a plain GET, the round trip a PassThrough pipeline adds vs a bare str0m
+# echo, and server CPU per session with 50 sessions vs the Opus work alone.
+bench-webrtc:
+	cargo bench -p remotemedia-webrtc --bench webrtc_load
 
 # The Python package, release build (as `pip install` makes it) in its own cached venv:
 # execute's per-call overhead vs a plain call, and sending 1/10/60 s of audio (lent vs copied).

@@ -34,6 +34,7 @@ pub async fn run_all(transport: &dyn PipelineTransport) {
     sessions_are_independent(transport).await;
     unary_matches_streaming(transport).await;
     close_ends_the_session_without_hanging(transport).await;
+    close_wakes_a_waiting_receive(transport).await;
 }
 
 async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
@@ -311,5 +312,29 @@ async fn close_ends_the_session_without_hanging(transport: &dyn PipelineTranspor
     assert!(
         matches!(next, Ok(None) | Err(_)),
         "conformance: nothing more after close, got {next:?}"
+    );
+}
+
+/// A transport's session task typically receives in one task while another (the client
+/// leaving) closes: the waiting receive must end, not wait for outputs that never come.
+async fn close_wakes_a_waiting_receive(transport: &dyn PipelineTransport) {
+    let session = open(transport, &single("PassThrough", &json!({}))).await;
+    let session: &dyn StreamSession = session.as_ref();
+    let receive = async {
+        within(
+            "a receive waiting when the session is closed",
+            session.recv_output(),
+        )
+        .await
+    };
+    let close = async {
+        // Let the receive start waiting first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        session.close().await;
+    };
+    let (received, ()) = tokio::join!(receive, close);
+    assert!(
+        matches!(received, Ok(None) | Err(_)),
+        "conformance: a receive waiting at close ends with nothing, got {received:?}"
     );
 }

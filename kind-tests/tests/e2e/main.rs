@@ -1,6 +1,6 @@
 //! The end-to-end suite: the operator installed with its real Helm chart, Pipelines turned into
 //! worker pods by a real kubelet and containerd, and real clients (grpcurl, Python grpcio, a
-//! Rust tonic client) reaching them through the provisioned Services.
+//! Rust tonic client, aiortc over WebRTC) reaching them through the provisioned Services.
 //!
 //! One scenario in order, because each step builds on the cluster state the last one left:
 //! install, deploy and stream, refuse an invalid Pipeline, scale, roll out a new manifest while a
@@ -35,6 +35,10 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
         let _step = Step::start("apply audio-health, stream with grpcurl and Python");
         stream::deploy_example(&client, ns, "audio-health").await;
         stream::grpcurl_and_python(&client, ns, &wav, frames).await;
+    }
+    {
+        let _step = Step::start("apply voice-echo, stream from this machine with aiortc (WebRTC)");
+        stream::webrtc_from_host(&client, ns).await;
     }
     {
         let _step = Step::start("an invalid Pipeline is refused");

@@ -4,13 +4,16 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::{Api, Client};
 use remotemedia_operator::crd::Pipeline;
 use serde_json::Value;
 
 use crate::support::{
-    Reach, apply, eventually, grpcurl, output, pipeline_ready, python_stream, repo, service_addr,
-    text, wait_for,
+    Reach, WAIT, apply, eventually, grpcurl, kubectl, output, pipeline_ready, pod_ips_routable,
+    python, python_stream, repo, run, service_addr, text, wait_for, wait_gone,
 };
 
 /// Applies examples/pipelines/`name`.yaml with kubectl and waits until the Pipeline is Ready.
@@ -112,4 +115,78 @@ pub async fn grpcurl_and_python(client: &Client, ns: &str, wav: &Path, frames: u
     assert_eq!(lines.last().expect("lines")["closed"], "completed");
     let levels = lines.iter().filter(|l| l["node_id"] == "level").count();
     assert_eq!(levels, frames.div_ceil(4_800), "{frames} frames");
+}
+
+/// voice-echo with its WebRTC sidecar: the Pipeline's status names the WHIP URL; from this
+/// machine, aiortc posts its offer through the Service, sends media to the pod's one UDP port
+/// (the pod IP the sidecar advertises), and gets its audio and the level events back.
+pub async fn webrtc_from_host(client: &Client, ns: &str) {
+    let pipeline = deploy_example(client, ns, "voice-echo").await;
+    let whip = pipeline
+        .status
+        .as_ref()
+        .and_then(|s| s.endpoints.as_ref())
+        .and_then(|e| e.webrtc.clone())
+        .expect("status.endpoints.webrtc");
+    assert_eq!(whip, format!("http://voice-echo-webrtc.{ns}.svc:8080/whip"));
+    if !pod_ips_routable() {
+        // kind: the pod's UDP port cannot be port-forwarded (kubectl forwards TCP only).
+        println!("    WebRTC media needs routable pod IPs; not on this cluster flavour");
+        return;
+    }
+    let reach = service_addr(client, ns, "voice-echo-webrtc").await;
+    let url = format!("http://{}/whip", reach.addr);
+    let summary: Value = eventually("a WebRTC session through the Service", || {
+        let out = output(
+            python()
+                .arg(repo().join("transports/webrtc/tests/clients/whip_client.py"))
+                .arg(&url)
+                .args(["--seconds", "3"]),
+        );
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(str::to_owned)?;
+        let summary: Value = serde_json::from_str(&last).ok()?;
+        // Until the sidecar is ready the Service has no endpoint, or the worker link is not
+        // up yet (503): try again.
+        (summary["status"] == 201).then_some(summary)
+    })
+    .await;
+    assert_eq!(summary["connection"], "connected", "{summary}");
+    assert!(summary["events"].as_u64().unwrap_or(0) >= 15, "{summary}");
+    assert_eq!(
+        summary["event_nodes"],
+        serde_json::json!(["level"]),
+        "{summary}"
+    );
+    assert!(
+        summary["audio_rms"].as_f64().unwrap_or(0.0) > 0.1,
+        "audio came back: {summary}"
+    );
+    assert_eq!(summary["delete_status"], 200, "{summary}");
+    remove_pipeline(client, ns, "voice-echo").await;
+}
+
+/// Deletes a Pipeline and waits for its pods to go (later steps count the namespace's pods).
+async fn remove_pipeline(client: &Client, ns: &str, name: &str) {
+    run(kubectl().args(["delete", "pipeline", name, "-n", ns, "--wait=true"]));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    wait_gone(&deployments, name).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !pods
+        .list(&selector)
+        .await
+        .expect("list pods")
+        .items
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}'s pods still there after {WAIT:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

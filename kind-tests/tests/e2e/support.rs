@@ -164,6 +164,12 @@ impl Drop for PortForward {
     }
 }
 
+/// Whether this machine routes to pod IPs (the local cluster), which WebRTC media needs: the
+/// sidecar advertises its pod IP, and UDP cannot be port-forwarded.
+pub fn pod_ips_routable() -> bool {
+    !via_port_forward()
+}
+
 fn via_port_forward() -> bool {
     std::env::var("REMOTEMEDIA_E2E_REACH").is_ok_and(|v| v == "port-forward")
 }

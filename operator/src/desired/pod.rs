@@ -186,9 +186,10 @@ pub(super) fn template(
                 port("media", webrtc.udp_port, "UDP"),
             ]),
             readiness_probe: Some(http_probe("/healthz", webrtc.http_port)),
+            // Not /healthz: it fails while draining, and the sidecar must live to drain.
             liveness_probe: Some(Probe {
                 failure_threshold: Some(6),
-                ..http_probe("/healthz", webrtc.http_port)
+                ..http_probe("/livez", webrtc.http_port)
             }),
             volume_mounts: Some(transport_mounts()),
             ..hardened(images)

@@ -185,7 +185,7 @@ impl IpcRunner {
                 down: pipes.down,
                 lost,
                 input_ended: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
+                closed: watch::Sender::new(false),
                 finished: AtomicBool::new(false),
                 _connection: connection,
             }),
@@ -339,7 +339,8 @@ pub struct IpcSession {
     down: PipeReader,
     lost: watch::Receiver<Option<String>>,
     input_ended: AtomicBool,
-    closed: AtomicBool,
+    /// Set by `close`; a receive waiting on the worker watches it to end at once.
+    closed: watch::Sender<bool>,
     finished: AtomicBool,
     _connection: Arc<Connection>,
 }
@@ -387,7 +388,7 @@ impl StreamSession for IpcSession {
     }
 
     async fn send_input(&self, input: TransportData) -> Result<(), SessionError> {
-        if self.closed.load(Ordering::Acquire) {
+        if *self.closed.borrow() {
             return Err(self.closed_error());
         }
         if self.input_ended.load(Ordering::Acquire) {
@@ -405,7 +406,7 @@ impl StreamSession for IpcSession {
     }
 
     async fn end_input(&self) {
-        if !self.input_ended.swap(true, Ordering::AcqRel) && !self.closed.load(Ordering::Acquire) {
+        if !self.input_ended.swap(true, Ordering::AcqRel) && !*self.closed.borrow() {
             // A lost worker shows up in recv_output; nothing to report here.
             let _ = self.send(Message::EndInput).await;
         }
@@ -416,9 +417,11 @@ impl StreamSession for IpcSession {
             return Ok(None);
         }
         let mut lost = self.lost.clone();
+        let mut closed = self.closed.subscribe();
         let bytes = tokio::select! {
             bytes = self.down.recv() => bytes.map_err(|e| self.aborted(e.to_string()))?,
             reason = wait_lost(&mut lost) => return Err(self.aborted(reason)),
+            _ = closed.wait_for(|closed| *closed) => return Ok(None),
         };
         let message = codec::decode(&bytes)
             .map_err(|e| self.aborted(format!("undecodable message from the worker: {e}")))?
@@ -447,7 +450,7 @@ impl StreamSession for IpcSession {
     }
 
     async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closed.send_replace(true) {
             return;
         }
         self.finished.store(true, Ordering::Release);
@@ -457,13 +460,13 @@ impl StreamSession for IpcSession {
     }
 
     fn is_active(&self) -> bool {
-        !self.finished.load(Ordering::Acquire) && !self.closed.load(Ordering::Acquire)
+        !self.finished.load(Ordering::Acquire) && !*self.closed.borrow()
     }
 }
 
 impl Drop for IpcSession {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::Acquire) && !self.finished.load(Ordering::Acquire) {
+        if !*self.closed.borrow() && !self.finished.load(Ordering::Acquire) {
             let _ = self.up.try_send(&encode(self.id, Message::Close));
         }
     }

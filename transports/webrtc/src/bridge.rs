@@ -32,13 +32,26 @@ pub(crate) async fn run(
         key,
         engine: &engine,
     };
-    let (peer_end, ()) = tokio::join!(
-        forward_inputs(session, from_peer, &to_peer),
-        forward_outputs(session, &to_peer)
-    );
+    let inputs = forward_inputs(session, from_peer, &to_peer);
+    let outputs = forward_outputs(session, &to_peer);
+    tokio::pin!(inputs, outputs);
+    let reason = tokio::select! {
+        reason = &mut inputs => {
+            // The peer is gone and the session closed: its outputs end now (the session
+            // contract). Bounded anyway, so a backend that breaks it cannot hold a slot.
+            if tokio::time::timeout(CLOSE_GRACE, &mut outputs).await.is_err() {
+                tracing::warn!("the session's outputs did not end after close; abandoned");
+            }
+            reason
+        }
+        () = &mut outputs => inputs.await,
+    };
     session.close().await;
-    peer_end
+    reason
 }
+
+/// How long a closed session's outputs may take to end.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 struct ToPeer<'a> {
     key: PeerKey,

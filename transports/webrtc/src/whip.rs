@@ -5,7 +5,8 @@
 //! the `events` data channel the client opened in its offer.
 //!
 //! Also served: `OPTIONS /whip` (the ICE servers, as `Link` headers, and CORS), `GET /` (the
-//! demo page), `GET /healthz`, `GET /metrics`.
+//! demo page), `GET /healthz` (ready: not draining, pipeline reachable), `GET /livez`,
+//! `GET /metrics`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -184,6 +185,9 @@ impl WhipServer {
                     .options(options_whip),
             )
             .route("/healthz", get(healthz))
+            // Liveness: the process serves HTTP. Not /healthz, which fails while draining or
+            // while the worker restarts; a liveness probe on it would kill a draining sidecar.
+            .route("/livez", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
             .layer(DefaultBodyLimit::max(self.shared.options.max_offer_bytes))
             .layer(axum::middleware::map_response(cors))

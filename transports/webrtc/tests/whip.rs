@@ -172,6 +172,9 @@ fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
     server.await_stderr("draining");
     let (status, _, body) = http(&server, "GET", "/healthz", "", b"");
     assert_eq!(status, 503, "{body}");
+    // Still alive, so a liveness probe leaves the draining sidecar be.
+    let (status, _, body) = http(&server, "GET", "/livez", "", b"");
+    assert_eq!(status, 200, "{body}");
     let offer = offer_from_aiortc();
     let (status, headers, body) = http(
         &server,
