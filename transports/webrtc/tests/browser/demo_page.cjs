@@ -23,6 +23,9 @@ const browser = await chromium.launch({
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     `--use-file-for-fake-audio-capture=${wav}`,
     "--autoplay-policy=no-user-gesture-required",
+    // Gather a 127.0.0.1 candidate too: the server under test listens on loopback, and on a
+    // Kubernetes node kube-proxy drops packets to 127.0.0.0/8 from other addresses.
+    "--allow-loopback-in-peer-connection",
   ],
 });
 let summary = {};

@@ -111,7 +111,19 @@ async def post(url, body, content_type="application/sdp", method="POST"):
     return status, headers, rest.decode(errors="replace")
 
 
+def gather_only(address):
+    """Makes aiortc offer a single host candidate. aioice skips 127.0.0.1; a server under
+    test on loopback needs it, since on a Kubernetes node kube-proxy drops packets sent to
+    127.0.0.0/8 from the machine's other addresses (what Chromium's
+    --allow-loopback-in-peer-connection does for the browser test)."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [address]
+
+
 async def run(args):
+    if args.host_candidate:
+        gather_only(args.host_candidate)
     samples = read_wav(args.wav) if args.wav else None
     track = ToneTrack(samples, burst_every=1.0 if args.measure_latency else None)
     pc = RTCPeerConnection()
@@ -219,6 +231,11 @@ def main():
     parser.add_argument("--measure-latency", action="store_true")
     parser.add_argument("--vanish", action="store_true", help="leave without DELETE")
     parser.add_argument("--print-offer", action="store_true", help="print an offer and exit")
+    parser.add_argument(
+        "--host-candidate",
+        metavar="IP",
+        help="offer only this local address (127.0.0.1 for a server on loopback)",
+    )
     sys.exit(asyncio.run(run(parser.parse_args())))
 
 

@@ -232,7 +232,12 @@ fn client_script() -> PathBuf {
 pub fn offer_from_aiortc() -> String {
     let out = Command::new(test_python())
         .arg(client_script())
-        .args(["http://unused/whip", "--print-offer"])
+        .args([
+            "http://unused/whip",
+            "--print-offer",
+            "--host-candidate",
+            "127.0.0.1",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -250,6 +255,8 @@ pub fn spawn_client(server: &Server, args: &[&str]) -> Client {
     let child = Command::new(test_python())
         .arg(client_script())
         .arg(server.url())
+        // The server is on loopback (see whip_client.py's gather_only).
+        .args(["--host-candidate", "127.0.0.1"])
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
