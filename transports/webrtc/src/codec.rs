@@ -77,7 +77,7 @@ impl Decoding {
     }
 
     /// Decodes the packet with RTP sequence number `seq` (extended to 64 bits): first the
-    /// concealment of up to [`MAX_CONCEALED_PACKETS`] lost before it, then the packet itself.
+    /// concealment of up to 5 packets lost before it, then the packet itself.
     /// Late or repeated packets (sequence not after the last) are skipped: empty output.
     ///
     /// # Errors

@@ -7,7 +7,7 @@
 //!
 //! The engine does network work only. Codec and pipeline work happen in each session's own
 //! task (`bridge`), which gets the peer's Opus payloads through a bounded channel and sends
-//! packets and events back as [`Command`]s. A session that cannot keep up loses media
+//! packets and events back as commands. A session that cannot keep up loses media
 //! (counted), never stalls the other peers.
 
 use std::collections::{HashMap, VecDeque};
