@@ -78,7 +78,11 @@ impl Server {
     }
 
     pub fn await_metric(&self, series: &str, want: f64) {
-        let deadline = Instant::now() + LIMIT;
+        self.await_metric_within(series, want, LIMIT);
+    }
+
+    pub fn await_metric_within(&self, series: &str, want: f64, within: Duration) {
+        let deadline = Instant::now() + within;
         loop {
             let got = self.metric(series);
             if got == want {
@@ -86,7 +90,7 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "{series} stayed {got}, wanted {want}"
+                "{series} stayed {got}, wanted {want} within {within:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
