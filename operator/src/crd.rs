@@ -171,6 +171,10 @@ pub struct WebRtcTransport {
     /// Type of the Service that exposes the ports.
     #[serde(default)]
     pub service_type: ServiceType,
+    /// Name of a Secret in the Pipeline's namespace whose key `token` is the bearer token
+    /// WHIP clients must send (RFC 9725 section 4.5). Unset: no authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
 }
 
 fn default_http_port() -> i32 {
@@ -188,6 +192,7 @@ impl Default for WebRtcTransport {
             udp_port: default_udp_port(),
             advertise_address: None,
             service_type: ServiceType::default(),
+            token_secret: None,
         }
     }
 }

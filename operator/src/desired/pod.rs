@@ -176,6 +176,11 @@ pub(super) fn template(
             "$(ADVERTISE_ADDRESS)",
         ]);
         args.extend(session_args.iter().cloned());
+        let mut mounts = transport_mounts();
+        if webrtc.token_secret.is_some() {
+            args.extend(strings(&["--token-file", "/etc/remotemedia/token/token"]));
+            mounts.push(mount("webrtc-token", "/etc/remotemedia/token", true));
+        }
         containers.push(Container {
             name: "webrtc".to_owned(),
             image: Some(images.webrtc.clone()),
@@ -191,7 +196,7 @@ pub(super) fn template(
                 failure_threshold: Some(6),
                 ..http_probe("/livez", webrtc.http_port)
             }),
-            volume_mounts: Some(transport_mounts()),
+            volume_mounts: Some(mounts),
             ..hardened(images)
         });
     }
@@ -232,6 +237,18 @@ pub(super) fn template(
     {
         volumes.push(Volume {
             name: "grpc-token".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    if let Some(secret) = &webrtc.token_secret
+        && webrtc.enabled
+    {
+        volumes.push(Volume {
+            name: "webrtc-token".to_owned(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(secret.clone()),
                 ..SecretVolumeSource::default()

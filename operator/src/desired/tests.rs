@@ -369,3 +369,38 @@ fn a_token_secret_is_mounted_into_the_grpc_container() {
         Some("voice-token")
     );
 }
+
+#[test]
+fn a_webrtc_token_secret_is_mounted_into_the_webrtc_container_only() {
+    let p = pipeline(json!({
+        "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
+        "transports": {"webrtc": {"enabled": true, "tokenSecret": "whip-token"}},
+    }));
+    let c = children(&p, &images()).expect("children");
+    let spec = pod_spec(&c);
+    let container = |name: &str| {
+        spec.containers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} container"))
+    };
+    let webrtc_args = container("webrtc").args.clone().unwrap_or_default();
+    assert!(
+        webrtc_args
+            .windows(2)
+            .any(|w| w == ["--token-file", "/etc/remotemedia/token/token"]),
+        "{webrtc_args:?}"
+    );
+    let grpc_args = container("grpc").args.clone().unwrap_or_default();
+    assert!(
+        !grpc_args.iter().any(|a| a == "--token-file"),
+        "{grpc_args:?}"
+    );
+    let secrets: Vec<_> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
+        .collect();
+    assert_eq!(secrets, [("webrtc-token", "whip-token")]);
+}

@@ -20,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend};
+use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend, Tokens};
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::{Candidate, Rtc};
@@ -47,6 +47,10 @@ pub struct WhipOptions {
     pub connect_timeout: Duration,
     /// Largest offer accepted, bytes (`413` beyond).
     pub max_offer_bytes: usize,
+    /// When set, `POST`, `DELETE` and `PATCH` need `authorization: Bearer <token>` with one
+    /// of these (RFC 9725 section 4.5); `401` otherwise. Health, metrics and the demo page
+    /// stay open.
+    pub tokens: Option<Tokens>,
 }
 
 impl Default for WhipOptions {
@@ -56,6 +60,7 @@ impl Default for WhipOptions {
             ice_servers: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             max_offer_bytes: 64 * 1024,
+            tokens: None,
         }
     }
 }
@@ -237,8 +242,26 @@ impl IntoResponse for Refusal {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
+}
+
+/// The bearer token check of `POST`, `DELETE` and `PATCH`, when tokens are configured.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(tokens) = &shared.options.tokens else {
+        return Ok(());
+    };
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    tokens
+        .check(header)
+        .map_err(|e| Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))
 }
 
 async fn post_offer(
@@ -247,7 +270,11 @@ async fn post_offer(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    match open_session(&shared, &headers, &body).await {
+    let opened = match authorize(&shared, &headers) {
+        Ok(()) => open_session(&shared, &headers, &body).await,
+        Err(refusal) => Err(refusal),
+    };
+    match opened {
         Ok(response) => {
             shared
                 .metrics
@@ -388,7 +415,14 @@ async fn open_session(
     Ok(response)
 }
 
-async fn delete_session(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn delete_session(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = authorize(&shared, &headers) {
+        return refusal.into_response();
+    }
     let key = lock(&shared.sessions).get(&id).copied();
     let Some(key) = key else {
         return Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")).into_response();
@@ -400,7 +434,14 @@ async fn delete_session(State(shared): State<Arc<Shared>>, Path(id): Path<String
 
 /// Trickle ICE and ICE restarts are not supported: as an ICE-lite server with its candidate
 /// in the answer, it needs neither (RFC 9725 section 4.3: answer 405).
-async fn patch_session(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn patch_session(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = authorize(&shared, &headers) {
+        return refusal.into_response();
+    }
     if !lock(&shared.sessions).contains_key(&id) {
         return Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")).into_response();
     }

@@ -195,6 +195,53 @@ fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
 }
 
 #[test]
+fn a_token_file_guards_whip_but_not_health_or_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "# rotated\nold-secret\nnew-secret\n").unwrap();
+    let server = Server::start(&[
+        "--manifest",
+        example("voice-echo.yaml").as_str(),
+        "--token-file",
+        tokens.to_str().unwrap(),
+    ]);
+    let offer = offer_from_aiortc();
+    let (status, headers, body) = http(
+        &server,
+        "POST",
+        "/whip",
+        "application/sdp",
+        offer.as_bytes(),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("missing"), "{body}");
+    assert_eq!(
+        headers.get("www-authenticate").map(String::as_str),
+        Some("Bearer")
+    );
+    let summary = run_client(&server, &["--seconds", "1", "--token", "wrong"]);
+    assert_eq!(summary["status"], 401, "{summary}");
+    assert!(
+        summary["body"].as_str().unwrap().contains("unknown token"),
+        "{summary}"
+    );
+    // Either listed token works (rotation), for the offer and for the DELETE.
+    let summary = run_client(&server, &["--seconds", "1", "--token", "old-secret"]);
+    assert_eq!(summary["connection"], "connected", "{summary}");
+    assert_eq!(summary["delete_status"], 200, "{summary}");
+    let (status, _, _) = http(&server, "DELETE", "/whip/anything", "", b"");
+    assert_eq!(status, 401);
+    for open in ["/healthz", "/livez", "/metrics", "/"] {
+        let (status, _, _) = http(&server, "GET", open, "", b"");
+        assert_eq!(status, 200, "{open}");
+    }
+    assert_eq!(
+        server.metric("remotemedia_webrtc_offers_total{outcome=\"unauthorized\"}"),
+        2.0
+    );
+}
+
+#[test]
 fn the_demo_page_is_served_at_the_root() {
     let server = Server::start(&["--manifest", example("voice-echo.yaml").as_str()]);
     let (status, headers, body) = http(&server, "GET", "/", "", b"");

@@ -12,7 +12,7 @@ use clap::Parser;
 use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
 use remotemedia_runtime_core::nodes::NodeRegistry;
-use remotemedia_runtime_core::serve::{Backend, InProcess, Linked, read_manifest_file};
+use remotemedia_runtime_core::serve::{Backend, InProcess, Linked, Tokens, read_manifest_file};
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 
 /// WebRTC server for RemoteMedia pipelines (WHIP signalling, Opus audio, events on a data
@@ -45,6 +45,10 @@ struct Args {
     /// Credential for the TURN servers among --ice-server.
     #[arg(long, value_name = "SECRET", requires = "ice_username")]
     ice_credential: Option<String>,
+    /// Require `authorization: Bearer <token>` on WHIP requests (POST, DELETE, PATCH) with a
+    /// token listed in this file (one per line). Health, metrics and the demo page stay open.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Sessions open at once; beyond it offers get 429.
     #[arg(long, default_value_t = 100)]
     max_sessions: usize,
@@ -133,6 +137,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
         .collect();
+    let tokens = args
+        .token_file
+        .as_deref()
+        .map(Tokens::from_file)
+        .transpose()?;
     let server = WhipServer::start(
         backend,
         udp,
@@ -141,6 +150,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_sessions: args.max_sessions,
             ice_servers,
             connect_timeout: Duration::from_secs(args.connect_timeout_secs),
+            tokens,
             ..WhipOptions::default()
         },
     )?;

@@ -85,7 +85,7 @@ def read_wav(path):
         return data
 
 
-async def post(url, body, content_type="application/sdp", method="POST"):
+async def post(url, body, content_type="application/sdp", method="POST", token=None):
     """A minimal HTTP/1.1 client (the test venv has no HTTP library): status, headers, body."""
     from urllib.parse import urlsplit
 
@@ -95,7 +95,8 @@ async def post(url, body, content_type="application/sdp", method="POST"):
     head = (
         f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
-        "Connection: close\r\n\r\n"
+        + (f"Authorization: Bearer {token}\r\n" if token else "")
+        + "Connection: close\r\n\r\n"
     )
     writer.write(head.encode() + payload)
     await writer.drain()
@@ -168,7 +169,7 @@ async def run(args):
         await pc.close()
         return 0
     started = time.monotonic()
-    status, headers, body = await post(args.url, pc.localDescription.sdp)
+    status, headers, body = await post(args.url, pc.localDescription.sdp, token=args.token)
     summary["answer_ms"] = round((time.monotonic() - started) * 1000, 2)
     summary["status"] = status
     if status != 201:
@@ -203,7 +204,9 @@ async def run(args):
         summary["delete_status"] = None
     else:
         base = args.url.rsplit("/whip", 1)[0]
-        summary["delete_status"], _, _ = await post(base + location, "", method="DELETE")
+        summary["delete_status"], _, _ = await post(
+            base + location, "", method="DELETE", token=args.token
+        )
         await pc.close()
     for c in consumers:
         c.cancel()
@@ -231,6 +234,7 @@ def main():
     parser.add_argument("--measure-latency", action="store_true")
     parser.add_argument("--vanish", action="store_true", help="leave without DELETE")
     parser.add_argument("--print-offer", action="store_true", help="print an offer and exit")
+    parser.add_argument("--token", help="bearer token for a server started with --token-file")
     parser.add_argument(
         "--host-candidate",
         metavar="IP",

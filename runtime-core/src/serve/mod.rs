@@ -5,6 +5,7 @@
 //! * [`Admission`]: how many sessions are open, the limit, and the drain switch flipped on
 //!   SIGTERM; each admitted session holds a [`SessionSlot`] until it ends.
 //! * [`read_manifest_file`]: the `--manifest FILE` a server is started with, checked.
+//! * [`Tokens`]: the bearer tokens of `--token-file`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +17,10 @@ use crate::ipc::IpcRunner;
 use crate::manifest::{Format, Manifest, Problem, check_document};
 use crate::nodes::NodeRegistry;
 use crate::{PipelineRunner, RunError, StreamSession};
+
+mod tokens;
+
+pub use tokens::{TokenFileError, TokenRefusal, Tokens};
 
 /// A session just opened, with the manifest it runs.
 pub struct OpenedSession {

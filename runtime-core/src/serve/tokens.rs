@@ -1,0 +1,144 @@
+//! Bearer tokens a server accepts (`--token-file`): read once, compared in constant time.
+//! Transports map a refusal to their own wire error (gRPC UNAUTHENTICATED, HTTP 401).
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// The accepted tokens; cheap to clone.
+#[derive(Clone)]
+pub struct Tokens(Arc<[String]>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} tokens)", self.0.len())
+    }
+}
+
+/// Why a token file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// It could not be read.
+    #[error("reading token file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It holds no token.
+    #[error(
+        "token file {path} holds no token (one per line; blank lines and # comments are skipped)"
+    )]
+    Empty {
+        /// The file.
+        path: String,
+    },
+}
+
+/// Why a request's credentials were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No `authorization` header.
+    #[error("missing `authorization: Bearer <token>`")]
+    Missing,
+    /// The header is not `Bearer <token>`.
+    #[error("`authorization` must be `Bearer <token>`")]
+    Malformed,
+    /// The token is not one of the accepted ones.
+    #[error("unknown token")]
+    Unknown,
+}
+
+impl Tokens {
+    /// Reads tokens from `path`, one per line (blank lines and `#` comments skipped), so tokens
+    /// can be rotated by listing old and new ones together.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or holds no token.
+    pub fn from_file(path: &Path) -> Result<Self, TokenFileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let tokens: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        if tokens.is_empty() {
+            return Err(TokenFileError::Empty { path: shown });
+        }
+        Ok(Self(tokens.into()))
+    }
+
+    /// Checks the value of an `authorization` header (`None` when absent).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenRefusal`] naming what is wrong.
+    pub fn check(&self, authorization: Option<&str>) -> Result<(), TokenRefusal> {
+        let header = authorization.ok_or(TokenRefusal::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or(TokenRefusal::Malformed)?;
+        if self
+            .0
+            .iter()
+            .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+        {
+            Ok(())
+        } else {
+            Err(TokenRefusal::Unknown)
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens(vec!["old-secret".to_owned(), "new-secret".to_owned()].into())
+    }
+
+    #[test]
+    fn any_listed_token_passes_and_everything_else_is_refused_with_its_reason() {
+        assert_eq!(tokens().check(Some("Bearer new-secret")), Ok(()));
+        assert_eq!(tokens().check(Some("Bearer old-secret")), Ok(()));
+        assert_eq!(tokens().check(None), Err(TokenRefusal::Missing));
+        assert_eq!(
+            tokens().check(Some("new-secret")),
+            Err(TokenRefusal::Malformed)
+        );
+        assert_eq!(
+            tokens().check(Some("Bearer nope")),
+            Err(TokenRefusal::Unknown)
+        );
+        assert_eq!(
+            tokens().check(Some("Bearer new-secre")),
+            Err(TokenRefusal::Unknown)
+        );
+    }
+
+    #[test]
+    fn token_files_skip_comments_and_refuse_to_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "# rotated 2026-11\n\n  abc  \n").unwrap();
+        let tokens = Tokens::from_file(&path).unwrap();
+        assert_eq!(tokens.check(Some("Bearer abc")), Ok(()));
+        std::fs::write(&path, "# nothing\n").unwrap();
+        assert!(matches!(
+            Tokens::from_file(&path),
+            Err(TokenFileError::Empty { .. })
+        ));
+    }
+}
