@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use crate::ipc::IpcRunner;
+use crate::ipc::{ClientOptions, IpcRunner, LinkName};
 use crate::manifest::{Format, Manifest, Problem, check_document};
 use crate::nodes::NodeRegistry;
 use crate::{PipelineRunner, RunError, StreamSession};
@@ -198,6 +198,54 @@ pub struct SessionSlot(Arc<AtomicUsize>);
 impl Drop for SessionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a server's pipeline runs, as its command line says: `--manifest FILE` (in this
+/// process) or `--connect NAME` (the pod's worker on that iceoryx2 link).
+#[derive(Clone, Copy, Debug)]
+pub enum ServeFrom<'a> {
+    /// Serve this manifest file in-process.
+    Manifest(&'a Path),
+    /// Serve the worker on this link.
+    Link(&'a str),
+}
+
+/// Why a server's backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The manifest file is unreadable or invalid (the problems are in the message).
+    #[error(transparent)]
+    Manifest(#[from] ManifestFileError),
+    /// The link name is invalid or the link's client could not be created.
+    #[error("--connect: {0}")]
+    Link(String),
+}
+
+/// The backend a server binary serves, with the manifest's warnings (for `--manifest`) to
+/// print. Built-in node types only, as in the worker.
+///
+/// # Errors
+///
+/// [`BackendError`].
+pub fn backend(from: ServeFrom<'_>) -> Result<(Arc<dyn Backend>, Vec<Problem>), BackendError> {
+    let registry = NodeRegistry::with_builtins();
+    match from {
+        ServeFrom::Manifest(path) => {
+            let (manifest, warnings) = read_manifest_file(path, &registry)?;
+            let runner = PipelineRunner::with_registry(registry);
+            Ok((
+                Arc::new(InProcess::new(runner, Arc::new(manifest))),
+                warnings,
+            ))
+        }
+        ServeFrom::Link(name) => {
+            let link =
+                LinkName::resolve(Some(name)).map_err(|e| BackendError::Link(e.to_string()))?;
+            let client = IpcRunner::connect(link, ClientOptions::default())
+                .map_err(|e| BackendError::Link(e.to_string()))?;
+            Ok((Arc::new(Linked::new(client, registry)), Vec::new()))
+        }
     }
 }
 

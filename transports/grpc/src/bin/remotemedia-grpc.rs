@@ -10,12 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
-use remotemedia_grpc::{Admission, Backend, GrpcService, InProcess, Linked, ServiceOptions, pb};
-use remotemedia_runtime_core::PipelineRunner;
-use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
-use remotemedia_runtime_core::manifest::Manifest;
-use remotemedia_runtime_core::nodes::NodeRegistry;
-use remotemedia_runtime_core::serve::read_manifest_file;
+use remotemedia_grpc::{Admission, Backend, GrpcService, ServiceOptions, pb};
+use remotemedia_runtime_core::serve::{self, BackendError, ServeFrom};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -89,23 +85,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend: Arc<dyn Backend> = match (&args.manifest, &args.connect) {
-        (Some(path), _) => {
-            let registry = NodeRegistry::with_builtins();
-            let Some(manifest) = load_manifest(path, &registry) else {
-                return Ok(ExitCode::FAILURE);
-            };
-            Arc::new(InProcess::new(
-                PipelineRunner::with_registry(registry),
-                Arc::new(manifest),
-            ))
-        }
-        (None, Some(link)) => {
-            let link = LinkName::resolve(Some(link))?;
-            let client = IpcRunner::connect(link, ClientOptions::default())?;
-            Arc::new(Linked::new(client, NodeRegistry::with_builtins()))
-        }
+    let from = match (&args.manifest, &args.connect) {
+        (Some(path), _) => ServeFrom::Manifest(path),
+        (None, Some(link)) => ServeFrom::Link(link),
         (None, None) => bail!("give --manifest FILE or --connect NAME"),
+    };
+    let backend = match serve::backend(from) {
+        Ok((backend, warnings)) => {
+            if let ServeFrom::Manifest(path) = from {
+                for w in &warnings {
+                    eprintln!("{}: {w}", path.display());
+                }
+            }
+            backend
+        }
+        Err(BackendError::Manifest(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
     };
     let auth = args
         .token_file
@@ -196,21 +194,6 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     eprintln!("stopped ({left} sessions cut at the drain deadline)");
     Ok(ExitCode::SUCCESS)
-}
-
-fn load_manifest(path: &std::path::Path, registry: &NodeRegistry) -> Option<Manifest> {
-    match read_manifest_file(path, registry) {
-        Ok((manifest, warnings)) => {
-            for w in &warnings {
-                eprintln!("{}: {w}", path.display());
-            }
-            Some(manifest)
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            None
-        }
-    }
 }
 
 /// The same status for the server as a whole ("") and for the pipeline service: probes ask

@@ -4,15 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use remotemedia_runtime_core::PipelineRunner;
-use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName};
-use remotemedia_runtime_core::nodes::NodeRegistry;
-use remotemedia_runtime_core::serve::{Backend, InProcess, Linked, Tokens, read_manifest_file};
+use remotemedia_runtime_core::serve::{self, BackendError, ServeFrom, Tokens};
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 
 /// WebRTC server for RemoteMedia pipelines (WHIP signalling, Opus audio, events on a data
@@ -89,32 +85,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend: Arc<dyn Backend> = match (&args.manifest, &args.connect) {
-        (Some(path), _) => {
-            let registry = NodeRegistry::with_builtins();
-            let manifest = match read_manifest_file(path, &registry) {
-                Ok((manifest, warnings)) => {
-                    for w in &warnings {
-                        eprintln!("{}: {w}", path.display());
-                    }
-                    manifest
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            Arc::new(InProcess::new(
-                PipelineRunner::with_registry(registry),
-                Arc::new(manifest),
-            ))
-        }
-        (None, Some(link)) => {
-            let link = LinkName::resolve(Some(link))?;
-            let client = IpcRunner::connect(link, ClientOptions::default())?;
-            Arc::new(Linked::new(client, NodeRegistry::with_builtins()))
-        }
+    let from = match (&args.manifest, &args.connect) {
+        (Some(path), _) => ServeFrom::Manifest(path),
+        (None, Some(link)) => ServeFrom::Link(link),
         (None, None) => anyhow::bail!("give --manifest FILE or --connect NAME"),
+    };
+    let backend = match serve::backend(from) {
+        Ok((backend, warnings)) => {
+            if let ServeFrom::Manifest(path) = from {
+                for w in &warnings {
+                    eprintln!("{}: {w}", path.display());
+                }
+            }
+            backend
+        }
+        Err(BackendError::Manifest(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
     };
 
     let udp_bind = SocketAddr::new(args.listen.ip(), args.udp_port);
