@@ -30,20 +30,12 @@ pub enum OfferError {
     Rejected(String),
 }
 
-/// What the offer asks for, as far as the server cares.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OfferSummary {
-    /// It has a data channel section (`m=application ... webrtc-datachannel`), so events can
-    /// be delivered.
-    pub data_channel: bool,
-}
-
-/// Checks `body`; returns the offer text and what it asks for.
+/// Checks `body`; returns the offer text.
 ///
 /// # Errors
 ///
 /// The first [`OfferError`] found.
-pub fn check(body: &[u8]) -> Result<(&str, OfferSummary), OfferError> {
+pub fn check(body: &[u8]) -> Result<&str, OfferError> {
     let text = std::str::from_utf8(body).map_err(|_| OfferError::NotText)?;
     let mut lines = text.lines().map(str::trim_end).enumerate();
     let Some((_, first)) = lines.by_ref().find(|(_, l)| !l.is_empty()) else {
@@ -56,16 +48,12 @@ pub fn check(body: &[u8]) -> Result<(&str, OfferSummary), OfferError> {
     }
     let mut audio_line = None;
     let mut opus_in_audio = false;
-    let mut data_channel = false;
     let mut section = "";
     for (index, line) in lines {
         if let Some(media) = line.strip_prefix("m=") {
             section = media.split(' ').next().unwrap_or("");
             if section == "audio" && audio_line.is_none() {
                 audio_line = Some(index + 1);
-            }
-            if section == "application" && media.contains("webrtc-datachannel") {
-                data_channel = true;
             }
         } else if section == "audio"
             && audio_line.is_some()
@@ -78,7 +66,7 @@ pub fn check(body: &[u8]) -> Result<(&str, OfferSummary), OfferError> {
     match audio_line {
         None => Err(OfferError::NoAudio),
         Some(line) if !opus_in_audio => Err(OfferError::NoOpus { line }),
-        Some(_) => Ok((text, OfferSummary { data_channel })),
+        Some(_) => Ok(text),
     }
 }
 
@@ -91,11 +79,10 @@ mod tests {
         a=rtpmap:0 PCMU/8000\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
 
     #[test]
-    fn a_browser_like_offer_passes_and_its_data_channel_is_seen() {
-        let (_, summary) = check(BROWSER_LIKE.as_bytes()).unwrap();
-        assert!(summary.data_channel);
+    fn a_browser_like_offer_passes_with_or_without_a_data_channel() {
+        assert_eq!(check(BROWSER_LIKE.as_bytes()), Ok(BROWSER_LIKE));
         let no_channel = BROWSER_LIKE.split("m=application").next().unwrap();
-        assert!(!check(no_channel.as_bytes()).unwrap().1.data_channel);
+        assert_eq!(check(no_channel.as_bytes()), Ok(no_channel));
     }
 
     #[test]

@@ -321,7 +321,7 @@ async fn open_session(
     }
     let bad_offer =
         |e: OfferError| Refusal::new(StatusCode::BAD_REQUEST, "bad_offer", e.to_string());
-    let (text, _summary) = offer::check(body).map_err(bad_offer)?;
+    let text = offer::check(body).map_err(bad_offer)?;
     let sdp = SdpOffer::from_sdp_string(text)
         .map_err(|e| bad_offer(OfferError::Rejected(e.to_string())))?;
 
@@ -420,12 +420,9 @@ async fn delete_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = authorize(&shared, &headers) {
-        return refusal.into_response();
-    }
-    let key = lock(&shared.sessions).get(&id).copied();
-    let Some(key) = key else {
-        return Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")).into_response();
+    let key = match known_session(&shared, &headers, &id) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.into_response(),
     };
     let reason = engine::EndReason::Deleted;
     shared.engine.send(Command::Remove { key, reason }).await;
@@ -439,11 +436,8 @@ async fn patch_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = authorize(&shared, &headers) {
+    if let Err(refusal) = known_session(&shared, &headers, &id) {
         return refusal.into_response();
-    }
-    if !lock(&shared.sessions).contains_key(&id) {
-        return Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")).into_response();
     }
     let mut response = Refusal::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -455,6 +449,13 @@ async fn patch_session(
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
     response
+}
+
+/// The session a request on `/whip/{id}` is about: the caller authorized, the id known.
+fn known_session(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<PeerKey, Refusal> {
+    authorize(shared, headers)?;
+    let key = lock(&shared.sessions).get(id).copied();
+    key.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")))
 }
 
 async fn options_whip(State(shared): State<Arc<Shared>>) -> Response {

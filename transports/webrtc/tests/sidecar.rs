@@ -12,7 +12,7 @@ use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::serve::read_manifest_file;
-use support::{LIMIT, Server, example, http, offer_from_aiortc, run_client};
+use support::{LIMIT, Server, example, http, offer_from_aiortc, post_offer, run_client};
 
 fn await_health(server: &Server, want: u16) {
     let deadline = Instant::now() + LIMIT;
@@ -89,13 +89,7 @@ async fn as_a_sidecar_it_streams_through_the_worker_and_follows_its_health() {
     tokio::task::spawn_blocking(move || {
         await_health(&checks, 503);
         let offer = offer_from_aiortc();
-        let (status, _, body) = http(
-            &checks,
-            "POST",
-            "/whip",
-            "application/sdp",
-            offer.as_bytes(),
-        );
+        let (status, _, body) = post_offer(&checks, &offer);
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("could not open a session"), "{body}");
     })

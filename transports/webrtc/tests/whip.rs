@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, example, http, offer_from_aiortc, run_client, spawn_client};
+use support::{Server, example, http, offer_from_aiortc, post_offer, run_client, spawn_client};
 
 #[test]
 fn aiortc_round_trip_returns_the_audio_and_the_level_events() {
@@ -115,13 +115,7 @@ fn the_session_limit_refuses_with_429_until_a_place_frees() {
     let first = spawn_client(&server, &["--seconds", "4"]);
     server.await_metric("remotemedia_webrtc_open_sessions", 1.0);
     let offer = offer_from_aiortc();
-    let (status, _, body) = http(
-        &server,
-        "POST",
-        "/whip",
-        "application/sdp",
-        offer.as_bytes(),
-    );
+    let (status, _, body) = post_offer(&server, &offer);
     assert_eq!(status, 429, "{body}");
     assert!(body.contains("maximum of 1 sessions"), "{body}");
     let summary = first.finish();
@@ -141,13 +135,7 @@ fn sessions_whose_client_never_connects_or_vanishes_are_ended() {
     ]);
     // An answer nobody uses.
     let offer = offer_from_aiortc();
-    let (status, _, body) = http(
-        &server,
-        "POST",
-        "/whip",
-        "application/sdp",
-        offer.as_bytes(),
-    );
+    let (status, _, body) = post_offer(&server, &offer);
     assert_eq!(status, 201, "{body}");
     server.await_metric(
         "remotemedia_webrtc_sessions_ended_total{reason=\"never_connected\"}",
@@ -176,13 +164,7 @@ fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
     let (status, _, body) = http(&server, "GET", "/livez", "", b"");
     assert_eq!(status, 200, "{body}");
     let offer = offer_from_aiortc();
-    let (status, headers, body) = http(
-        &server,
-        "POST",
-        "/whip",
-        "application/sdp",
-        offer.as_bytes(),
-    );
+    let (status, headers, body) = post_offer(&server, &offer);
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
     // The open session keeps streaming to its end.
@@ -206,13 +188,7 @@ fn a_token_file_guards_whip_but_not_health_or_the_page() {
         tokens.to_str().unwrap(),
     ]);
     let offer = offer_from_aiortc();
-    let (status, headers, body) = http(
-        &server,
-        "POST",
-        "/whip",
-        "application/sdp",
-        offer.as_bytes(),
-    );
+    let (status, headers, body) = post_offer(&server, &offer);
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing"), "{body}");
     assert_eq!(

@@ -189,6 +189,11 @@ pub fn http(
     (status, headers, dechunk(body))
 }
 
+/// `POST /whip` with `offer` as `application/sdp`.
+pub fn post_offer(server: &Server, offer: &str) -> (u16, HashMap<String, String>, String) {
+    http(server, "POST", "/whip", "application/sdp", offer.as_bytes())
+}
+
 /// Undoes `Transfer-Encoding: chunked` if the body looks chunked (axum streams some bodies).
 fn dechunk(body: &str) -> String {
     let mut out = String::new();
