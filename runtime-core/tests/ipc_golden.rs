@@ -82,6 +82,7 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
         ),
         ("end_input", e(7, Message::EndInput)),
         ("close", e(8, Message::Close)),
+        ("credit", e(11, Message::Credit { count: 8 })),
         (
             "opened",
             e(

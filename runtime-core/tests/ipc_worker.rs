@@ -287,3 +287,59 @@ async fn a_client_that_stops_reading_stalls_its_sender_and_loses_nothing() {
     assert_eq!(texts.len(), expected.len(), "stalled after {sent} items");
     assert_eq!(texts, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_session_does_not_hold_up_other_sessions_on_the_same_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pass.json");
+    std::fs::write(
+        &path,
+        r#"{"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}"#,
+    )
+    .unwrap();
+    let worker = ServedWorker::start(&path, &unique_link("hol"));
+    // One client process: both sessions share its pipe pair to the worker.
+    let runner = client(&worker.link);
+    let stalled = runner.stream_served().await.unwrap();
+    let frame = || {
+        TransportData::new(RuntimeData::Audio(
+            remotemedia_runtime_core::AudioBuffer::new(vec![0.25; 960], 48_000, 1),
+        ))
+    };
+    let mut parked = 0;
+    while tokio::time::timeout(Duration::from_secs(1), stalled.send_input(frame()))
+        .await
+        .is_ok()
+    {
+        parked += 1;
+        assert!(parked < 10_000, "a session nobody reads never stalled");
+    }
+    // The stalled session's outputs sit unread; another session still streams at once.
+    let moving = runner.stream_served().await.unwrap();
+    within(
+        Duration::from_secs(10),
+        "streaming beside a stalled session",
+        async {
+            for i in 0..500u64 {
+                moving.send_input(frame().with_sequence(i)).await.unwrap();
+                let Some(SessionOutput::Data { data, .. }) = moving.recv_output().await.unwrap()
+                else {
+                    panic!("no output for frame {i}")
+                };
+                assert_eq!(data.sequence, Some(i));
+            }
+        },
+    )
+    .await;
+    // And the stalled one loses nothing once read.
+    stalled.end_input().await;
+    let mut received = 0;
+    within(LIMIT, "draining the stalled session", async {
+        while let Some(output) = stalled.recv_output().await.unwrap() {
+            assert!(matches!(output, SessionOutput::Data { .. }));
+            received += 1;
+        }
+    })
+    .await;
+    assert_eq!(received, parked, "frames sent before the stall");
+}

@@ -11,6 +11,7 @@ from .codec import (
     Audio,
     Close,
     Closed,
+    Credit,
     DecodeError,
     Done,
     EndInput,
@@ -28,6 +29,6 @@ from .codec import (
 from .node import Node, NodeType, PluginError, node
 
 __all__ = [
-    "Audio", "Close", "Closed", "DecodeError", "Done", "EndInput", "Error", "Input", "Item", "Json",
+    "Audio", "Close", "Closed", "Credit", "DecodeError", "Done", "EndInput", "Error", "Input", "Item", "Json",
     "Node", "NodeType", "Open", "Opened", "Output", "PluginError", "Tensor", "decode", "encode", "node",
 ]

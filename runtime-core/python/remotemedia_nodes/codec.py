@@ -105,6 +105,14 @@ class Close:
 
 
 @dataclass
+class Credit:
+    """Either way on the pod link: the sender took ``count`` more of the session's items."""
+
+    session: int
+    count: int
+
+
+@dataclass
 class Opened:
     session: int
     manifest: str
@@ -138,8 +146,8 @@ class Done:
     session: int
 
 
-Message = Union[Open, Input, EndInput, Close, Opened, Output, Error, Closed, Done]
-_KINDS = {Open: 1, Input: 2, EndInput: 3, Close: 4, Opened: 16, Output: 17, Error: 18, Closed: 19, Done: 20}
+Message = Union[Open, Input, EndInput, Close, Credit, Opened, Output, Error, Closed, Done]
+_KINDS = {Open: 1, Input: 2, EndInput: 3, Close: 4, Credit: 5, Opened: 16, Output: 17, Error: 18, Closed: 19, Done: 20}
 
 
 def _str16(out: bytearray, s: str) -> None:
@@ -213,6 +221,8 @@ def encode(message: Message) -> bytes:
         _bytes32(out, message.message.encode())
     elif isinstance(message, Closed):
         _bytes32(out, message.reason.encode())
+    elif isinstance(message, Credit):
+        out += struct.pack("<I", message.count)
     return bytes(out)
 
 
@@ -318,6 +328,8 @@ def decode(buf: Union[bytes, memoryview]) -> Message:
         message = EndInput(session)
     elif kind == 4:
         message = Close(session)
+    elif kind == 5:
+        message = Credit(session, r.unpack("<I", "count"))
     elif kind == 16:
         message = Opened(session, r.str32("manifest"))
     elif kind == 17:

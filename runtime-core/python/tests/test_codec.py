@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from remotemedia_nodes.codec import (
-    Audio, Close, Closed, DecodeError, Done, EndInput, Error, Input, Item, Json, Open, Opened, Output,
+    Audio, Close, Closed, Credit, DecodeError, Done, EndInput, Error, Input, Item, Json, Open, Opened, Output,
     Tensor, decode, encode,
 )
 
@@ -21,6 +21,7 @@ EXPECTED = {
     "input_tensor": Input(6, Item(Tensor(np.array([[1, -2, 3], [-4, 5, -6]], dtype="<i2")))),
     "end_input": EndInput(7),
     "close": Close(8),
+    "credit": Credit(11, 8),
     "opened": Opened(9, '{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}'),
     "error": Error(10, "gain", 42, "ValueError: boom"),
     "closed": Closed(2**64 - 1, "completed"),

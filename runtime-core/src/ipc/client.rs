@@ -2,11 +2,12 @@
 //! process and implements [`PipelineTransport`] over it, so code written against the traits
 //! runs the same in-process or across the pod link.
 //!
-//! Each client process has one iceoryx2 node and one inbox, shared by all its sessions. A
-//! watcher task checks every [`ClientOptions::watch_interval`] that the worker it opened
-//! sessions on is still alive; when it dies, every session's pending and later calls fail
-//! with [`SessionError::Aborted`], and the next `stream` connects to whichever worker serves
-//! the link by then.
+//! Each client process has one iceoryx2 node and one inbox, and per worker one pipe pair that
+//! all its sessions share (see [`super::link`] and [`super::mux`]). A watcher task checks
+//! every [`ClientOptions::watch_interval`] that the worker it opened sessions on is still
+//! alive; when it dies, every session's pending and later calls fail with
+//! [`SessionError::Aborted`], and the next `stream` connects to whichever worker serves the
+//! link by then.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use super::codec::{self, Envelope, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::{LiveNode, live_nodes};
+use super::mux::{Delivery, Inbound, Outbox, OutboxError, Routes, SendCredits, demux};
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
 use crate::data::TransportData;
@@ -30,7 +32,8 @@ use crate::transport::{
 /// Tunables of an [`IpcRunner`].
 #[derive(Clone, Copy, Debug)]
 pub struct ClientOptions {
-    /// Messages in flight per session pipe before the writer waits.
+    /// Messages the client's pipes buffer (all sessions together) before the writer waits;
+    /// must equal the worker's [`WorkerOptions::pipe_depth`](super::WorkerOptions).
     pub pipe_depth: usize,
     /// How long to wait for the worker to answer an Open.
     pub open_timeout: Duration,
@@ -43,7 +46,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            pipe_depth: 16,
+            pipe_depth: link::PIPE_DEPTH,
             open_timeout: Duration::from_secs(5),
             watch_interval: Duration::from_millis(200),
             unary_deadline: Duration::from_secs(30),
@@ -68,17 +71,21 @@ struct Client {
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
 }
 
-/// The worker this client currently talks to.
+/// The worker this client currently talks to, and the pipes to it.
 struct Connection {
     worker: LiveNode,
     control: PipeWriter,
+    up: Outbox,
+    routes: Arc<Routes>,
     lost: watch::Receiver<Option<String>>,
-    watcher: tokio::task::JoinHandle<()>,
+    tasks: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.watcher.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -154,19 +161,33 @@ impl IpcRunner {
         let unavailable = |e: IpcError| RunError::Unavailable {
             reason: format!("link '{}': {e}", client.link),
         };
-        let pipes = open_pipes(client, id).map_err(unavailable)?;
+        // Routed before the Open goes out, so the answer finds its way. Until the session is
+        // handed out, dropping `pending` unroutes it; a late `Opened` is then answered with
+        // `Close` (see `Connection::open`).
+        let (mut inbound, credits) =
+            connection
+                .routes
+                .add(id)
+                .ok_or_else(|| RunError::Unavailable {
+                    reason: format!("session id {id} is already in use"),
+                })?;
+        let pending = Unroute {
+            routes: &connection.routes,
+            id,
+            armed: true,
+        };
         let open = encode(id, Message::Open { manifest });
         let mut lost = connection.lost.clone();
         let answer = async {
-            connection.control.send(&open).await?;
-            pipes.down.recv().await
+            connection.control.send(&open).await.map_err(unavailable)?;
+            Ok::<_, RunError>(inbound.recv().await)
         };
         let answer = tokio::select! {
             answer = tokio::time::timeout(client.options.open_timeout, answer) => answer,
             reason = wait_lost(&mut lost) => return Err(RunError::Unavailable { reason }),
         };
-        let bytes = match answer {
-            Ok(bytes) => bytes.map_err(unavailable)?,
+        let delivery = match answer {
+            Ok(delivery) => delivery?,
             Err(_elapsed) => {
                 return Err(RunError::Unavailable {
                     reason: format!(
@@ -176,19 +197,27 @@ impl IpcRunner {
                 });
             }
         };
-        match codec::decode(&bytes).map(|e| e.message) {
-            Ok(Message::Opened { manifest }) => Ok(IpcSession {
-                id,
-                id_text: id.to_string(),
-                manifest: serde_json::from_str(&manifest).ok(),
-                up: pipes.up,
-                down: pipes.down,
-                lost,
-                input_ended: AtomicBool::new(false),
-                closed: watch::Sender::new(false),
-                finished: AtomicBool::new(false),
-                _connection: connection,
-            }),
+        let Some(delivery) = delivery else {
+            return Err(RunError::Unavailable {
+                reason: format!("link '{}': the connection was dropped", client.link),
+            });
+        };
+        match delivery {
+            Ok(Message::Opened { manifest }) => {
+                pending.disarm();
+                Ok(IpcSession {
+                    id,
+                    id_text: id.to_string(),
+                    manifest: serde_json::from_str(&manifest).ok(),
+                    inbound: tokio::sync::Mutex::new(inbound),
+                    credits,
+                    lost,
+                    input_ended: AtomicBool::new(false),
+                    closed: watch::Sender::new(false),
+                    finished: AtomicBool::new(false),
+                    connection,
+                })
+            }
             Ok(Message::Closed { reason }) => Err(refusal::decode(&reason)),
             Ok(other) => Err(RunError::Refused {
                 reason: format!("unexpected answer to Open: {other:?}"),
@@ -220,15 +249,84 @@ impl IpcRunner {
                 reason: format!("no live worker serves link '{}'", client.link),
             });
         };
+        let connection = Connection::open(client, worker).map_err(unavailable)?;
+        *current = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// Removes a session's route when dropped armed: an open that did not complete.
+struct Unroute<'a> {
+    routes: &'a Routes,
+    id: SessionId,
+    armed: bool,
+}
+
+impl Unroute<'_> {
+    /// The open completed: the session now owns its route.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Unroute<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.routes.remove(self.id);
+        }
+    }
+}
+
+impl Connection {
+    /// Creates this client's pipe pair to `worker` (before any Open names it) and the tasks
+    /// that write, read and watch.
+    fn open(client: &Client, worker: LiveNode) -> Result<Arc<Self>, IpcError> {
+        let link = &client.link;
+        let worker_inbox = link.worker_inbox();
+        let mine = link::client_slots();
+        let theirs = link::worker_slots(client.id);
+        let depth = client.options.pipe_depth;
+        let down = PipeReader::open(
+            &client.node,
+            &link.down_pipe(worker.id, client.id),
+            depth,
+            Slots {
+                data: mine.data,
+                space: theirs.space,
+            },
+            &worker_inbox,
+            client.inbox.clone(),
+        )?;
+        let up_name = link.up_pipe(worker.id, client.id);
+        let up_pipe = PipeWriter::open(
+            &client.node,
+            &up_name,
+            depth,
+            Slots {
+                data: theirs.data,
+                space: mine.space,
+            },
+            &worker_inbox,
+            client.inbox.clone(),
+        )?;
         let control = PipeWriter::open_shared(
             &client.node,
-            &client.link.control_pipe(),
+            &link.control_pipe(),
             64,
             200,
             link::CONTROL_SLOT,
-            &client.link.worker_inbox(),
-        )
-        .map_err(unavailable)?;
+            &worker_inbox,
+        )?;
+        let (up, writer) = Outbox::spawn(Arc::new(up_pipe), up_name);
+        let routes = Arc::new(Routes::default());
+        let reader = {
+            let routes = routes.clone();
+            let up = up.clone();
+            tokio::spawn(async move {
+                let e = demux(down, routes, |id, delivery| unrouted(&up, id, &delivery)).await;
+                tracing::warn!(error = %e, "link pipe from the worker failed");
+            })
+        };
         let (lost_tx, lost) = watch::channel(None);
         let watcher = tokio::spawn(watch_worker(
             client.node.config().clone(),
@@ -237,14 +335,22 @@ impl IpcRunner {
             client.options.watch_interval,
             lost_tx,
         ));
-        let connection = Arc::new(Connection {
+        Ok(Arc::new(Self {
             worker,
             control,
+            up,
+            routes,
             lost,
-            watcher,
-        });
-        *current = Some(connection.clone());
-        Ok(connection)
+            tasks: [writer, reader, watcher],
+        }))
+    }
+}
+
+/// A message for a session this client no longer routes. `Opened` means an open that was
+/// given up on (timeout, cancelled caller) went through after all: close that session.
+fn unrouted(up: &Outbox, id: SessionId, delivery: &Delivery) {
+    if let Ok(Message::Opened { .. }) = delivery {
+        let _ = up.send(id, Message::Close);
     }
 }
 
@@ -282,43 +388,6 @@ async fn wait_lost(lost: &mut watch::Receiver<Option<String>>) -> String {
     }
 }
 
-struct ClientPipes {
-    up: PipeWriter,
-    down: PipeReader,
-}
-
-fn open_pipes(client: &Client, id: SessionId) -> Result<ClientPipes, IpcError> {
-    let link = &client.link;
-    let worker_inbox = link.worker_inbox();
-    let mine = id.client_slots();
-    let theirs = id.worker_slots();
-    let depth = client.options.pipe_depth;
-    // The reader first: the worker answers on it as soon as it sees the Open.
-    let down = PipeReader::open(
-        &client.node,
-        &link.down_pipe(id),
-        depth,
-        Slots {
-            data: mine.data,
-            space: theirs.space,
-        },
-        &worker_inbox,
-        client.inbox.clone(),
-    )?;
-    let up = PipeWriter::open(
-        &client.node,
-        &link.up_pipe(id),
-        depth,
-        Slots {
-            data: theirs.data,
-            space: mine.space,
-        },
-        &worker_inbox,
-        client.inbox.clone(),
-    )?;
-    Ok(ClientPipes { up, down })
-}
-
 fn encode(id: SessionId, message: Message) -> Vec<u8> {
     // Only Input can exceed a length prefix, and that is checked where it is encoded.
     codec::encode(&Envelope {
@@ -335,14 +404,16 @@ pub struct IpcSession {
     id: SessionId,
     id_text: String,
     manifest: Option<Manifest>,
-    up: PipeWriter,
-    down: PipeReader,
+    /// What the worker sent this session; also counts outputs taken, for credits.
+    inbound: tokio::sync::Mutex<Inbound>,
+    /// Inputs this session may still send before the worker takes some.
+    credits: SendCredits,
     lost: watch::Receiver<Option<String>>,
     input_ended: AtomicBool,
     /// Set by `close`; a receive waiting on the worker watches it to end at once.
     closed: watch::Sender<bool>,
     finished: AtomicBool,
-    _connection: Arc<Connection>,
+    connection: Arc<Connection>,
 }
 
 impl IpcSession {
@@ -353,11 +424,18 @@ impl IpcSession {
     }
 
     fn aborted(&self, reason: String) -> SessionError {
-        self.finished.store(true, Ordering::Release);
+        self.finish();
         SessionError::Aborted {
             session_id: self.id_text.clone(),
             reason,
         }
+    }
+
+    /// The session is over on this end: stop routing it (which also fails a send waiting
+    /// for credits).
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.connection.routes.remove(self.id);
     }
 
     fn closed_error(&self) -> SessionError {
@@ -366,16 +444,31 @@ impl IpcSession {
         }
     }
 
-    /// Sends a message, failing as soon as the worker is lost.
-    async fn send(&self, message: Message) -> Result<(), SessionError> {
-        let bytes = codec::encode(&Envelope {
-            session: self.id.0,
-            message,
-        })
-        .map_err(|e| SessionError::InvalidInput(e.to_string()))?;
+    /// Queues a message for the worker.
+    fn send(&self, message: Message) -> Result<(), SessionError> {
+        self.connection
+            .up
+            .send(self.id, message)
+            .map_err(|e| match e {
+                OutboxError::Encode(e) => SessionError::InvalidInput(e.to_string()),
+                OutboxError::Stopped => self.aborted(OutboxError::Stopped.to_string()),
+            })
+    }
+
+    /// Waits for a credit to send one input, failing as soon as the worker is lost.
+    async fn spend_credit(&self) -> Result<(), SessionError> {
         let mut lost = self.lost.clone();
+        if let Some(reason) = lost.borrow().clone() {
+            return Err(self.aborted(reason));
+        }
         tokio::select! {
-            sent = self.up.send(&bytes) => sent.map_err(|e| self.aborted(e.to_string())),
+            spent = self.credits.spend() => spent.map_err(|_| {
+                if *self.closed.borrow() {
+                    self.closed_error()
+                } else {
+                    self.aborted("the worker ended the session".to_owned())
+                }
+            }),
             reason = wait_lost(&mut lost) => Err(self.aborted(reason)),
         }
     }
@@ -402,13 +495,14 @@ impl StreamSession for IpcSession {
             .data
             .check_format()
             .map_err(SessionError::InvalidInput)?;
-        self.send(Message::Input(input)).await
+        self.spend_credit().await?;
+        self.send(Message::Input(input))
     }
 
     async fn end_input(&self) {
         if !self.input_ended.swap(true, Ordering::AcqRel) && !*self.closed.borrow() {
             // A lost worker shows up in recv_output; nothing to report here.
-            let _ = self.send(Message::EndInput).await;
+            let _ = self.send(Message::EndInput);
         }
     }
 
@@ -418,45 +512,53 @@ impl StreamSession for IpcSession {
         }
         let mut lost = self.lost.clone();
         let mut closed = self.closed.subscribe();
-        let bytes = tokio::select! {
-            bytes = self.down.recv() => bytes.map_err(|e| self.aborted(e.to_string()))?,
+        let mut inbound = self.inbound.lock().await;
+        let delivery = tokio::select! {
+            delivery = inbound.recv() => delivery,
             reason = wait_lost(&mut lost) => return Err(self.aborted(reason)),
             _ = closed.wait_for(|closed| *closed) => return Ok(None),
         };
-        let message = codec::decode(&bytes)
-            .map_err(|e| self.aborted(format!("undecodable message from the worker: {e}")))?
-            .message;
-        return match message {
-            Message::Output { node, item } => Ok(Some(SessionOutput::Data {
+        let Some(delivery) = delivery else {
+            return Err(self.aborted("the link's connection was dropped".to_owned()));
+        };
+        let message = delivery
+            .map_err(|e| self.aborted(format!("undecodable message from the worker: {e}")))?;
+        let output = match message {
+            Message::Output { node, item } => SessionOutput::Data {
                 node_id: node,
                 data: item,
-            })),
+            },
             Message::Error {
                 node,
                 sequence,
                 message,
-            } => Ok(Some(SessionOutput::Error(NodeFailure {
+            } => SessionOutput::Error(NodeFailure {
                 node_id: node,
                 sequence,
                 message,
-            }))),
+            }),
             Message::Closed { reason } if reason == "completed" => {
-                self.finished.store(true, Ordering::Release);
-                Ok(None)
+                self.finish();
+                return Ok(None);
             }
-            Message::Closed { reason } => Err(self.aborted(reason)),
-            other => Err(self.aborted(format!("unexpected message from the worker: {other:?}"))),
+            Message::Closed { reason } => return Err(self.aborted(reason)),
+            other => {
+                return Err(self.aborted(format!("unexpected message from the worker: {other:?}")));
+            }
         };
+        if let Some(credit) = inbound.took_item() {
+            // A failure here shows up on the next call.
+            let _ = self.send(credit);
+        }
+        Ok(Some(output))
     }
 
     async fn close(&self) {
         if self.closed.send_replace(true) {
             return;
         }
-        self.finished.store(true, Ordering::Release);
-        // Best effort: if the worker's buffer is full or it is gone, it reclaims the session
-        // when it sees this end of the pipes dropped.
-        let _ = self.up.try_send(&encode(self.id, Message::Close));
+        let _ = self.send(Message::Close);
+        self.finish();
     }
 
     fn is_active(&self) -> bool {
@@ -467,8 +569,9 @@ impl StreamSession for IpcSession {
 impl Drop for IpcSession {
     fn drop(&mut self) {
         if !*self.closed.borrow() && !self.finished.load(Ordering::Acquire) {
-            let _ = self.up.try_send(&encode(self.id, Message::Close));
+            let _ = self.send(Message::Close);
         }
+        self.connection.routes.remove(self.id);
     }
 }
 

@@ -10,6 +10,8 @@
 //!   Input       item
 //!   EndInput    -
 //!   Close       -
+//!   Credit      count: u32   (either way: the sender of it took `count` more of the
+//!               session's items, so its peer may send that many more; see ipc::link)
 //!   Opened      manifest: str32 (JSON of the pipeline the session runs)
 //!   Output      node: str16, item
 //!   Error       node: str16, sequence: u8 present + u64, message: str32
@@ -57,6 +59,13 @@ pub enum Message {
     EndInput,
     /// Client → worker: drop the session now.
     Close,
+    /// Either way: the sender took `count` more of this session's items (inputs in the
+    /// worker, outputs in the client), so its peer may send that many more. Sessions share
+    /// one pipe per client, and these credits keep one slow session from filling it.
+    Credit {
+        /// How many items were taken.
+        count: u32,
+    },
     /// Worker → client: the session is open.
     Opened {
         /// JSON of the manifest the session runs, so a client that asked for the worker's
@@ -96,6 +105,7 @@ impl Message {
             Self::Input(_) => 2,
             Self::EndInput => 3,
             Self::Close => 4,
+            Self::Credit { .. } => 5,
             Self::Opened { .. } => 16,
             Self::Output { .. } => 17,
             Self::Error { .. } => 18,
@@ -184,6 +194,7 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
             w.str32("message", message)?;
         }
         Message::Closed { reason } => w.str32("reason", reason)?,
+        Message::Credit { count } => w.buf.extend_from_slice(&count.to_le_bytes()),
     }
     Ok(w.buf)
 }
@@ -355,6 +366,21 @@ fn dtype_from_name(name: &str) -> Option<DType> {
     })
 }
 
+/// The session a message belongs to, read from its header alone: what a receiver routes
+/// by, even when the rest of the message does not decode.
+///
+/// # Errors
+/// A [`DecodeError`] when the header is short or not this format's.
+pub fn session_of(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let magic = r.take(2, "magic")?;
+    if magic != MAGIC {
+        return Err(r.error_at(0, "magic", format!("expected \"RM\", found {magic:02x?}")));
+    }
+    r.pos = 8;
+    r.u64("session")
+}
+
 /// Decodes one message.
 ///
 /// # Errors
@@ -380,6 +406,9 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         2 => Message::Input(r.item()?),
         3 => Message::EndInput,
         4 => Message::Close,
+        5 => Message::Credit {
+            count: r.u32("count")?,
+        },
         16 => Message::Opened {
             manifest: r.str32("manifest")?,
         },

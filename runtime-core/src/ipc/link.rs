@@ -3,21 +3,36 @@
 //!
 //! ```text
 //! worker node          rm-worker.<link>
-//! worker inbox         remotemedia/<link>/worker/inbox     slot 0: control, 1..: sessions
+//! worker inbox         remotemedia/<link>/worker/inbox     slot 0: control, 1..: clients
 //! control pipe         remotemedia/<link>/control          every client writes Open here
 //! client node          rm-client.<link>.<client id, 8 hex digits>
 //! client inbox         remotemedia/<link>/client/<client id>/inbox
-//! session pipes        remotemedia/<link>/s/<session id, 16 hex digits>/{up,down}
+//! client pipes         remotemedia/<link>/w/<worker node id, 32 hex>/c/<client id>/{up,down}
 //! ```
+//!
+//! A client's pipes are named after the worker too: a client that outlives a worker talks to
+//! its successor on new pipes while sessions on the old ones still wind down.
+//!
+//! All sessions of one client process share its two pipes: every message carries its session
+//! id, and each end routes what it receives to the session's task. One pipe pair per client
+//! rather than per session, because per-session pipes cost a set of iceoryx2 services (files,
+//! ports, shared memory) per session opened (about 17 ms each) and a wake-up per message,
+//! where a shared pipe is written by one task that rings its reader once per batch.
 //!
 //! A session id is the client id (random per client process) in its upper 32 bits and the
 //! client's session counter in its lower 32, so the worker can tell which client process owns
-//! a session (to reclaim it when that process dies) and ring that client's inbox.
+//! a session (to reclaim it when that process dies) and which client's pipes to answer on.
+//!
+//! Flow control per session, so that one session whose reader is slow cannot fill the shared
+//! pipe: a sender may have [`SESSION_WINDOW`] items (inputs one way, outputs and errors the
+//! other) of a session that its peer has not yet taken; the peer returns credits in
+//! [`Credit`](super::codec::Message::Credit) messages of [`CREDIT_BATCH`] each. Both are
+//! protocol constants, so both ends agree without negotiating.
 //!
 //! The worker cannot tell a client which of its slots to ring before they can talk, so both
-//! ends derive slots from the session id. Sessions whose counters are equal modulo
-//! [`SLOT_SPREAD`] share slots; a shared slot costs a spurious wake-up, never a lost one
-//! (see [`super::pipe`]).
+//! ends derive slots from the client id. Clients whose ids are equal modulo [`SLOT_SPREAD`]
+//! share slots in the worker's inbox; a shared slot costs a spurious wake-up, never a lost
+//! one (see [`super::pipe`]).
 
 use std::fmt;
 
@@ -25,12 +40,20 @@ use std::fmt;
 pub const DEFAULT_LINK: &str = "remotemedia";
 /// Environment variable naming the link.
 pub const LINK_ENV: &str = "REMOTEMEDIA_IPC_NAME";
-/// Distinct slot pairs per inbox.
+/// Distinct slot pairs in a worker's inbox.
 pub const SLOT_SPREAD: u32 = 1024;
 /// Slots in a worker's inbox: the control slot and a pair per spread.
 pub const WORKER_INBOX_SLOTS: usize = 1 + 2 * SLOT_SPREAD as usize;
-/// Slots in a client's inbox.
-pub const CLIENT_INBOX_SLOTS: usize = 2 * SLOT_SPREAD as usize;
+/// Slots in a client's inbox: `data` of its down pipe, `space` of its up pipe.
+pub const CLIENT_INBOX_SLOTS: usize = 2;
+/// Messages a client's pipes buffer, for all its sessions together, before the writer waits
+/// (both ends must use the same depth: it is part of the pipes' iceoryx2 service).
+pub const PIPE_DEPTH: usize = 64;
+/// Items of one session a sender may have in flight, not yet taken by its peer.
+pub const SESSION_WINDOW: u32 = 16;
+/// Credits are returned after this many items were taken (at most [`SESSION_WINDOW`], or a
+/// blocked sender would wait forever for a batch that cannot fill).
+pub const CREDIT_BATCH: u32 = 8;
 /// Worker inbox slot rung when an Open arrives on the control pipe.
 pub const CONTROL_SLOT: usize = 0;
 /// Longest link name accepted (service names must stay within iceoryx2's limits).
@@ -145,16 +168,16 @@ impl LinkName {
         format!("remotemedia/{}/client/{client:08x}/inbox", self.0)
     }
 
-    /// Client → worker pipe of a session.
+    /// Client → worker pipe of a client process's sessions with worker node `worker`.
     #[must_use]
-    pub fn up_pipe(&self, session: SessionId) -> String {
-        format!("remotemedia/{}/s/{session}/up", self.0)
+    pub fn up_pipe(&self, worker: u128, client: u32) -> String {
+        format!("remotemedia/{}/w/{worker:032x}/c/{client:08x}/up", self.0)
     }
 
-    /// Worker → client pipe of a session.
+    /// Worker → client pipe of a client process's sessions with worker node `worker`.
     #[must_use]
-    pub fn down_pipe(&self, session: SessionId) -> String {
-        format!("remotemedia/{}/s/{session}/down", self.0)
+    pub fn down_pipe(&self, worker: u128, client: u32) -> String {
+        format!("remotemedia/{}/w/{worker:032x}/c/{client:08x}/down", self.0)
     }
 }
 
@@ -180,30 +203,22 @@ impl SessionId {
     pub fn client(self) -> u32 {
         (self.0 >> 32) as u32
     }
+}
 
-    fn spread(self) -> usize {
-        ((self.0 as u32) % SLOT_SPREAD) as usize
+/// Worker inbox slots of `client`'s pipes: `data` of its up pipe, `space` of its down pipe.
+#[must_use]
+pub fn worker_slots(client: u32) -> PipeSlots {
+    let base = 1 + 2 * (client % SLOT_SPREAD) as usize;
+    PipeSlots {
+        data: base,
+        space: base + 1,
     }
+}
 
-    /// Worker inbox slots: `data` of the up pipe, `space` of the down pipe.
-    #[must_use]
-    pub fn worker_slots(self) -> SessionSlots {
-        let base = 1 + 2 * self.spread();
-        SessionSlots {
-            data: base,
-            space: base + 1,
-        }
-    }
-
-    /// Client inbox slots: `data` of the down pipe, `space` of the up pipe.
-    #[must_use]
-    pub fn client_slots(self) -> SessionSlots {
-        let base = 2 * self.spread();
-        SessionSlots {
-            data: base,
-            space: base + 1,
-        }
-    }
+/// Client inbox slots: `data` of its down pipe, `space` of its up pipe.
+#[must_use]
+pub fn client_slots() -> PipeSlots {
+    PipeSlots { data: 0, space: 1 }
 }
 
 impl fmt::Display for SessionId {
@@ -212,9 +227,9 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// The two slots one end of a session is woken on.
+/// The two slots one end of a client's pipes is woken on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionSlots {
+pub struct PipeSlots {
     /// Rung when a message arrives for this end.
     pub data: usize,
     /// Rung when the peer consumed a message this end sent.
@@ -247,7 +262,10 @@ mod tests {
         assert_eq!(id.client(), 0xdead_beef);
         assert_eq!(id.to_string(), "deadbeef00000007");
         let link = LinkName::new("l").unwrap();
-        assert_eq!(link.up_pipe(id), "remotemedia/l/s/deadbeef00000007/up");
+        assert_eq!(
+            link.up_pipe(0xab, id.client()),
+            "remotemedia/l/w/000000000000000000000000000000ab/c/deadbeef/up"
+        );
         let node = link.client_node(0xdead_beef);
         assert_eq!(link.client_of_node(&node), Some(0xdead_beef));
         assert_eq!(link.client_of_node("rm-client.other.deadbeef"), None);
@@ -256,21 +274,21 @@ mod tests {
 
     #[test]
     fn slots_stay_in_range_and_never_use_the_control_slot() {
-        for counter in [0, 1, SLOT_SPREAD - 1, SLOT_SPREAD, u32::MAX] {
-            let id = SessionId::new(u32::MAX, counter);
-            let w = id.worker_slots();
+        for client in [0, 1, SLOT_SPREAD - 1, SLOT_SPREAD, u32::MAX] {
+            let w = worker_slots(client);
             assert!(
                 w.data > CONTROL_SLOT && w.space < WORKER_INBOX_SLOTS,
                 "{w:?}"
             );
-            let c = id.client_slots();
-            assert!(c.space < CLIENT_INBOX_SLOTS, "{c:?}");
             assert_ne!(w.data, w.space);
         }
+        let c = client_slots();
+        assert!(c.data < CLIENT_INBOX_SLOTS && c.space < CLIENT_INBOX_SLOTS);
         assert_eq!(
-            SessionId::new(1, 3).worker_slots(),
-            SessionId::new(2, 3 + SLOT_SPREAD).worker_slots(),
-            "counters equal modulo the spread share slots"
+            worker_slots(3),
+            worker_slots(3 + SLOT_SPREAD),
+            "client ids equal modulo the spread share slots"
         );
+        const { assert!(CREDIT_BATCH <= SESSION_WINDOW) };
     }
 }

@@ -4,8 +4,10 @@
 //! * [`codec`]: the byte format of every message, shared with the Python package
 //!   (`runtime-core/python`, held to the same golden vectors).
 //! * [`pipe`]: one-way byte pipes with async wake-ups and backpressure.
-//! * [`link`]: service names and slot numbers both ends derive from the link name and
-//!   session id.
+//! * [`link`]: service names, slot numbers and flow-control constants both ends derive
+//!   from the link name and client id.
+//! * `mux`: many sessions over one pipe pair per client process (batched writes, routing,
+//!   per-session credits).
 //! * [`Worker`] serves a [`PipelineRunner`](crate::PipelineRunner) on a link;
 //!   [`IpcRunner`] is a [`PipelineTransport`](crate::PipelineTransport) that reaches it, so a
 //!   transport runs in-process or as a sidecar by configuration only.
@@ -19,6 +21,7 @@ mod client;
 pub mod codec;
 pub mod link;
 pub mod liveness;
+mod mux;
 pub mod pipe;
 mod refusal;
 mod worker;

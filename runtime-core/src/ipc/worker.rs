@@ -1,16 +1,16 @@
 //! The worker: serves a [`PipelineRunner`] on a link to any number of client processes.
 //!
-//! Clients write `Open` to the link's control pipe; the worker answers on the session's own
-//! pipe pair (`Opened` or a refusal in `Closed`), then relays items between the pipes and a
+//! Clients write `Open` to the link's control pipe; the worker answers on that client's pipe
+//! pair (`Opened` or a refusal in `Closed`), opening its ends of the pair on the client's
+//! first `Open`, then relays items between the pipes and a
 //! [`PipelineSession`](crate::PipelineSession) until the outputs end (`Closed "completed"`),
 //! the client sends `Close`, or the client process dies: every
 //! [`WorkerOptions::reap_interval`] the worker lists live client nodes and reclaims the
-//! sessions of dead ones, then removes what they left in shared memory.
+//! sessions of dead ones (and of clients that let go of their pipes), then removes what they
+//! left in shared memory.
 //!
-//! A session's pipes outlive its task: they stay until the client lets go of its end (or
-//! dies). An iceoryx2 subscriber only finds a publisher when it next looks for one, so a
-//! publisher dropped right after its last send (a refusal, a final `Closed`) could take that
-//! message with it before the client ever connected.
+//! Per client, one task reads the up pipe and routes messages to session tasks, and one
+//! writes the down pipe for all of them ([`super::mux`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{self, Envelope, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::live_nodes;
+use super::mux::{Inbound, Outbox, OutboxError, Routes, SendCredits, demux};
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
 use crate::manifest::{Format, Manifest, check_document};
@@ -33,7 +34,8 @@ use crate::{PipelineRunner, PipelineSession};
 /// Tunables of a [`Worker`].
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerOptions {
-    /// Messages in flight per session pipe before the writer waits.
+    /// Messages a client's pipes buffer before the writer waits; must equal the clients'
+    /// [`ClientOptions::pipe_depth`](super::ClientOptions).
     pub pipe_depth: usize,
     /// How often dead clients are looked for (their sessions are reclaimed within this).
     pub reap_interval: Duration,
@@ -42,7 +44,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            pipe_depth: 16,
+            pipe_depth: link::PIPE_DEPTH,
             reap_interval: Duration::from_millis(500),
         }
     }
@@ -68,7 +70,7 @@ pub enum WorkerError {
 const CONTROL_DEPTH: usize = 64;
 /// Client processes that may write to one worker's control pipe.
 const MAX_CLIENTS: usize = 200;
-/// How long a session being reclaimed may take to tell its client.
+/// How long the last messages to a client (farewells at shutdown) may take to be written.
 const FAREWELL_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// A worker bound to its link, ready to [`serve`](Worker::serve).
@@ -177,7 +179,7 @@ impl Worker {
     /// # Errors
     /// The control pipe failed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
-        let mut sessions: HashMap<SessionId, Running> = HashMap::new();
+        let mut state = State::default();
         let (finished_tx, mut finished) = mpsc::unbounded_channel::<SessionId>();
         let mut reap = tokio::time::interval(self.options.reap_interval);
         reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -186,20 +188,21 @@ impl Worker {
             tokio::select! {
                 () = &mut shutdown => break Ok(()),
                 received = self.control.recv() => match received {
-                    Ok(bytes) => self.on_control(&bytes, &mut sessions, &finished_tx),
+                    Ok(bytes) => self.on_control(&bytes, &mut state, &finished_tx),
                     Err(e) => break Err(e.into()),
                 },
                 Some(id) = finished.recv() => {
-                    if let Some(running) = sessions.get_mut(&id) {
-                        running.finished = true;
-                    }
+                    state.sessions.remove(&id);
                 }
-                _ = reap.tick() => self.reap(&mut sessions),
+                _ = reap.tick() => self.reap(&mut state),
             }
         };
-        for (_, running) in sessions.drain() {
+        for (_, running) in state.sessions.drain() {
             let _ = running.abort.send("worker shutting down".to_owned());
             let _ = running.task.await;
+        }
+        for (_, mut client) in state.clients.drain() {
+            client.flush().await;
         }
         result
     }
@@ -207,7 +210,7 @@ impl Worker {
     fn on_control(
         &self,
         bytes: &[u8],
-        sessions: &mut HashMap<SessionId, Running>,
+        state: &mut State,
         finished: &mpsc::UnboundedSender<SessionId>,
     ) {
         let (id, manifest_text) = match codec::decode(bytes) {
@@ -224,46 +227,50 @@ impl Worker {
                 return;
             }
         };
-        if sessions.contains_key(&id) {
+        let client = match state.clients.entry(id.client()) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                match ClientPipes::open(&self.shared, id.client()) {
+                    Ok(pipes) => new.insert(pipes),
+                    Err(e) => {
+                        tracing::warn!(%id, error = %e, "could not open the client's pipes");
+                        return;
+                    }
+                }
+            }
+        };
+        let Some((inbound, credits)) = client.routes.add(id) else {
             tracing::warn!(%id, "Open for a session that is already open; ignored");
             return;
-        }
-        let pipes = match Pipes::open(&self.shared, id) {
-            Ok(pipes) => Arc::new(pipes),
-            Err(e) => {
-                tracing::warn!(%id, error = %e, "could not open the session's pipes");
-                return;
-            }
+        };
+        let Some(outbox) = client.outbox.clone() else {
+            return;
+        };
+        let link = SessionLink {
+            id,
+            outbox,
+            routes: client.routes.clone(),
+            credits,
         };
         let (abort, aborted) = oneshot::channel();
         let shared = self.shared.clone();
         let finished = finished.clone();
-        let task_pipes = pipes.clone();
         let task = tokio::spawn(async move {
             shared.open_sessions.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = run_session(&shared, &task_pipes, id, &manifest_text, aborted).await {
+            if let Err(e) = run_session(&shared, &link, inbound, &manifest_text, aborted).await {
                 tracing::warn!(%id, error = %e, "session ended with a link error");
             }
+            link.routes.remove(id);
             shared.open_sessions.fetch_sub(1, Ordering::Relaxed);
             let _ = finished.send(id);
         });
-        sessions.insert(
-            id,
-            Running {
-                client: id.client(),
-                pipes,
-                abort,
-                task,
-                finished: false,
-            },
-        );
+        state.sessions.insert(id, Running { abort, task });
     }
 
-    /// Aborts the sessions whose client process died or dropped the session without `Close`
-    /// (its end of the down pipe is gone), and lets go of finished sessions' pipes once their
-    /// client has.
-    fn reap(&self, sessions: &mut HashMap<SessionId, Running>) {
-        if sessions.is_empty() {
+    /// Aborts the sessions of clients whose process died or that let go of their pipes,
+    /// and closes those clients' pipes.
+    fn reap(&self, state: &mut State) {
+        if state.clients.is_empty() {
             return;
         }
         let link = &self.shared.link;
@@ -279,57 +286,70 @@ impl Worker {
             .iter()
             .filter_map(|n| link.client_of_node(&n.name))
             .collect();
-        let mut reclaimed = 0;
-        sessions.retain(|_, running| {
-            !running.finished
-                || (alive.contains(&running.client) && running.pipes.down.reader_connected())
-        });
-        for (id, running) in sessions.iter_mut() {
-            let reason = if !alive.contains(&running.client) {
+        let mut gone = Vec::new();
+        state.clients.retain(|client, pipes| {
+            let reason = if !alive.contains(client) {
                 "client process died"
-            } else if !running.pipes.down.reader_connected() {
-                "client dropped the session"
+            } else if !pipes.down.reader_connected() {
+                "client dropped its link"
             } else {
-                continue;
+                return true;
             };
-            let (spent, _) = oneshot::channel();
-            let abort = std::mem::replace(&mut running.abort, spent);
-            if abort.send(reason.to_owned()).is_ok() {
-                tracing::info!(%id, reason, "reclaiming session");
-                reclaimed += 1;
+            gone.push((*client, reason));
+            false
+        });
+        for (client, reason) in &gone {
+            for (id, running) in &mut state.sessions {
+                if id.client() != *client {
+                    continue;
+                }
+                let (spent, _) = oneshot::channel();
+                let abort = std::mem::replace(&mut running.abort, spent);
+                if abort.send((*reason).to_owned()).is_ok() {
+                    tracing::info!(%id, reason, "reclaiming session");
+                }
             }
         }
-        if reclaimed > 0 {
+        if !gone.is_empty() {
             let _ = self.shared.node.try_cleanup_dead_nodes();
         }
     }
 }
 
+/// What [`Worker::serve`] keeps track of.
+#[derive(Default)]
+struct State {
+    sessions: HashMap<SessionId, Running>,
+    clients: HashMap<u32, ClientPipes>,
+}
+
 /// A session's task and how to abort it.
 struct Running {
-    client: u32,
-    pipes: Arc<Pipes>,
     abort: oneshot::Sender<String>,
     task: tokio::task::JoinHandle<()>,
-    /// The task is done; the pipes stay until the client lets go (see the module docs).
-    finished: bool,
 }
 
-/// The worker's ends of a session's pipes.
-struct Pipes {
-    up: PipeReader,
-    down: PipeWriter,
+/// The worker's ends of one client's pipe pair, and the tasks moving messages on them.
+struct ClientPipes {
+    /// Kept to see whether the client still holds its end.
+    down: Arc<PipeWriter>,
+    /// `None` once flushing at shutdown.
+    outbox: Option<Outbox>,
+    routes: Arc<Routes>,
+    writer: tokio::task::JoinHandle<()>,
+    reader: tokio::task::JoinHandle<()>,
 }
 
-impl Pipes {
-    fn open(shared: &Shared, id: SessionId) -> Result<Self, IpcError> {
+impl ClientPipes {
+    fn open(shared: &Shared, client: u32) -> Result<Self, IpcError> {
         let link = &shared.link;
-        let client_inbox = link.client_inbox(id.client());
-        let mine = id.worker_slots();
-        let theirs = id.client_slots();
+        let worker = shared.node.id().value();
+        let client_inbox = link.client_inbox(client);
+        let mine = link::worker_slots(client);
+        let theirs = link::client_slots();
         let up = PipeReader::open(
             &shared.node,
-            &link.up_pipe(id),
+            &link.up_pipe(worker, client),
             shared.pipe_depth,
             Slots {
                 data: mine.data,
@@ -338,9 +358,10 @@ impl Pipes {
             &client_inbox,
             shared.inbox.clone(),
         )?;
-        let down = PipeWriter::open(
+        let down_name = link.down_pipe(worker, client);
+        let down = Arc::new(PipeWriter::open(
             &shared.node,
-            &link.down_pipe(id),
+            &down_name,
             shared.pipe_depth,
             Slots {
                 data: theirs.data,
@@ -348,23 +369,55 @@ impl Pipes {
             },
             &client_inbox,
             shared.inbox.clone(),
-        )?;
-        // The client created its writer before sending Open: connect now, so a Close sent
-        // right after `Opened` cannot vanish with a writer dropped before we first receive.
+        )?);
+        // The client created its writer before sending Open: connect now, so nothing it
+        // sends can be missed by a reader that has not looked for writers yet.
         up.connect()?;
-        Ok(Self { up, down })
+        let (outbox, writer) = Outbox::spawn(down.clone(), down_name);
+        let routes = Arc::new(Routes::default());
+        let reader = tokio::spawn({
+            let routes = routes.clone();
+            async move {
+                // Messages for sessions that ended (inputs in flight, credits) are dropped.
+                let e = demux(up, routes, |_, _| {}).await;
+                tracing::warn!(client = format!("{client:08x}"), error = %e, "link pipe from a client failed");
+            }
+        });
+        Ok(Self {
+            down,
+            outbox: Some(outbox),
+            routes,
+            writer,
+            reader,
+        })
     }
 
-    async fn send(&self, id: SessionId, message: Message) -> Result<(), IpcError> {
-        let bytes = codec::encode(&Envelope {
-            session: id.0,
-            message,
-        })
-        .map_err(|e| IpcError::Io {
-            what: "encode",
-            reason: e.to_string(),
-        })?;
-        self.down.send(&bytes).await
+    /// Lets the writer send what is queued (every session task has ended), for a while.
+    async fn flush(&mut self) {
+        self.outbox = None;
+        let _ = tokio::time::timeout(FAREWELL_TIMEOUT, &mut self.writer).await;
+    }
+}
+
+impl Drop for ClientPipes {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+/// A session's way to its client: the client's outbox, and this session's credits for
+/// sending outputs.
+struct SessionLink {
+    id: SessionId,
+    outbox: Outbox,
+    routes: Arc<Routes>,
+    credits: SendCredits,
+}
+
+impl SessionLink {
+    fn send(&self, message: Message) -> Result<(), OutboxError> {
+        self.outbox.send(self.id, message)
     }
 }
 
@@ -391,11 +444,11 @@ enum Ending {
 
 async fn run_session(
     shared: &Shared,
-    pipes: &Pipes,
-    id: SessionId,
+    link: &SessionLink,
+    mut inbound: Inbound,
     manifest_text: &str,
     aborted: oneshot::Receiver<String>,
-) -> Result<(), IpcError> {
+) -> Result<(), OutboxError> {
     let opened = resolve_manifest(shared, manifest_text).and_then(|manifest| {
         let session = shared.runner.create_stream_session(&manifest)?;
         Ok((manifest, session))
@@ -404,82 +457,76 @@ async fn run_session(
         Ok(ok) => ok,
         Err(e) => {
             let reason = refusal::encode(&e);
-            return pipes.send(id, Message::Closed { reason }).await;
+            return link.send(Message::Closed { reason });
         }
     };
     let manifest_json = serde_json::to_string(manifest.as_ref()).unwrap_or_default();
-    pipes
-        .send(
-            id,
-            Message::Opened {
-                manifest: manifest_json,
-            },
-        )
-        .await?;
+    link.send(Message::Opened {
+        manifest: manifest_json,
+    })?;
     let ending = tokio::select! {
-        result = relay_inputs(pipes, id, &session) => result?,
-        result = relay_outputs(pipes, id, &session) => result?,
+        result = relay_inputs(link, &mut inbound, &session) => result?,
+        result = relay_outputs(link, &session) => result?,
         reason = aborted => Ending::Aborted(reason.unwrap_or_else(|_| "worker stopped".to_owned())),
     };
     session.close().await;
     match ending {
-        Ending::Completed | Ending::ClosedByClient => {}
+        Ending::Completed | Ending::ClosedByClient => Ok(()),
         Ending::Aborted(reason) => {
-            tracing::debug!(%id, %reason, "session aborted");
-            // The client may be dead and its buffer full: do not wait long to say goodbye.
-            let farewell = pipes.send(id, Message::Closed { reason });
-            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, farewell).await;
+            tracing::debug!(id = %link.id, %reason, "session aborted");
+            link.send(Message::Closed { reason })
         }
     }
-    Ok(())
 }
 
-/// Client → pipeline. Returns only when the client closes (or the pipe fails); after
-/// `EndInput` it keeps listening for `Close`.
+/// Client → pipeline. Returns only when the client closes (or its pipe goes away); after
+/// `EndInput` it keeps listening for `Close`. Each input's credit is returned once the
+/// pipeline took it.
 async fn relay_inputs(
-    pipes: &Pipes,
-    id: SessionId,
+    link: &SessionLink,
+    inbound: &mut Inbound,
     session: &PipelineSession,
-) -> Result<Ending, IpcError> {
+) -> Result<Ending, OutboxError> {
     loop {
-        let bytes = pipes.up.recv().await?;
-        let message = match codec::decode(&bytes) {
-            Ok(envelope) => envelope.message,
+        let Some(delivery) = inbound.recv().await else {
+            return Ok(Ending::Aborted("the client's pipes closed".to_owned()));
+        };
+        let message = match delivery {
+            Ok(message) => message,
             Err(e) => {
-                let message = format!("undecodable input: {e}");
-                pipes.send(id, session_error(None, message)).await?;
+                link.send(session_error(None, format!("undecodable input: {e}")))?;
                 continue;
             }
         };
         match message {
             Message::Input(item) => {
                 let sequence = item.sequence;
-                match session.send_input(item).await {
+                let sent = session.send_input(item).await;
+                if let Some(credit) = inbound.took_item() {
+                    link.send(credit)?;
+                }
+                match sent {
                     Ok(()) => {}
                     Err(SessionError::Closed { .. }) => return Ok(Ending::ClosedByClient),
-                    Err(e) => {
-                        pipes
-                            .send(id, session_error(sequence, e.to_string()))
-                            .await?;
-                    }
+                    Err(e) => link.send(session_error(sequence, e.to_string()))?,
                 }
             }
             Message::EndInput => session.end_input().await,
             Message::Close => return Ok(Ending::ClosedByClient),
             other => {
                 let message = format!("unexpected message from client: {other:?}");
-                pipes.send(id, session_error(None, message)).await?;
+                link.send(session_error(None, message))?;
             }
         }
     }
 }
 
-/// Pipeline → client, then `Closed "completed"`.
+/// Pipeline → client, each output or error spending one of the client's credits, then
+/// `Closed "completed"`.
 async fn relay_outputs(
-    pipes: &Pipes,
-    id: SessionId,
+    link: &SessionLink,
     session: &PipelineSession,
-) -> Result<Ending, IpcError> {
+) -> Result<Ending, OutboxError> {
     loop {
         let message = match session.recv_output().await {
             Ok(Some(SessionOutput::Data { node_id, data })) => Message::Output {
@@ -493,16 +540,20 @@ async fn relay_outputs(
             },
             Ok(None) => {
                 let reason = "completed".to_owned();
-                pipes.send(id, Message::Closed { reason }).await?;
+                link.send(Message::Closed { reason })?;
                 return Ok(Ending::Completed);
             }
             Err(e) => {
                 let reason = e.to_string();
-                pipes.send(id, Message::Closed { reason }).await?;
+                link.send(Message::Closed { reason })?;
                 return Ok(Ending::Completed);
             }
         };
-        pipes.send(id, message).await?;
+        if link.credits.spend().await.is_err() {
+            // The route is gone: the client's pipes are being torn down.
+            return Ok(Ending::Aborted("the client's pipes closed".to_owned()));
+        }
+        link.send(message)?;
     }
 }
 
