@@ -574,7 +574,8 @@ impl<'a> Reader<'a> {
                     self.error_at(self.pos, "samples", format!("{count} samples overflow"))
                 })?;
                 let raw = self.take(bytes_len, "samples")?;
-                let samples: Vec<f32> = raw
+                // Straight into the shared buffer: one copy, not a Vec and then an Arc.
+                let samples: std::sync::Arc<[f32]> = raw
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
