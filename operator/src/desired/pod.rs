@@ -30,6 +30,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Port of the runtime's `/metrics`, `/healthz` and `/readyz`.
 pub const RUNTIME_METRICS_PORT: i32 = 9090;
 const GRPC_METRICS_PORT: i32 = 9091;
+/// The health service name `remotemedia-grpc` keeps SERVING while it answers at all.
+const GRPC_LIVENESS_SERVICE: &str = "liveness";
 /// Every container runs as this user and group, so they can all open each other's iceoryx2
 /// files and shared-memory segments.
 const WORKER_UID: i64 = 65532;
@@ -137,7 +139,14 @@ pub(super) fn template(
                 port("grpc-metrics", GRPC_METRICS_PORT, "TCP"),
             ]),
             readiness_probe: Some(grpc_probe.clone()),
+            // Its own health name, SERVING while the server answers: readiness turns
+            // NOT_SERVING while draining and while the worker is away, which must not get
+            // the sidecar killed.
             liveness_probe: Some(Probe {
+                grpc: Some(GRPCAction {
+                    port: grpc.port,
+                    service: Some(GRPC_LIVENESS_SERVICE.to_owned()),
+                }),
                 failure_threshold: Some(6),
                 ..grpc_probe
             }),

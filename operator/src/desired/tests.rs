@@ -106,6 +106,16 @@ fn the_runtime_is_a_native_sidecar_that_starts_first_with_probes() {
         .as_ref()
         .and_then(|p| p.grpc.as_ref());
     assert_eq!(grpc_probe.map(|g| g.port), Some(50051));
+    assert_eq!(grpc_probe.and_then(|g| g.service.clone()), None);
+    let liveness = spec.containers[0]
+        .liveness_probe
+        .as_ref()
+        .and_then(|p| p.grpc.as_ref());
+    assert_eq!(
+        liveness.and_then(|g| g.service.as_deref()),
+        Some("liveness"),
+        "liveness must not follow readiness (NOT_SERVING while draining)"
+    );
 }
 
 #[test]

@@ -259,6 +259,11 @@ async fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
 
     server.terminate();
     await_health(channel.clone(), ServingStatus::NotServing).await;
+    assert_eq!(
+        health(channel.clone(), "liveness").await,
+        ServingStatus::Serving,
+        "liveness probes must not fail while draining"
+    );
     let refused = client.execute(calc_request()).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
 
@@ -343,7 +348,12 @@ async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
 
     let _ = stop_worker.send(());
     worker.await.unwrap().unwrap();
-    await_health(channel, ServingStatus::NotServing).await;
+    await_health(channel.clone(), ServingStatus::NotServing).await;
+    assert_eq!(
+        health(channel, "liveness").await,
+        ServingStatus::Serving,
+        "a sidecar whose worker is away is not ready, but alive"
+    );
 }
 
 #[test]

@@ -18,6 +18,11 @@ use tonic_health::ServingStatus;
 
 /// The service name health checks ask about (besides "", the whole server).
 const SERVICE_NAME: &str = "remotemedia.v1.PipelineService";
+/// Health service name for liveness probes: SERVING as long as the server answers at all.
+/// Readiness ("" and [`SERVICE_NAME`]) turns NOT_SERVING while draining or while the worker
+/// is unreachable, and a liveness probe on it would kill a sidecar mid-drain, or restart one
+/// that cannot fix a missing worker.
+const LIVENESS_NAME: &str = "liveness";
 
 /// gRPC server for RemoteMedia pipelines.
 #[derive(Debug, Parser)]
@@ -124,6 +129,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (health, health_service) = tonic_health::server::health_reporter();
     // Known from the start, NOT_SERVING until the backend is found usable.
     set_health(&health, ServingStatus::NotServing).await;
+    health
+        .set_service_status(LIVENESS_NAME, ServingStatus::Serving)
+        .await;
     tokio::spawn(report_health(
         backend.clone(),
         health.clone(),
