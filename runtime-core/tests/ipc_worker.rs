@@ -36,6 +36,17 @@ fn client(link: &str) -> IpcRunner {
     IpcRunner::connect(LinkName::new(link).unwrap(), ClientOptions::default()).expect("client")
 }
 
+/// A worker process serving a single PassThrough node, its manifest written into `dir`.
+fn pass_through_worker(dir: &std::path::Path, link_prefix: &str) -> ServedWorker {
+    let path = dir.join("pass.json");
+    std::fs::write(
+        &path,
+        r#"{"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}"#,
+    )
+    .unwrap();
+    ServedWorker::start(&path, &unique_link(link_prefix))
+}
+
 fn manifest(text: &str) -> Arc<Manifest> {
     Manifest::from_text(text, Format::Json, PipelineRunner::new().registry()).expect("manifest")
 }
@@ -238,13 +249,7 @@ async fn unary_calls_error_items_and_refusals_match_the_in_process_runner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_stalls_its_sender_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pass.json");
-    std::fs::write(
-        &path,
-        r#"{"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}"#,
-    )
-    .unwrap();
-    let worker = ServedWorker::start(&path, &unique_link("bp"));
+    let worker = pass_through_worker(dir.path(), "bp");
     let session = client(&worker.link).stream_served().await.unwrap();
     const ITEMS: u64 = 2_000;
     let mut sent = 0;
@@ -291,13 +296,7 @@ async fn a_client_that_stops_reading_stalls_its_sender_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_session_does_not_hold_up_other_sessions_on_the_same_pipes() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pass.json");
-    std::fs::write(
-        &path,
-        r#"{"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}"#,
-    )
-    .unwrap();
-    let worker = ServedWorker::start(&path, &unique_link("hol"));
+    let worker = pass_through_worker(dir.path(), "hol");
     // One client process: both sessions share its pipe pair to the worker.
     let runner = client(&worker.link);
     let stalled = runner.stream_served().await.unwrap();
