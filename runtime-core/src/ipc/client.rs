@@ -495,8 +495,17 @@ impl StreamSession for IpcSession {
             .data
             .check_format()
             .map_err(SessionError::InvalidInput)?;
+        // Encoded first: an item that cannot be encoded must not cost the session a credit.
+        let bytes = codec::encode(&Envelope {
+            session: self.id.0,
+            message: Message::Input(input),
+        })
+        .map_err(|e| SessionError::InvalidInput(e.to_string()))?;
         self.spend_credit().await?;
-        self.send(Message::Input(input))
+        self.connection
+            .up
+            .send_encoded(bytes)
+            .map_err(|e| self.aborted(e.to_string()))
     }
 
     async fn end_input(&self) {

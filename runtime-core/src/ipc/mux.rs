@@ -65,6 +65,15 @@ impl Outbox {
             session: session.0,
             message,
         })?;
+        self.send_encoded(bytes)
+    }
+
+    /// Queues a message encoded by the caller (who may want to know it encodes before
+    /// spending a credit on it).
+    ///
+    /// # Errors
+    /// [`OutboxError::Stopped`].
+    pub(super) fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), OutboxError> {
         self.queue.send(bytes).map_err(|_| OutboxError::Stopped)
     }
 }

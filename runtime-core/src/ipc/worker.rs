@@ -239,11 +239,12 @@ impl Worker {
                 }
             }
         };
-        let Some((inbound, credits)) = client.routes.add(id) else {
-            tracing::warn!(%id, "Open for a session that is already open; ignored");
+        // Only while flushing at shutdown has a client no outbox, and then no Open is read.
+        let Some(outbox) = client.outbox.clone() else {
             return;
         };
-        let Some(outbox) = client.outbox.clone() else {
+        let Some((inbound, credits)) = client.routes.add(id) else {
+            tracing::warn!(%id, "Open for a session that is already open; ignored");
             return;
         };
         let link = SessionLink {
