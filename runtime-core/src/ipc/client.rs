@@ -17,10 +17,12 @@ use async_trait::async_trait;
 use iceoryx2::prelude::*;
 use tokio::sync::watch;
 
-use super::codec::{self, Envelope, Message};
+use super::codec::Message;
 use super::link::{self, LinkName, SessionId};
 use super::liveness::{LiveNode, live_nodes};
-use super::mux::{Delivery, Inbound, Outbox, OutboxError, Routes, SendCredits, demux};
+use super::mux::{
+    Delivery, Inbound, Outbox, OutboxError, OwnedTask, Routes, SendCredits, encode, spawn_demux,
+};
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
 use crate::data::TransportData;
@@ -78,15 +80,8 @@ struct Connection {
     up: Outbox,
     routes: Arc<Routes>,
     lost: watch::Receiver<Option<String>>,
-    tasks: [tokio::task::JoinHandle<()>; 3],
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// Writer, reader and worker watcher; they stop with the connection.
+    _tasks: [OwnedTask; 3],
 }
 
 impl IpcRunner {
@@ -176,7 +171,9 @@ impl IpcRunner {
             id,
             armed: true,
         };
-        let open = encode(id, Message::Open { manifest });
+        let open = encode(id, Message::Open { manifest }).map_err(|e| RunError::Refused {
+            reason: format!("the Open message could not be encoded: {e}"),
+        })?;
         let mut lost = connection.lost.clone();
         let answer = async {
             connection.control.send(&open).await.map_err(unavailable)?;
@@ -320,15 +317,17 @@ impl Connection {
         let (up, writer) = Outbox::spawn(Arc::new(up_pipe), up_name);
         let routes = Arc::new(Routes::default());
         let reader = {
-            let routes = routes.clone();
             let up = up.clone();
-            tokio::spawn(async move {
-                let e = demux(down, routes, |id, delivery| unrouted(&up, id, &delivery)).await;
-                tracing::warn!(error = %e, "link pipe from the worker failed");
-            })
+            let peer = format!("worker pid {}", worker.pid);
+            spawn_demux(
+                down,
+                routes.clone(),
+                move |id, d| unrouted(&up, id, &d),
+                peer,
+            )
         };
         let (lost_tx, lost) = watch::channel(None);
-        let watcher = tokio::spawn(watch_worker(
+        let watcher = OwnedTask::spawn(watch_worker(
             client.node.config().clone(),
             client.link.clone(),
             worker.clone(),
@@ -341,7 +340,7 @@ impl Connection {
             up,
             routes,
             lost,
-            tasks: [writer, reader, watcher],
+            _tasks: [writer, reader, watcher],
         }))
     }
 }
@@ -386,15 +385,6 @@ async fn wait_lost(lost: &mut watch::Receiver<Option<String>>) -> String {
         // The watcher is gone only with the connection; treat as lost.
         Err(_) => "the link's connection was dropped".to_owned(),
     }
-}
-
-fn encode(id: SessionId, message: Message) -> Vec<u8> {
-    // Only Input can exceed a length prefix, and that is checked where it is encoded.
-    codec::encode(&Envelope {
-        session: id.0,
-        message,
-    })
-    .unwrap_or_default()
 }
 
 /// A session running in a worker. Implements [`StreamSession`] with the same contract as the
@@ -496,11 +486,8 @@ impl StreamSession for IpcSession {
             .check_format()
             .map_err(SessionError::InvalidInput)?;
         // Encoded first: an item that cannot be encoded must not cost the session a credit.
-        let bytes = codec::encode(&Envelope {
-            session: self.id.0,
-            message: Message::Input(input),
-        })
-        .map_err(|e| SessionError::InvalidInput(e.to_string()))?;
+        let bytes = encode(self.id, Message::Input(input))
+            .map_err(|e| SessionError::InvalidInput(e.to_string()))?;
         self.spend_credit().await?;
         self.connection
             .up

@@ -2,14 +2,16 @@
 //!
 //! * [`Outbox`]: sessions queue messages; one task writes them to the pipe and rings the
 //!   reader once per batch, so under load a wake-up carries many messages rather than one.
-//! * [`Routes`] and [`demux`]: one task reads a pipe and hands each message to its session's
+//! * [`Routes`] and [`spawn_demux`]: one task reads a pipe and hands each message to its session's
 //!   queue, or takes a [`Credit`](Message::Credit) straight to the session's send credits.
 //! * [`Inbound`] and [`SendCredits`]: per-session flow control (see [`super::link`]). Queues
 //!   are unbounded because credits bound them: a session never has more than
 //!   [`SESSION_WINDOW`] items in flight each way, plus a few control messages.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{AcquireError, Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -41,9 +43,9 @@ pub(super) struct Outbox {
 impl Outbox {
     /// Starts the task that writes what is queued to `pipe`, in order. It ends once every
     /// clone of the outbox is dropped and the queue is written, or when the pipe fails.
-    pub(super) fn spawn(pipe: Arc<PipeWriter>, name: String) -> (Self, JoinHandle<()>) {
+    pub(super) fn spawn(pipe: Arc<PipeWriter>, name: String) -> (Self, OwnedTask) {
         let (queue, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
-        let task = tokio::spawn(async move {
+        let task = OwnedTask::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 if let Err(e) = pipe.send_batch(&batch).await {
@@ -61,11 +63,7 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError`].
     pub(super) fn send(&self, session: SessionId, message: Message) -> Result<(), OutboxError> {
-        let bytes = codec::encode(&Envelope {
-            session: session.0,
-            message,
-        })?;
-        self.send_encoded(bytes)
+        self.send_encoded(encode(session, message)?)
     }
 
     /// Queues a message encoded by the caller (who may want to know it encodes before
@@ -75,6 +73,37 @@ impl Outbox {
     /// [`OutboxError::Stopped`].
     pub(super) fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), OutboxError> {
         self.queue.send(bytes).map_err(|_| OutboxError::Stopped)
+    }
+}
+
+/// `message` of `session` as bytes for a pipe.
+///
+/// # Errors
+/// A field exceeds its length prefix.
+pub(super) fn encode(session: SessionId, message: Message) -> Result<Vec<u8>, EncodeError> {
+    codec::encode(&Envelope {
+        session: session.0,
+        message,
+    })
+}
+
+/// A task of the link, aborted when its handle is dropped (its pipes go with it).
+pub(super) struct OwnedTask(JoinHandle<()>);
+
+impl OwnedTask {
+    pub(super) fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+
+    /// Gives the task up to `limit` to end by itself, then aborts it.
+    pub(super) async fn finish_within(mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, &mut self.0).await;
+    }
+}
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -138,9 +167,22 @@ impl Routes {
     }
 }
 
-/// Reads `pipe` until it fails, handing each message to its session. Messages for sessions
-/// not (or no longer) routed go to `unrouted`, which answers or drops them.
-pub(super) async fn demux(
+/// Starts the task that reads `pipe` (from `peer`, for the log) until it fails, handing each
+/// message to its session. Messages for sessions not (or no longer) routed go to `unrouted`,
+/// which answers or drops them.
+pub(super) fn spawn_demux(
+    pipe: PipeReader,
+    routes: Arc<Routes>,
+    unrouted: impl FnMut(SessionId, Delivery) + Send + 'static,
+    peer: String,
+) -> OwnedTask {
+    OwnedTask::spawn(async move {
+        let e = demux(pipe, routes, unrouted).await;
+        tracing::warn!(%peer, error = %e, "link pipe from the peer failed");
+    })
+}
+
+async fn demux(
     pipe: PipeReader,
     routes: Arc<Routes>,
     mut unrouted: impl FnMut(SessionId, Delivery),

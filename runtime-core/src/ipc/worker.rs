@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{self, Envelope, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::live_nodes;
-use super::mux::{Inbound, Outbox, OutboxError, Routes, SendCredits, demux};
+use super::mux::{Inbound, Outbox, OutboxError, OwnedTask, Routes, SendCredits, spawn_demux};
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
 use crate::manifest::{Format, Manifest, check_document};
@@ -201,7 +201,7 @@ impl Worker {
             let _ = running.abort.send("worker shutting down".to_owned());
             let _ = running.task.await;
         }
-        for (_, mut client) in state.clients.drain() {
+        for (_, client) in state.clients.drain() {
             client.flush().await;
         }
         result
@@ -239,10 +239,7 @@ impl Worker {
                 }
             }
         };
-        // Only while flushing at shutdown has a client no outbox, and then no Open is read.
-        let Some(outbox) = client.outbox.clone() else {
-            return;
-        };
+        let outbox = client.outbox.clone();
         let Some((inbound, credits)) = client.routes.add(id) else {
             tracing::warn!(%id, "Open for a session that is already open; ignored");
             return;
@@ -334,11 +331,10 @@ struct Running {
 struct ClientPipes {
     /// Kept to see whether the client still holds its end.
     down: Arc<PipeWriter>,
-    /// `None` once flushing at shutdown.
-    outbox: Option<Outbox>,
+    outbox: Outbox,
     routes: Arc<Routes>,
-    writer: tokio::task::JoinHandle<()>,
-    reader: tokio::task::JoinHandle<()>,
+    writer: OwnedTask,
+    _reader: OwnedTask,
 }
 
 impl ClientPipes {
@@ -376,34 +372,28 @@ impl ClientPipes {
         up.connect()?;
         let (outbox, writer) = Outbox::spawn(down.clone(), down_name);
         let routes = Arc::new(Routes::default());
-        let reader = tokio::spawn({
-            let routes = routes.clone();
-            async move {
-                // Messages for sessions that ended (inputs in flight, credits) are dropped.
-                let e = demux(up, routes, |_, _| {}).await;
-                tracing::warn!(client = format!("{client:08x}"), error = %e, "link pipe from a client failed");
-            }
-        });
+        // Messages for sessions that ended (inputs in flight, credits) are dropped.
+        let reader = spawn_demux(
+            up,
+            routes.clone(),
+            |_, _| {},
+            format!("client {client:08x}"),
+        );
         Ok(Self {
             down,
-            outbox: Some(outbox),
+            outbox,
             routes,
             writer,
-            reader,
+            _reader: reader,
         })
     }
 
     /// Lets the writer send what is queued (every session task has ended), for a while.
-    async fn flush(&mut self) {
-        self.outbox = None;
-        let _ = tokio::time::timeout(FAREWELL_TIMEOUT, &mut self.writer).await;
-    }
-}
-
-impl Drop for ClientPipes {
-    fn drop(&mut self) {
-        self.reader.abort();
-        self.writer.abort();
+    async fn flush(self) {
+        let Self { outbox, writer, .. } = self;
+        // The last sender: with it gone the writer ends once the queue is written.
+        drop(outbox);
+        writer.finish_within(FAREWELL_TIMEOUT).await;
     }
 }
 

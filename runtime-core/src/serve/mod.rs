@@ -220,6 +220,9 @@ pub enum BackendError {
     /// The link name is invalid or the link's client could not be created.
     #[error("--connect: {0}")]
     Link(String),
+    /// Neither a manifest nor a link was given.
+    #[error("give --manifest FILE or --connect NAME")]
+    NoSource,
 }
 
 /// The backend a server binary serves, with the manifest's warnings (for `--manifest`) to
@@ -246,6 +249,31 @@ pub fn backend(from: ServeFrom<'_>) -> Result<(Arc<dyn Backend>, Vec<Problem>), 
                 .map_err(|e| BackendError::Link(e.to_string()))?;
             Ok((Arc::new(Linked::new(client, registry)), Vec::new()))
         }
+    }
+}
+
+/// What a server binary's `--manifest FILE` (which wins when both are given) or
+/// `--connect NAME` serves: the backend, and the manifest's warnings as lines to print
+/// (`FILE: problem`).
+///
+/// # Errors
+///
+/// [`BackendError`]; [`BackendError::NoSource`] when neither flag was given.
+pub fn backend_from_flags(
+    manifest: Option<&Path>,
+    connect: Option<&str>,
+) -> Result<(Arc<dyn Backend>, Vec<String>), BackendError> {
+    match (manifest, connect) {
+        (Some(path), _) => {
+            let (served, warnings) = backend(ServeFrom::Manifest(path))?;
+            let lines = warnings
+                .iter()
+                .map(|w| format!("{}: {w}", path.display()))
+                .collect();
+            Ok((served, lines))
+        }
+        (None, Some(link)) => Ok((backend(ServeFrom::Link(link))?.0, Vec::new())),
+        (None, None) => Err(BackendError::NoSource),
     }
 }
 

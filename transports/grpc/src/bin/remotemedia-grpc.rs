@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
 use remotemedia_grpc::{Admission, Backend, GrpcService, ServiceOptions, pb};
-use remotemedia_runtime_core::serve::{self, BackendError, ServeFrom};
+use remotemedia_runtime_core::serve::{self, BackendError};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -90,17 +90,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let from = match (&args.manifest, &args.connect) {
-        (Some(path), _) => ServeFrom::Manifest(path),
-        (None, Some(link)) => ServeFrom::Link(link),
-        (None, None) => bail!("give --manifest FILE or --connect NAME"),
-    };
-    let backend = match serve::backend(from) {
+    let served = serve::backend_from_flags(args.manifest.as_deref(), args.connect.as_deref());
+    let backend = match served {
         Ok((backend, warnings)) => {
-            if let ServeFrom::Manifest(path) = from {
-                for w in &warnings {
-                    eprintln!("{}: {w}", path.display());
-                }
+            for w in &warnings {
+                eprintln!("{w}");
             }
             backend
         }

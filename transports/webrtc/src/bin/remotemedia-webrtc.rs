@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use remotemedia_runtime_core::serve::{self, BackendError, ServeFrom, Tokens};
+use remotemedia_runtime_core::serve::{self, BackendError, Tokens};
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 
 /// WebRTC server for RemoteMedia pipelines (WHIP signalling, Opus audio, events on a data
@@ -85,17 +85,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let from = match (&args.manifest, &args.connect) {
-        (Some(path), _) => ServeFrom::Manifest(path),
-        (None, Some(link)) => ServeFrom::Link(link),
-        (None, None) => anyhow::bail!("give --manifest FILE or --connect NAME"),
-    };
-    let backend = match serve::backend(from) {
+    let served = serve::backend_from_flags(args.manifest.as_deref(), args.connect.as_deref());
+    let backend = match served {
         Ok((backend, warnings)) => {
-            if let ServeFrom::Manifest(path) = from {
-                for w in &warnings {
-                    eprintln!("{}: {w}", path.display());
-                }
+            for w in &warnings {
+                eprintln!("{w}");
             }
             backend
         }
