@@ -37,6 +37,20 @@ fn sessions() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(SESSIONS)
 }
+/// HTTP/2 connections the load's sessions share, one load per entry: [`SHARED_CONNECTIONS`]
+/// (gRPC clients multiplex streams over a channel; ghz puts all its streams on one
+/// connection unless told otherwise), then one per session (the most work for both sides).
+/// Env `GRPC_BENCH_CONNECTIONS=N` runs only N.
+fn connection_counts(sessions: usize) -> Vec<usize> {
+    match std::env::var("GRPC_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) => vec![n.clamp(1, sessions)],
+        None => vec![SHARED_CONNECTIONS.min(sessions), sessions],
+    }
+}
+const SHARED_CONNECTIONS: usize = 10;
 const FRAME_INTERVAL: Duration = Duration::from_millis(20);
 const LOAD_WINDOW: Duration = Duration::from_secs(10);
 
@@ -188,15 +202,14 @@ impl Drop for Process {
     }
 }
 
-impl Process {
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_millis(ticks * 10)
-    }
+/// User + system CPU time of process `pid` so far.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
 }
 
 /// The first line the server prints that `pick` accepts (others, like iceoryx2's config
@@ -244,7 +257,11 @@ fn worker(link: &str) -> Process {
 }
 
 fn grpc_server(args: &[&str]) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_remotemedia-grpc"))
+    // Env `GRPC_BENCH_SERVER_BIN` runs another build of the server (to compare two builds
+    // under the same load, since this VM's figures drift between sessions).
+    let binary = std::env::var_os("GRPC_BENCH_SERVER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_remotemedia-grpc").into());
+    let child = Command::new(binary)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -325,22 +342,41 @@ async fn round_trips(addr: SocketAddr, rounds: usize) -> Vec<Duration> {
     rtts
 }
 
-/// `SESSIONS` sessions, one connection each, each sending a frame every 20 ms and timing its
-/// echo; returns all round trips and the server's CPU share over the window.
-async fn load(server: &Process) -> (Vec<Duration>, f64) {
+/// What one load measured: every round trip, and CPU (in cores) over the load window.
+struct Load {
+    rtts: Vec<Duration>,
+    server_cpu: f64,
+    worker_cpu: Option<f64>,
+    generator_cpu: f64,
+}
+
+/// `SESSIONS` sessions spread over `connections` connections, each sending a frame every
+/// 20 ms and timing its echo; `behind` is the worker behind a `--connect` server.
+async fn load(server: &Process, behind: Option<&Process>, connections: usize) -> Load {
     let addr = server.addr.unwrap();
     let count = sessions();
     let mut sessions = Vec::with_capacity(count);
     let opening = Instant::now();
-    for _ in 0..count {
-        let mut client = connect(addr).await;
-        sessions.push(open_stream(&mut client).await);
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(connect(addr).await);
+    }
+    for s in 0..count {
+        let shared = clients.len();
+        let client = &mut clients[s % shared];
+        sessions.push(open_stream(client).await);
     }
     println!(
         "    opened {count} sessions one after another in {:.2?}; load window starts",
         opening.elapsed()
     );
-    let start_cpu = server.cpu();
+    // The server, the worker behind it, and this process (the load generator).
+    let pids = [
+        Some(server.child.id()),
+        behind.map(|w| w.child.id()),
+        Some(std::process::id()),
+    ];
+    let cpu_before = pids.map(|pid| pid.map(cpu_of));
     let started = Instant::now();
     let tasks: Vec<_> = sessions
         .into_iter()
@@ -369,8 +405,18 @@ async fn load(server: &Process) -> (Vec<Duration>, f64) {
     for task in tasks {
         all.extend(task.await.unwrap());
     }
-    let cpu = (server.cpu() - start_cpu).as_secs_f64() / started.elapsed().as_secs_f64();
-    (all, cpu)
+    let window = started.elapsed().as_secs_f64();
+    let [server_cpu, worker_cpu, generator_cpu] = std::array::from_fn(|i| {
+        pids[i]
+            .zip(cpu_before[i])
+            .map(|(pid, before)| (cpu_of(pid) - before).as_secs_f64() / window)
+    });
+    Load {
+        rtts: all,
+        server_cpu: server_cpu.unwrap_or_default(),
+        worker_cpu,
+        generator_cpu: generator_cpu.unwrap_or_default(),
+    }
 }
 
 fn pct(mut v: Vec<Duration>) -> (f64, f64, usize) {
@@ -414,25 +460,27 @@ fn main() {
         }
         println!("  {:<30} p50 {e50:.3}  p99 {e99:.3}", "bare tonic echo");
 
-        println!("{} sessions at 50 frames/s for {LOAD_WINDOW:?}, one connection each (ms, server CPU in cores):", sessions());
         // GRPC_BENCH_LOAD=connect (a substring of the names) runs only that load, e.g. to profile it.
         let only = std::env::var("GRPC_BENCH_LOAD").unwrap_or_default();
-        for (name, server, behind) in [
-            ("bare tonic echo", &echo, None),
-            ("remotemedia-grpc --manifest", &grpc, None),
-            ("remotemedia-grpc --connect", &sidecar, Some(&worker)),
-        ] {
-            if !name.contains(only.as_str()) {
-                continue;
+        let count = sessions();
+        for connections in connection_counts(count) {
+            println!("{count} sessions at 50 frames/s for {LOAD_WINDOW:?} over {connections} connections (ms; CPU in cores over the window):");
+            for (name, server, behind) in [
+                ("bare tonic echo", &echo, None),
+                ("remotemedia-grpc --manifest", &grpc, None),
+                ("remotemedia-grpc --connect", &sidecar, Some(&worker)),
+            ] {
+                if !name.contains(only.as_str()) {
+                    continue;
+                }
+                let load = load(server, behind, connections).await;
+                let (p50, p99, n) = pct(load.rtts);
+                let worker_cpu = load.worker_cpu.map(|w| format!(" + worker {w:.2}")).unwrap_or_default();
+                println!(
+                    "  {name:<30} p50 {p50:.3}  p99 {p99:.3}  frames {n}  server CPU {:.2}{worker_cpu}  load generator {:.2}",
+                    load.server_cpu, load.generator_cpu
+                );
             }
-            let (worker_before, started) = (behind.map(Process::cpu), Instant::now());
-            let (rtts, cpu) = load(server).await;
-            let (p50, p99, n) = pct(rtts);
-            let worker_cpu = behind
-                .zip(worker_before)
-                .map(|(w, before)| format!(" + worker {:.2}", (w.cpu() - before).as_secs_f64() / started.elapsed().as_secs_f64()))
-                .unwrap_or_default();
-            println!("  {name:<30} p50 {p50:.3}  p99 {p99:.3}  frames {n}  server CPU {cpu:.2}{worker_cpu}");
         }
     });
     let _ = std::fs::remove_dir_all(dir);
