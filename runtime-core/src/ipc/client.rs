@@ -21,7 +21,8 @@ use super::codec::Message;
 use super::link::{self, LinkName, SessionId};
 use super::liveness::{LiveNode, live_nodes};
 use super::mux::{
-    Delivery, Inbound, Outbox, OutboxError, OwnedTask, Routes, SendCredits, encode, spawn_demux,
+    Delivery, Inbound, Outbox, OutboxError, OwnedTask, RouteEnded, Routes, SendCredits, encode,
+    spawn_demux,
 };
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
@@ -194,11 +195,9 @@ impl IpcRunner {
                 });
             }
         };
-        let Some(delivery) = delivery else {
-            return Err(RunError::Unavailable {
-                reason: format!("link '{}': the connection was dropped", client.link),
-            });
-        };
+        let delivery = delivery.map_err(|ended| RunError::Unavailable {
+            reason: format!("link '{}': {ended}", client.link),
+        })?;
         match delivery {
             Ok(Message::Opened { manifest }) => {
                 pending.disarm();
@@ -514,9 +513,13 @@ impl StreamSession for IpcSession {
             reason = wait_lost(&mut lost) => return Err(self.aborted(reason)),
             _ = closed.wait_for(|closed| *closed) => return Ok(None),
         };
-        let Some(delivery) = delivery else {
-            return Err(self.aborted("the link's connection was dropped".to_owned()));
-        };
+        let delivery = delivery.map_err(|ended| {
+            if ended == RouteEnded::Overrun {
+                // Tell the worker, which still sends: its outputs now go nowhere.
+                let _ = self.send(Message::Close);
+            }
+            self.aborted(ended.to_string())
+        })?;
         let message = delivery
             .map_err(|e| self.aborted(format!("undecodable message from the worker: {e}")))?;
         let output = match message {

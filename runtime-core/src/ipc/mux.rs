@@ -6,10 +6,13 @@
 //!   queue, or takes a [`Credit`](Message::Credit) straight to the session's send credits.
 //! * [`Inbound`] and [`SendCredits`]: per-session flow control (see [`super::link`]). Queues
 //!   are unbounded because credits bound them: a session never has more than
-//!   [`SESSION_WINDOW`] items in flight each way, plus a few control messages.
+//!   [`SESSION_WINDOW`] items in flight each way, plus a few control messages. A peer that
+//!   ignores its credits would grow them without end, so a session that has more than
+//!   [`MAX_UNTAKEN_ITEMS`] items waiting is ended ([`RouteEnded::Overrun`]).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +25,13 @@ use super::pipe::{IpcError, PipeReader, PipeWriter};
 
 /// Most messages written per batch: bounds how long the first of them waits for its ring.
 const MAX_BATCH: usize = 64;
+
+/// Items of one session that may wait in its queue, not yet taken, before the peer is taken
+/// to ignore its credits: the credited window, and as much again for the error items a
+/// worker sends about inputs it could not use at all (undecodable, or sent to a session a
+/// lost node failed), which spend no credit: a worker waiting for credits there could not
+/// see the client's `Close`.
+pub(super) const MAX_UNTAKEN_ITEMS: u32 = 2 * SESSION_WINDOW;
 
 /// Why a message could not be queued.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +127,39 @@ pub(super) struct Routes(Mutex<HashMap<u64, Route>>);
 struct Route {
     inbound: mpsc::UnboundedSender<Delivery>,
     credits: Arc<Semaphore>,
+    untaken: Arc<Untaken>,
+}
+
+/// Items queued for a session and not yet taken, shared by its route and its [`Inbound`].
+#[derive(Default)]
+struct Untaken {
+    items: AtomicU32,
+    /// Set when the peer overran [`MAX_UNTAKEN_ITEMS`]: the route was removed for it.
+    overrun: AtomicBool,
+}
+
+/// Why a session's [`Inbound`] delivers no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum RouteEnded {
+    /// The route was removed: the link is being torn down, or the session ended.
+    #[error("the link's connection was dropped")]
+    Dropped,
+    /// The peer sent more items than its credits allow; the session is ended so that it
+    /// cannot grow this process's memory.
+    #[error(
+        "the peer broke the link's flow control: more than {MAX_UNTAKEN_ITEMS} items of this session were waiting, beyond its credits"
+    )]
+    Overrun,
+}
+
+/// Whether `delivery` is an item (counted against credits) rather than a control message.
+fn is_item(delivery: &Delivery) -> bool {
+    match delivery {
+        Ok(Message::Input(_) | Message::Output { .. } | Message::Error { .. }) => true,
+        Ok(_) => false,
+        // Undecodable messages are almost always items: the control messages are tiny.
+        Err(_) => true,
+    }
 }
 
 impl Routes {
@@ -128,14 +171,21 @@ impl Routes {
         }
         let (inbound, queue) = mpsc::unbounded_channel();
         let credits = Arc::new(Semaphore::new(SESSION_WINDOW as usize));
+        let untaken = Arc::new(Untaken::default());
         routes.insert(
             session.0,
             Route {
                 inbound,
                 credits: credits.clone(),
+                untaken: untaken.clone(),
             },
         );
-        Some((Inbound { queue, taken: 0 }, SendCredits(credits)))
+        let inbound = Inbound {
+            queue,
+            untaken,
+            taken: 0,
+        };
+        Some((inbound, SendCredits(credits)))
     }
 
     /// Stops routing `session`: later messages for it are unrouted.
@@ -151,9 +201,10 @@ impl Routes {
         }
     }
 
-    /// Hands `delivery` to `session`; gives it back if the session is not routed.
+    /// Hands `delivery` to `session`; gives it back if the session is not routed. A session
+    /// whose peer overran its credits is unrouted here (its [`Inbound`] then says why).
     fn deliver(&self, session: u64, delivery: Delivery) -> Option<Delivery> {
-        let routes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut routes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(route) = routes.get(&session) else {
             return Some(delivery);
         };
@@ -162,6 +213,15 @@ impl Routes {
             let room = (SESSION_WINDOW as usize).saturating_sub(route.credits.available_permits());
             route.credits.add_permits((count as usize).min(room));
             return None;
+        }
+        if is_item(&delivery)
+            && route.untaken.items.fetch_add(1, Ordering::AcqRel) >= MAX_UNTAKEN_ITEMS
+        {
+            route.untaken.overrun.store(true, Ordering::Release);
+            if let Some(route) = routes.remove(&session) {
+                route.credits.close();
+            }
+            return Some(delivery);
         }
         route.inbound.send(delivery).err().map(|e| e.0)
     }
@@ -211,13 +271,35 @@ async fn demux(
 /// returned yet.
 pub(super) struct Inbound {
     queue: mpsc::UnboundedReceiver<Delivery>,
+    untaken: Arc<Untaken>,
     taken: u32,
 }
 
 impl Inbound {
-    /// The next message; `None` once the route is gone (the link is being torn down).
-    pub(super) async fn recv(&mut self) -> Option<Delivery> {
-        self.queue.recv().await
+    /// The next message.
+    ///
+    /// # Errors
+    /// The route is gone ([`RouteEnded`] says why); a session whose peer overran its
+    /// credits gets that at once, without the rest of its queue.
+    pub(super) async fn recv(&mut self) -> Result<Delivery, RouteEnded> {
+        let overrun = || {
+            self.untaken
+                .overrun
+                .load(Ordering::Acquire)
+                .then_some(RouteEnded::Overrun)
+        };
+        if let Some(ended) = overrun() {
+            return Err(ended);
+        }
+        let delivery = self.queue.recv().await;
+        if let Some(ended) = overrun() {
+            return Err(ended);
+        }
+        let delivery = delivery.ok_or(RouteEnded::Dropped)?;
+        if is_item(&delivery) {
+            self.untaken.items.fetch_sub(1, Ordering::AcqRel);
+        }
+        Ok(delivery)
     }
 
     /// Counts one item taken; every [`CREDIT_BATCH`] items, the credit to send the peer.
@@ -245,5 +327,69 @@ impl SendCredits {
             .acquire()
             .await
             .map(tokio::sync::SemaphorePermit::forget)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{RuntimeData, TransportData};
+
+    fn input(n: u64) -> Delivery {
+        Ok(Message::Input(
+            TransportData::new(RuntimeData::Text(format!("item {n}"))).with_sequence(n),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_peer_within_its_credits_is_never_cut_off() {
+        let routes = Routes::default();
+        let id = SessionId(7);
+        let (mut inbound, _credits) = routes.add(id).unwrap();
+        // Ten rounds of a full allowance, each taken before the next: well past the limit in
+        // total, never past it at once.
+        for round in 0..10 {
+            for n in 0..u64::from(MAX_UNTAKEN_ITEMS) {
+                assert!(routes.deliver(id.0, input(n)).is_none(), "round {round}");
+            }
+            // Control messages do not count.
+            assert!(routes.deliver(id.0, Ok(Message::EndInput)).is_none());
+            for _ in 0..=MAX_UNTAKEN_ITEMS {
+                inbound.recv().await.unwrap().unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_ignores_its_credits_ends_the_session_and_stops_being_queued() {
+        let routes = Routes::default();
+        let id = SessionId(7);
+        let (mut inbound, credits) = routes.add(id).unwrap();
+        for n in 0..u64::from(MAX_UNTAKEN_ITEMS) {
+            assert!(routes.deliver(id.0, input(n)).is_none());
+        }
+        // One more than a correct peer can have waiting: refused and unrouted.
+        assert!(routes.deliver(id.0, input(99)).is_some());
+        assert!(routes.deliver(id.0, input(100)).is_some());
+        // The session learns why at once, without working through what is queued.
+        assert_eq!(inbound.recv().await.unwrap_err(), RouteEnded::Overrun);
+        assert!(
+            credits.spend().await.is_err(),
+            "a send waiting for credits fails"
+        );
+        // Another session on the same pipe is untouched.
+        let other = SessionId(8);
+        let (mut other_inbound, _) = routes.add(other).unwrap();
+        assert!(routes.deliver(other.0, input(1)).is_none());
+        assert!(other_inbound.recv().await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_removed_route_says_the_connection_was_dropped() {
+        let routes = Routes::default();
+        let id = SessionId(7);
+        let (mut inbound, _) = routes.add(id).unwrap();
+        routes.remove(id);
+        assert_eq!(inbound.recv().await.unwrap_err(), RouteEnded::Dropped);
     }
 }

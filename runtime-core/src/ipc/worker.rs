@@ -24,7 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{self, Envelope, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::live_nodes;
-use super::mux::{Inbound, Outbox, OutboxError, OwnedTask, Routes, SendCredits, spawn_demux};
+use super::mux::{
+    Inbound, Outbox, OutboxError, OwnedTask, RouteEnded, Routes, SendCredits, spawn_demux,
+};
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
 use crate::manifest::{Format, Manifest, check_document};
@@ -479,8 +481,15 @@ async fn relay_inputs(
     session: &PipelineSession,
 ) -> Result<Ending, OutboxError> {
     loop {
-        let Some(delivery) = inbound.recv().await else {
-            return Ok(Ending::Aborted("the client's pipes closed".to_owned()));
+        let delivery = match inbound.recv().await {
+            Ok(delivery) => delivery,
+            Err(RouteEnded::Dropped) => {
+                return Ok(Ending::Aborted("the client's pipes closed".to_owned()));
+            }
+            Err(overrun @ RouteEnded::Overrun) => {
+                tracing::warn!(id = %link.id, "client ignored its credits; ending the session");
+                return Ok(Ending::Aborted(overrun.to_string()));
+            }
         };
         let message = match delivery {
             Ok(message) => message,
