@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
-    VolumeMount,
+    EnvVarSource, GRPCAction, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -37,6 +37,11 @@ const GRPC_LIVENESS_SERVICE: &str = "liveness";
 const WORKER_UID: i64 = 65532;
 /// Seconds the pod gets beyond the session drain deadline to stop the runtime.
 const STOP_MARGIN_SECONDS: i64 = 15;
+/// Seconds a terminating transport container keeps serving before it is signalled: the pod's
+/// endpoint removal takes a moment to reach every kube-proxy (and load balancer), and until
+/// then new connections still arrive; a server that had already closed its port would
+/// refuse them (seen in the end-to-end rollout).
+pub(super) const ENDPOINT_REMOVAL_SECONDS: i64 = 5;
 
 /// Builds the pod template for `pipeline`, mounting ConfigMap `config_map`.
 pub(super) fn template(
@@ -151,7 +156,7 @@ pub(super) fn template(
                 ..grpc_probe
             }),
             volume_mounts: Some(mounts),
-            ..hardened(images)
+            ..transport(images)
         });
     }
     let webrtc = &spec.transports.webrtc;
@@ -206,7 +211,7 @@ pub(super) fn template(
                 ..http_probe("/livez", webrtc.http_port)
             }),
             volume_mounts: Some(mounts),
-            ..hardened(images)
+            ..transport(images)
         });
     }
 
@@ -288,7 +293,7 @@ pub(super) fn template(
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(
-                i64::from(sessions.drain_seconds) + STOP_MARGIN_SECONDS,
+                ENDPOINT_REMOVAL_SECONDS + i64::from(sessions.drain_seconds) + STOP_MARGIN_SECONDS,
             ),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
@@ -308,6 +313,24 @@ pub(super) fn template(
 
 /// A container with the settings every worker container shares: read-only root, no
 /// capabilities, no privilege escalation.
+/// A transport container: hardened, and it keeps serving for [`ENDPOINT_REMOVAL_SECONDS`]
+/// after its pod starts terminating (a preStop sleep, which needs no shell in the image)
+/// before SIGTERM starts its drain.
+fn transport(images: &WorkerImages) -> Container {
+    Container {
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: ENDPOINT_REMOVAL_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        ..hardened(images)
+    }
+}
+
 fn hardened(images: &WorkerImages) -> Container {
     Container {
         image_pull_policy: Some(images.pull_policy.clone()),

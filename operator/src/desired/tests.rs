@@ -202,7 +202,10 @@ fn termination_grace_covers_the_drain_deadline() {
         "sessions": {"drainSeconds": 120},
     }));
     let c = children(&p, &images()).expect("children");
-    assert!(pod_spec(&c).termination_grace_period_seconds.unwrap_or(0) > 120);
+    assert!(
+        pod_spec(&c).termination_grace_period_seconds.unwrap_or(0)
+            > 120 + super::pod::ENDPOINT_REMOVAL_SECONDS
+    );
     let grpc_args = pod_spec(&c).containers[0].args.clone().unwrap_or_default();
     let i = grpc_args
         .iter()
@@ -413,4 +416,35 @@ fn a_webrtc_token_secret_is_mounted_into_the_webrtc_container_only() {
         .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
         .collect();
     assert_eq!(secrets, [("webrtc-token", "whip-token")]);
+}
+
+#[test]
+fn transports_keep_serving_until_the_endpoint_removal_has_spread() {
+    let p = pipeline(json!({
+        "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
+        "transports": {"webrtc": {"enabled": true}},
+    }));
+    let c = children(&p, &images()).expect("children");
+    let spec = pod_spec(&c);
+    let pre_stop_sleep = |container: &Container| {
+        container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.sleep.as_ref())
+            .map(|s| s.seconds)
+    };
+    let transports: Vec<_> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(transports, ["grpc", "webrtc"]);
+    for container in &spec.containers {
+        assert_eq!(
+            pre_stop_sleep(container),
+            Some(super::pod::ENDPOINT_REMOVAL_SECONDS),
+            "{}",
+            container.name
+        );
+    }
+    // The runtime stops after the transports; it has no endpoint of its own to wait for.
+    let runtime = &spec.init_containers.as_ref().unwrap()[0];
+    assert_eq!(pre_stop_sleep(runtime), None);
 }
