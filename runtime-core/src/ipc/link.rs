@@ -40,8 +40,12 @@ use std::fmt;
 pub const DEFAULT_LINK: &str = "remotemedia";
 /// Environment variable naming the link.
 pub const LINK_ENV: &str = "REMOTEMEDIA_IPC_NAME";
-/// Distinct slot pairs in a worker's inbox.
-pub const SLOT_SPREAD: u32 = 1024;
+/// Distinct slot pairs in a worker's inbox. Few, because every wake-up of the worker's inbox
+/// resets each slot's counter (iceoryx2 keeps one atomic counter per event id and swaps them
+/// all): with 1,024 pairs that was 2,049 atomic swaps per wake-up, a fifth of a busy
+/// worker's CPU (docs/benchmarks.md section 7). A pod has a handful of client processes,
+/// so 32 pairs seldom put two on one slot, and that costs only a spurious wake-up.
+pub const SLOT_SPREAD: u32 = 32;
 /// Slots in a worker's inbox: the control slot and a pair per spread.
 pub const WORKER_INBOX_SLOTS: usize = 1 + 2 * SLOT_SPREAD as usize;
 /// Slots in a client's inbox: `data` of its down pipe, `space` of its up pipe.

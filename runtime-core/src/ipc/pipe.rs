@@ -267,7 +267,10 @@ fn event_service(node: &Node<Ipc>, name: &str, slots: usize) -> Result<EventServ
     node.service_builder(&service_name(name)?)
         .event()
         .event_id_max_value(slots)
-        .max_notifiers(4 * slots.max(16))
+        // Each process sharing the inbox rings it through at most three doorbells (a
+        // client: the control pipe, its up pipe's data, its down pipe's space). Not derived
+        // from the slot count, which is small and shared.
+        .max_notifiers(4 * MAX_PROCESSES)
         .max_nodes(MAX_PROCESSES)
         .open_or_create()
         .map_err(|e| setup("event service", name)(format!("{e:?}")))
