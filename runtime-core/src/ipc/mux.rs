@@ -147,7 +147,7 @@ pub(super) enum RouteEnded {
     /// The peer sent more items than its credits allow; the session is ended so that it
     /// cannot grow this process's memory.
     #[error(
-        "the peer broke the link's flow control: more than {MAX_UNTAKEN_ITEMS} items of this session were waiting, beyond its credits"
+        "the link's flow control was broken: more than {MAX_UNTAKEN_ITEMS} items of this session were waiting to be taken, beyond the sender's credits"
     )]
     Overrun,
 }
