@@ -595,3 +595,70 @@ impl PipelineTransport for IpcRunner {
         Ok(Box::new(self.stream_manifest(&manifest).await?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::RuntimeData;
+    use crate::ipc::{Worker, WorkerOptions};
+    use crate::manifest::Format;
+    use crate::{PipelineRunner, TransportData};
+
+    const PASS: &str =
+        r#"{"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}"#;
+    /// Far beyond what the test needs; only a missing ending would reach it.
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    fn text(n: u64) -> TransportData {
+        TransportData::new(RuntimeData::Text(format!("item {n}"))).with_sequence(n)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_ignores_its_credits_has_that_session_ended_and_no_other() {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let link = LinkName::new(&format!("t-overrun-{suffix}")).unwrap();
+        let runner = PipelineRunner::new();
+        let served = Manifest::from_text(PASS, Format::Json, runner.registry()).unwrap();
+        let worker = Worker::bind(link.clone(), runner, served, WorkerOptions::default()).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(worker.serve(async {
+            let _ = stopped.await;
+        }));
+        let client = IpcRunner::connect(link, ClientOptions::default()).unwrap();
+        let rogue = client.stream_served().await.unwrap();
+        let polite = client.stream_served().await.unwrap();
+
+        // Inputs straight onto the pipe without spending credits, outputs never read: the
+        // worker's pipeline backs up, and past it the inputs pile up for the session.
+        for n in 0..2_000 {
+            rogue.send(Message::Input(text(n))).unwrap();
+        }
+        let ending = tokio::time::timeout(LIMIT, async {
+            loop {
+                match rogue.recv_output().await {
+                    Ok(Some(_)) => {}
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .expect("the worker ended the session");
+        assert!(
+            matches!(&ending, Err(SessionError::Aborted { reason, .. }) if reason.contains("flow control")),
+            "{ending:?}"
+        );
+
+        // The other session on the same pipes runs as ever.
+        polite.send_input(text(1)).await.unwrap();
+        polite.end_input().await;
+        let output = polite.recv_output().await.unwrap();
+        assert!(
+            matches!(&output, Some(SessionOutput::Data { node_id, .. }) if node_id == "pass"),
+            "{output:?}"
+        );
+        assert!(polite.recv_output().await.unwrap().is_none());
+
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+    }
+}
