@@ -127,9 +127,10 @@ struct OpenSession {
 }
 
 impl OpenSession {
-    /// Opens a session through `addr`, retrying refused connections and UNAVAILABLE as gRPC
-    /// clients do: during a rollout kube-proxy can still send a new connection to a pod that
-    /// has just exited, for the moment its endpoint takes to disappear.
+    /// Opens a session through `addr`, retrying UNAVAILABLE (and refused connections) as gRPC
+    /// clients do: during a rollout kube-proxy can still send a new connection to a
+    /// terminating pod for the moment its endpoint takes to disappear, and that pod refuses
+    /// new sessions with UNAVAILABLE instead of serving the old manifest.
     async fn open(addr: SocketAddr) -> (Self, pb::Ready) {
         let deadline = Instant::now() + WAIT;
         loop {

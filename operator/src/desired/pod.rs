@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, GRPCAction, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
-    SecurityContext, SleepAction, Volume, VolumeMount,
+    EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -37,10 +37,12 @@ const GRPC_LIVENESS_SERVICE: &str = "liveness";
 const WORKER_UID: i64 = 65532;
 /// Seconds the pod gets beyond the session drain deadline to stop the runtime.
 const STOP_MARGIN_SECONDS: i64 = 15;
-/// Seconds a terminating transport container keeps serving before it is signalled: the pod's
-/// endpoint removal takes a moment to reach every kube-proxy (and load balancer), and until
-/// then new connections still arrive; a server that had already closed its port would
-/// refuse them (seen in the end-to-end rollout).
+/// Seconds a terminating transport container keeps its port open (`--linger-seconds`),
+/// refusing new sessions with a retryable answer: the pod's endpoint removal takes a moment to
+/// reach every kube-proxy (and load balancer), and until then new connections still arrive.
+/// A server that kept accepting sessions then would serve them from a pod on its way out (the
+/// old manifest, during a rollout); one that had closed its port would turn them into errors
+/// clients do not retry. Both were seen in the end-to-end rollout.
 pub(super) const ENDPOINT_REMOVAL_SECONDS: i64 = 5;
 
 /// Builds the pod template for `pipeline`, mounting ConfigMap `config_map`.
@@ -109,6 +111,8 @@ pub(super) fn template(
         sessions.max_per_pod.to_string(),
         "--drain-seconds".to_owned(),
         sessions.drain_seconds.to_string(),
+        "--linger-seconds".to_owned(),
+        ENDPOINT_REMOVAL_SECONDS.to_string(),
     ];
     let grpc = &spec.transports.grpc;
     if grpc.enabled {
@@ -311,26 +315,15 @@ pub(super) fn template(
     }
 }
 
-/// A container with the settings every worker container shares: read-only root, no
-/// capabilities, no privilege escalation.
-/// A transport container: hardened, and it keeps serving for [`ENDPOINT_REMOVAL_SECONDS`]
-/// after its pod starts terminating (a preStop sleep, which needs no shell in the image)
-/// before SIGTERM starts its drain.
+/// A transport container: hardened. It has no preStop hook: SIGTERM itself starts its drain,
+/// so from the moment its pod terminates it refuses new sessions (retryably) while the open
+/// ones run on and its port stays open for [`ENDPOINT_REMOVAL_SECONDS`].
 fn transport(images: &WorkerImages) -> Container {
-    Container {
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: ENDPOINT_REMOVAL_SECONDS,
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
-        ..hardened(images)
-    }
+    hardened(images)
 }
 
+/// A container with the settings every worker container shares: read-only root, no
+/// capabilities, no privilege escalation.
 fn hardened(images: &WorkerImages) -> Container {
     Container {
         image_pull_policy: Some(images.pull_policy.clone()),

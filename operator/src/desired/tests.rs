@@ -419,32 +419,29 @@ fn a_webrtc_token_secret_is_mounted_into_the_webrtc_container_only() {
 }
 
 #[test]
-fn transports_keep_serving_until_the_endpoint_removal_has_spread() {
+fn transports_start_draining_on_sigterm_and_keep_their_port_until_the_endpoint_is_gone() {
     let p = pipeline(json!({
         "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
         "transports": {"webrtc": {"enabled": true}},
     }));
     let c = children(&p, &images()).expect("children");
     let spec = pod_spec(&c);
-    let pre_stop_sleep = |container: &Container| {
-        container
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.pre_stop.as_ref())
-            .and_then(|h| h.sleep.as_ref())
-            .map(|s| s.seconds)
-    };
     let transports: Vec<_> = spec.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(transports, ["grpc", "webrtc"]);
+    let linger = super::pod::ENDPOINT_REMOVAL_SECONDS.to_string();
     for container in &spec.containers {
+        // A preStop hook would delay SIGTERM, and with it the refusal of new sessions.
+        assert_eq!(container.lifecycle, None, "{}", container.name);
+        let args = container.args.as_deref().unwrap_or_default();
+        let at = args.iter().position(|a| a == "--linger-seconds");
         assert_eq!(
-            pre_stop_sleep(container),
-            Some(super::pod::ENDPOINT_REMOVAL_SECONDS),
-            "{}",
+            at.and_then(|i| args.get(i + 1)),
+            Some(&linger),
+            "{}: {args:?}",
             container.name
         );
     }
     // The runtime stops after the transports; it has no endpoint of its own to wait for.
     let runtime = &spec.init_containers.as_ref().unwrap()[0];
-    assert_eq!(pre_stop_sleep(runtime), None);
+    assert_eq!(runtime.lifecycle, None);
 }

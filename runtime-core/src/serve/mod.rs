@@ -3,13 +3,13 @@
 //! * [`Backend`]: the served pipeline in this process ([`InProcess`], `--manifest`) or the
 //!   pod's worker over the iceoryx2 link ([`Linked`], `--connect`). Servers do not know which.
 //! * [`Admission`]: how many sessions are open, the limit, and the drain switch flipped on
-//!   SIGTERM; each admitted session holds a [`SessionSlot`] until it ends.
+//!   SIGTERM; each admitted session holds a [`SessionSlot`] until it ends. [`drain`] is how
+//!   every server stops: refuse new sessions, wait for the open ones (and the linger).
 //! * [`read_manifest_file`]: the `--manifest FILE` a server is started with, checked.
 //! * [`Tokens`]: the bearer tokens of `--token-file`.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
@@ -18,8 +18,10 @@ use crate::manifest::{Format, Manifest, Problem, check_document};
 use crate::nodes::NodeRegistry;
 use crate::{PipelineRunner, RunError, StreamSession};
 
+mod admission;
 mod tokens;
 
+pub use admission::{Admission, AdmitError, DrainPolicy, SessionSlot, drain};
 pub use tokens::{TokenFileError, TokenRefusal, Tokens};
 
 /// A session just opened, with the manifest it runs.
@@ -130,74 +132,6 @@ impl Backend for Linked {
 
     async fn ready(&self) -> Result<(), String> {
         self.client.reachable().await.map_err(|e| e.to_string())
-    }
-}
-
-/// Sessions open on a server, its limit, and whether it is draining. Clones share the count.
-#[derive(Clone, Debug, Default)]
-pub struct Admission {
-    count: Arc<AtomicUsize>,
-    draining: Arc<AtomicBool>,
-}
-
-/// Why a session was not admitted.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AdmitError {
-    /// The server is shutting down ([`Admission::refuse_new`]).
-    #[error("the server is shutting down; open the session elsewhere")]
-    Draining,
-    /// The server holds its maximum of sessions.
-    #[error("the server holds its maximum of {max} sessions")]
-    Full {
-        /// The limit.
-        max: usize,
-    },
-}
-
-impl Admission {
-    /// Sessions open now.
-    #[must_use]
-    pub fn open(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    /// True once [`Admission::refuse_new`] was called.
-    #[must_use]
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// From now on, new sessions are refused; open ones go on.
-    pub fn refuse_new(&self) {
-        self.draining.store(true, Ordering::Release);
-    }
-
-    /// Takes a place for one session if fewer than `max` are open and the server is not
-    /// draining; the place is freed when the slot is dropped.
-    ///
-    /// # Errors
-    ///
-    /// [`AdmitError::Draining`] or [`AdmitError::Full`].
-    pub fn admit(&self, max: usize) -> Result<SessionSlot, AdmitError> {
-        if self.is_draining() {
-            return Err(AdmitError::Draining);
-        }
-        self.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map(|_| SessionSlot(self.count.clone()))
-            .map_err(|_| AdmitError::Full { max })
-    }
-}
-
-/// One admitted session's place; freed when dropped, however the session ended.
-#[derive(Debug)]
-pub struct SessionSlot(Arc<AtomicUsize>);
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -297,6 +297,44 @@ async fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A terminating pod's endpoint takes a moment to leave kube-proxy: with no session open, the
+/// server still keeps its port for `--linger-seconds`, and a client arriving then (on a new
+/// connection, as one routed there would) is refused with UNAVAILABLE, which gRPC clients
+/// retry elsewhere; it does not get a session on the server going away, nor a closed port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_the_port_lingers_refusing_new_sessions_retryably() {
+    const LINGER: Duration = Duration::from_secs(6);
+    let mut server = Server::start(&[
+        "--manifest",
+        example("calculator.json").to_str().unwrap(),
+        "--linger-seconds",
+        &LINGER.as_secs().to_string(),
+    ]);
+    await_health(server.channel().await, ServingStatus::Serving).await;
+    let signalled = Instant::now();
+    server.terminate();
+    await_health(server.channel().await, ServingStatus::NotServing).await;
+    let mut refusals = 0;
+    while signalled.elapsed() < LINGER - Duration::from_secs(1) {
+        let mut client = PipelineServiceClient::new(server.channel().await);
+        let refused = client.execute(calc_request()).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+        refusals += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        refusals > 0,
+        "the linger ended before a client could be refused"
+    );
+    let status = server.wait_exit(LIMIT);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        signalled.elapsed() >= LINGER,
+        "exited {:?} after SIGTERM, before the linger",
+        signalled.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
     let link = format!(

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -54,6 +54,10 @@ struct Args {
     /// On SIGTERM, how many seconds open sessions get to finish before the server exits.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
+    /// On SIGTERM, keep the port open at least this many seconds, answering new sessions with
+    /// a retryable refusal, while the pod's endpoint leaves the load balancers.
+    #[arg(long, default_value_t = 0)]
+    linger_seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -161,17 +165,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     remotemedia_runtime_core::shutdown::requested().await;
     let sessions = server.admission();
-    let drain = Duration::from_secs(args.drain_seconds);
+    let policy = serve::DrainPolicy::from_secs(args.drain_seconds, args.linger_seconds);
     eprintln!(
-        "draining: refusing new sessions, {} open, waiting up to {drain:?}",
-        sessions.open()
+        "draining: refusing new sessions, {} open, waiting up to {:?} (port open for at least {:?})",
+        sessions.open(),
+        policy.deadline,
+        policy.linger,
     );
-    sessions.refuse_new();
-    let deadline = Instant::now() + drain;
-    while sessions.open() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let left = sessions.open();
+    let left = serve::drain(&sessions, policy).await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     eprintln!("stopped ({left} sessions cut at the drain deadline)");
