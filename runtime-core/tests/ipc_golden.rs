@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use remotemedia_runtime_core::data::{AudioBuffer, DType, RuntimeData, TensorData, TransportData};
-use remotemedia_runtime_core::ipc::codec::{Envelope, Message, decode, encode};
+use remotemedia_runtime_core::ipc::codec::{Ending, Envelope, Message, Refusal, decode, encode};
+use remotemedia_runtime_core::manifest::{Position, Problem, ProblemKind};
+use remotemedia_runtime_core::nodes::ParamIssue;
 use serde_json::json;
 
 fn vectors() -> Vec<(&'static str, Envelope)> {
@@ -99,19 +101,85 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
             e(
                 10,
                 Message::Error {
-                    node: "gain".to_owned(),
+                    node: Some("gain".to_owned()),
                     sequence: Some(42),
                     message: "ValueError: boom".to_owned(),
                 },
             ),
         ),
         (
-            "closed",
+            "error_session",
             e(
-                u64::MAX,
-                Message::Closed {
-                    reason: "completed".to_owned(),
+                10,
+                Message::Error {
+                    node: None,
+                    sequence: None,
+                    message: "undecodable input".to_owned(),
                 },
+            ),
+        ),
+        ("closed", e(u64::MAX, Message::Closed(Ending::Completed))),
+        (
+            "closed_aborted",
+            e(
+                12,
+                Message::Closed(Ending::Aborted {
+                    reason: "worker shutting down".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "closed_refused_manifest",
+            e(
+                13,
+                Message::Closed(Ending::Refused(Refusal::InvalidManifest {
+                    problems: vec![
+                        Problem::error(
+                            ProblemKind::InvalidParam,
+                            "nodes[1].params.gain_db",
+                            "param 'gain_db': \"loud\" is not of type \"number\"",
+                        )
+                        .on_node("gain")
+                        .at(Some(Position {
+                            line: 7,
+                            column: 15,
+                        })),
+                        Problem::warning(
+                            ProblemKind::IgnoredField,
+                            "metadata.description",
+                            "ignored",
+                        ),
+                    ],
+                })),
+            ),
+        ),
+        (
+            "closed_refused_node_creation",
+            e(
+                14,
+                Message::Closed(Ending::Refused(Refusal::NodeCreation {
+                    node_id: "resample".to_owned(),
+                    issues: vec![ParamIssue::invalid("target_rate", "must be at least 1")],
+                })),
+            ),
+        ),
+        (
+            "closed_refused_node_start",
+            e(
+                15,
+                Message::Closed(Ending::Refused(Refusal::NodeStart {
+                    node_id: "python:Gain".to_owned(),
+                    reason: "TypeError: bad param".to_owned(),
+                })),
+            ),
+        ),
+        (
+            "closed_refused_other",
+            e(
+                16,
+                Message::Closed(Ending::Refused(Refusal::Other {
+                    reason: "client manifests are not allowed".to_owned(),
+                })),
             ),
         ),
         ("done", e(0, Message::Done)),

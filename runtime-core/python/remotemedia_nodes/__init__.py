@@ -8,20 +8,29 @@
 """
 
 from .codec import (
+    Aborted,
     Audio,
     Close,
     Closed,
+    Completed,
     Credit,
     DecodeError,
     Done,
     EndInput,
     Error,
     Input,
+    InvalidManifest,
     Item,
     Json,
+    NodeCreation,
+    NodeStart,
     Open,
     Opened,
     Output,
+    ParamIssue,
+    Problem,
+    Refused,
+    RefusedOther,
     Tensor,
     decode,
     encode,
@@ -29,6 +38,8 @@ from .codec import (
 from .node import Node, NodeType, PluginError, node
 
 __all__ = [
-    "Audio", "Close", "Closed", "Credit", "DecodeError", "Done", "EndInput", "Error", "Input", "Item", "Json",
-    "Node", "NodeType", "Open", "Opened", "Output", "PluginError", "Tensor", "decode", "encode", "node",
+    "Aborted", "Audio", "Close", "Closed", "Completed", "Credit", "DecodeError", "Done", "EndInput", "Error",
+    "Input", "InvalidManifest", "Item", "Json", "Node", "NodeCreation", "NodeStart", "NodeType", "Open",
+    "Opened", "Output", "ParamIssue", "PluginError", "Problem", "Refused", "RefusedOther", "Tensor", "decode",
+    "encode", "node",
 ]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 import numpy as np
 
 MAGIC = b"RM"
-VERSION = 1
+VERSION = 2
 HEADER_LEN = 16
 
 _DTYPES = {"f32": "<f4", "f16": "<f2", "f64": "<f8", "i8": "i1", "i16": "<i2", "i32": "<i4", "i64": "<i8", "u8": "u1"}
@@ -128,15 +128,82 @@ class Output:
 @dataclass
 class Error:
     session: int
-    node: str
+    node: Optional[str]  # None: the session itself failed on the item, not a node
     sequence: Optional[int]
     message: str
 
 
 @dataclass
+class Completed:
+    """Every output was delivered after the end of input."""
+
+
+@dataclass
+class Aborted:
+    """The session stopped before its end."""
+
+    reason: str
+
+
+@dataclass
+class Problem:
+    """One manifest problem, as the Rust validator reports it."""
+
+    severity: str  # "error" or "warning"
+    kind: str  # snake_case, e.g. "invalid_param"
+    path: str
+    node: Optional[str]
+    line: Optional[int]
+    column: Optional[int]
+    message: str
+
+
+@dataclass
+class ParamIssue:
+    field: str
+    kind: str
+    message: str
+
+
+@dataclass
+class InvalidManifest:
+    problems: List[Problem]
+
+
+@dataclass
+class NodeCreation:
+    node: str
+    issues: List[ParamIssue]
+
+
+@dataclass
+class NodeStart:
+    node: str
+    reason: str
+
+
+@dataclass
+class RefusedOther:
+    reason: str
+
+
+Refusal = Union[InvalidManifest, NodeCreation, NodeStart, RefusedOther]
+
+
+@dataclass
+class Refused:
+    """The session never opened: the answer to Open."""
+
+    refusal: Refusal
+
+
+Ending = Union[Completed, Aborted, Refused]
+
+
+@dataclass
 class Closed:
     session: int
-    reason: str
+    ending: Ending
 
 
 @dataclass
@@ -195,6 +262,55 @@ def _data(out: bytearray, data: Data) -> None:
         _bytes32(out, text.encode())
 
 
+_SEVERITIES = {"error": 1, "warning": 2}
+_REFUSALS = {InvalidManifest: 1, NodeCreation: 2, NodeStart: 3, RefusedOther: 4}
+
+
+def _opt_str16(out: bytearray, s: Optional[str]) -> None:
+    if s is None:
+        out += b"\x00"
+    else:
+        out += b"\x01"
+        _str16(out, s)
+
+
+def _opt_u64(out: bytearray, v: Optional[int]) -> None:
+    out += b"\x00" if v is None else b"\x01" + struct.pack("<Q", v)
+
+
+def _ending(out: bytearray, ending: Ending) -> None:
+    if isinstance(ending, Completed):
+        out += b"\x01"
+    elif isinstance(ending, Aborted):
+        out += b"\x02"
+        _bytes32(out, ending.reason.encode())
+    else:
+        refusal = ending.refusal
+        out += struct.pack("<BB", 3, _REFUSALS[type(refusal)])
+        if isinstance(refusal, InvalidManifest):
+            out += struct.pack("<I", len(refusal.problems))
+            for p in refusal.problems:
+                out += struct.pack("<B", _SEVERITIES[p.severity])
+                _str16(out, p.kind)
+                _str16(out, p.path)
+                _opt_str16(out, p.node)
+                _opt_u64(out, p.line)
+                _opt_u64(out, p.column)
+                _bytes32(out, p.message.encode())
+        elif isinstance(refusal, NodeCreation):
+            _str16(out, refusal.node)
+            out += struct.pack("<I", len(refusal.issues))
+            for issue in refusal.issues:
+                _str16(out, issue.field)
+                _str16(out, issue.kind)
+                _bytes32(out, issue.message.encode())
+        elif isinstance(refusal, NodeStart):
+            _str16(out, refusal.node)
+            _bytes32(out, refusal.reason.encode())
+        else:
+            _bytes32(out, refusal.reason.encode())
+
+
 def _item(out: bytearray, item: Item) -> None:
     out += b"\x00" if item.sequence is None else b"\x01" + struct.pack("<Q", item.sequence)
     out += struct.pack("<I", len(item.metadata))
@@ -216,11 +332,11 @@ def encode(message: Message) -> bytes:
         _str16(out, message.node)
         _item(out, message.item)
     elif isinstance(message, Error):
-        _str16(out, message.node)
-        out += b"\x00" if message.sequence is None else b"\x01" + struct.pack("<Q", message.sequence)
+        _opt_str16(out, message.node)
+        _opt_u64(out, message.sequence)
         _bytes32(out, message.message.encode())
     elif isinstance(message, Closed):
-        _bytes32(out, message.reason.encode())
+        _ending(out, message.ending)
     elif isinstance(message, Credit):
         out += struct.pack("<I", message.count)
     return bytes(out)
@@ -261,6 +377,52 @@ class _Reader:
 
     def str32(self, name: str) -> str:
         return self.text(self.unpack("<I", name), name)
+
+    def opt_u64(self, name: str) -> Optional[int]:
+        return self.unpack("<Q", name) if self.flag(name) else None
+
+    def ending(self) -> Ending:
+        at = self.pos
+        tag = self.unpack("<B", "ending")
+        if tag == 1:
+            return Completed()
+        if tag == 2:
+            return Aborted(self.str32("reason"))
+        if tag == 3:
+            return Refused(self.refusal())
+        raise DecodeError("ending", at, f"unknown ending {tag}")
+
+    def refusal(self) -> Refusal:
+        at = self.pos
+        tag = self.unpack("<B", "refusal")
+        if tag == 1:
+            return InvalidManifest([self.problem() for _ in range(self.unpack("<I", "problems"))])
+        if tag == 2:
+            node = self.str16("node")
+            issues = []
+            for _ in range(self.unpack("<I", "issues")):
+                name = self.str16("issue field")
+                kind = self.str16("issue kind")
+                issues.append(ParamIssue(name, kind, self.str32("issue message")))
+            return NodeCreation(node, issues)
+        if tag == 3:
+            node = self.str16("node")
+            return NodeStart(node, self.str32("reason"))
+        if tag == 4:
+            return RefusedOther(self.str32("reason"))
+        raise DecodeError("refusal", at, f"unknown refusal {tag}")
+
+    def problem(self) -> Problem:
+        at = self.pos
+        severity = {1: "error", 2: "warning"}.get(self.unpack("<B", "problem severity"))
+        if severity is None:
+            raise DecodeError("problem severity", at, "unknown severity")
+        kind = self.str16("problem kind")
+        path = self.str16("problem path")
+        node = self.str16("problem node") if self.flag("problem node") else None
+        line = self.opt_u64("problem line")
+        column = self.opt_u64("problem column")
+        return Problem(severity, kind, path, node, line, column, self.str32("problem message"))
 
     def item(self) -> Item:
         sequence = self.unpack("<Q", "sequence") if self.flag("sequence") else None
@@ -336,11 +498,11 @@ def decode(buf: Union[bytes, memoryview]) -> Message:
         node = r.str16("node")
         message = Output(session, node, r.item())
     elif kind == 18:
-        node = r.str16("node")
-        sequence = r.unpack("<Q", "sequence") if r.flag("sequence") else None
+        node = r.str16("node") if r.flag("node") else None
+        sequence = r.opt_u64("sequence")
         message = Error(session, node, sequence, r.str32("message"))
     elif kind == 19:
-        message = Closed(session, r.str32("reason"))
+        message = Closed(session, r.ending())
     elif kind == 20:
         message = Done(session)
     else:

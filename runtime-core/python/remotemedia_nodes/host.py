@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 import iceoryx2 as iox
 
-from .codec import Closed, Close, Done, EndInput, Error, Input, Item, Opened, Output, decode, encode
+from .codec import Closed, Close, Done, EndInput, Error, Input, Item, NodeStart, Opened, Output, Refused, decode, encode
 from .node import NodeType
 
 INPUT_ARRIVED, OUTPUT_ROOM = 0, 1  # slots of this process's inbox
@@ -149,7 +149,7 @@ class NodeProcess:
         except Exception as e:
             reason = f"python:{self.node_type.name} failed to start: {_describe(e)}"
             traceback.print_exc()
-            self.link.send(encode(Closed(0, reason)))
+            self.link.send(encode(Closed(0, Refused(NodeStart(self.node_id, reason)))))
             return 1
         self.link.send(encode(Opened(0, "")))
         while True:

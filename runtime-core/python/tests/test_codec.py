@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from remotemedia_nodes.codec import (
-    Audio, Close, Closed, Credit, DecodeError, Done, EndInput, Error, Input, Item, Json, Open, Opened, Output,
-    Tensor, decode, encode,
+    Aborted, Audio, Close, Closed, Completed, Credit, DecodeError, Done, EndInput, Error, Input, InvalidManifest,
+    Item, Json, NodeCreation, NodeStart, Open, Opened, Output, ParamIssue, Problem, Refused, RefusedOther, Tensor,
+    decode, encode,
 )
 
 VECTORS = Path(__file__).resolve().parents[2] / "tests" / "data" / "ipc"
@@ -24,7 +25,18 @@ EXPECTED = {
     "credit": Credit(11, 8),
     "opened": Opened(9, '{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}'),
     "error": Error(10, "gain", 42, "ValueError: boom"),
-    "closed": Closed(2**64 - 1, "completed"),
+    "error_session": Error(10, None, None, "undecodable input"),
+    "closed": Closed(2**64 - 1, Completed()),
+    "closed_aborted": Closed(12, Aborted("worker shutting down")),
+    "closed_refused_manifest": Closed(13, Refused(InvalidManifest([
+        Problem("error", "invalid_param", "nodes[1].params.gain_db", "gain", 7, 15,
+                'param \'gain_db\': "loud" is not of type "number"'),
+        Problem("warning", "ignored_field", "metadata.description", None, None, None, "ignored"),
+    ]))),
+    "closed_refused_node_creation": Closed(14, Refused(NodeCreation(
+        "resample", [ParamIssue("target_rate", "invalid_param", "must be at least 1")]))),
+    "closed_refused_node_start": Closed(15, Refused(NodeStart("python:Gain", "TypeError: bad param"))),
+    "closed_refused_other": Closed(16, Refused(RefusedOther("client manifests are not allowed"))),
     "done": Done(0),
 }
 

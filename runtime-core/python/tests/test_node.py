@@ -6,7 +6,9 @@ from collections import deque
 import numpy as np
 import pytest
 
-from remotemedia_nodes import Audio, Closed, Done, EndInput, Error, Input, Item, Json, Node, Opened, Output, node
+from remotemedia_nodes import (
+    Audio, Closed, Done, EndInput, Error, Input, Item, Json, Node, NodeStart, Opened, Output, Refused, node,
+)
 from remotemedia_nodes.codec import Close, decode, encode
 from remotemedia_nodes.host import NodeProcess
 from remotemedia_nodes.node import load_plugins, registered
@@ -110,7 +112,8 @@ def test_a_constructor_failure_is_reported_before_exiting():
 
     status, sent = run("TestNoStart", {})
     assert status == 1
-    assert sent == [Closed(0, "python:TestNoStart failed to start: OSError: model missing")]
+    reason = "python:TestNoStart failed to start: OSError: model missing"
+    assert sent == [Closed(0, Refused(NodeStart("python:TestNoStart", reason)))]
 
 
 def test_audio_arrives_as_writable_float32():

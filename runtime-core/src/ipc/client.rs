@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use iceoryx2::prelude::*;
 use tokio::sync::watch;
 
-use super::codec::Message;
+use super::codec::{Ending, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::{LiveNode, live_nodes};
 use super::mux::{
@@ -214,7 +214,7 @@ impl IpcRunner {
                     connection,
                 })
             }
-            Ok(Message::Closed { reason }) => Err(refusal::decode(&reason)),
+            Ok(Message::Closed(ending)) => Err(refusal::open_error(ending)),
             Ok(other) => Err(RunError::Refused {
                 reason: format!("unexpected answer to Open: {other:?}"),
             }),
@@ -532,15 +532,21 @@ impl StreamSession for IpcSession {
                 sequence,
                 message,
             } => SessionOutput::Error(NodeFailure {
-                node_id: node,
+                // A failure of the session itself on one item (an input the worker could not
+                // take) has no node; the session API reports it with an empty node id.
+                node_id: node.unwrap_or_default(),
                 sequence,
                 message,
             }),
-            Message::Closed { reason } if reason == "completed" => {
+            Message::Closed(Ending::Completed) => {
                 self.finish();
                 return Ok(None);
             }
-            Message::Closed { reason } => return Err(self.aborted(reason)),
+            Message::Closed(Ending::Aborted { reason }) => return Err(self.aborted(reason)),
+            Message::Closed(refused @ Ending::Refused(_)) => {
+                let reason = refusal::open_error(refused).to_string();
+                return Err(self.aborted(reason));
+            }
             other => {
                 return Err(self.aborted(format!("unexpected message from the worker: {other:?}")));
             }

@@ -4,7 +4,7 @@
 //! All integers are little-endian. A message is a 16-byte header and a body:
 //!
 //! ```text
-//! header  magic "RM" | version u8 (=1) | kind u8 | flags u16 (=0) | reserved u16 (=0) | session u64
+//! header  magic "RM" | version u8 (=2) | kind u8 | flags u16 (=0) | reserved u16 (=0) | session u64
 //! body    by kind:
 //!   Open        manifest-or-empty: str32 (empty: the pipeline the worker serves)
 //!   Input       item
@@ -14,8 +14,10 @@
 //!               session's items, so its peer may send that many more; see ipc::link)
 //!   Opened      manifest: str32 (JSON of the pipeline the session runs)
 //!   Output      node: str16, item
-//!   Error       node: str16, sequence: u8 present + u64, message: str32
-//!   Closed      reason: str32
+//!   Error       node: u8 present + str16 (absent: the session itself failed),
+//!               sequence: u8 present + u64, message: str32
+//!   Closed      ending (see [`ending`]: completed, aborted with a reason, or refused
+//!               with a typed refusal)
 //!   Done        -   (a node process -> its host: finished with the last input)
 //! item    sequence: u8 present + u64 | metadata: u32 count, (key str16, value str32)* | data
 //! data    tag u8, then
@@ -29,18 +31,26 @@
 //! str16 / str32: u16 / u32 byte length, then UTF-8
 //! ```
 //!
-//! Decoding never panics: a short, malformed or unknown message is a [`DecodeError`] naming
-//! the field and its byte offset.
+//! Decoding never panics and never reserves memory a message's length does not back: a
+//! short, malformed or unknown message is a [`DecodeError`] naming the field and its byte
+//! offset.
+//!
+//! Version 2 typed `Closed` (version 1 carried "completed" or a refusal as JSON in a string)
+//! and the session-level `Error` (version 1 used an empty node id).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::data::{AudioBuffer, DType, RuntimeData, TensorData, TransportData};
 
+mod ending;
+
+pub use ending::{Ending, Refusal};
+
 /// First two bytes of every message.
 pub const MAGIC: [u8; 2] = *b"RM";
 /// Format version this code reads and writes.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 16;
 
@@ -79,20 +89,19 @@ pub enum Message {
         /// The item.
         item: TransportData,
     },
-    /// Worker → client: a node failed on one item; the session goes on.
+    /// Worker → client: a node failed on one item, or the session could not take one; the
+    /// session goes on.
     Error {
-        /// The failing node id (empty when the session itself failed).
-        node: String,
+        /// The failing node id; `None` when the session itself failed on the item (an
+        /// undecodable or invalid input).
+        node: Option<String>,
         /// Sequence number of the input being processed, when known.
         sequence: Option<u64>,
         /// What went wrong.
         message: String,
     },
-    /// Worker → client: the session ended (after the last output, or refused, or reclaimed).
-    Closed {
-        /// Why; `"completed"` after a normal end of input.
-        reason: String,
-    },
+    /// Worker → client (and node process → its host): the session ended, or never opened.
+    Closed(Ending),
     /// Node process → its host: every output of the last `Input` (or of `EndInput`) has been
     /// sent, so the host can tie them to that input.
     Done,
@@ -109,7 +118,7 @@ impl Message {
             Self::Opened { .. } => 16,
             Self::Output { .. } => 17,
             Self::Error { .. } => 18,
-            Self::Closed { .. } => 19,
+            Self::Closed(_) => 19,
             Self::Done => 20,
         }
     }
@@ -189,11 +198,11 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
             sequence,
             message,
         } => {
-            w.str16("node", node)?;
+            w.opt_str16("node", node.as_deref())?;
             w.opt_u64(*sequence);
             w.str32("message", message)?;
         }
-        Message::Closed { reason } => w.str32("reason", reason)?,
+        Message::Closed(ending) => w.ending(ending)?,
         Message::Credit { count } => w.buf.extend_from_slice(&count.to_le_bytes()),
     }
     Ok(w.buf)
@@ -252,6 +261,19 @@ impl Writer {
             .extend_from_slice(&Self::len_u32(field, b.len())?.to_le_bytes());
         self.buf.extend_from_slice(b);
         Ok(())
+    }
+
+    fn opt_str16(&mut self, field: &'static str, value: Option<&str>) -> Result<(), EncodeError> {
+        match value {
+            Some(s) => {
+                self.buf.push(1);
+                self.str16(field, s)
+            }
+            None => {
+                self.buf.push(0);
+                Ok(())
+            }
+        }
     }
 
     fn opt_u64(&mut self, value: Option<u64>) {
@@ -417,13 +439,15 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
             item: r.item()?,
         },
         18 => Message::Error {
-            node: r.str16("node")?,
+            node: if r.flag("node")? {
+                Some(r.str16("node")?)
+            } else {
+                None
+            },
             sequence: r.opt_u64("sequence")?,
             message: r.str32("message")?,
         },
-        19 => Message::Closed {
-            reason: r.str32("reason")?,
-        },
+        19 => Message::Closed(r.ending()?),
         20 => Message::Done,
         other => return Err(r.error_at(3, "kind", format!("unknown message kind {other}"))),
     };

@@ -1,65 +1,42 @@
-//! Why a worker refused to open a session, carried as JSON in the `Closed` reason so the
-//! client rebuilds the same [`RunError`] the in-process runner would have returned.
+//! A worker's refusal to open a session, both ways: the [`RunError`] the in-process runner
+//! returned becomes the codec's typed [`Refusal`] in `Closed`, and the client turns that
+//! back into the same [`RunError`].
 
-use serde::{Deserialize, Serialize};
-
-use crate::manifest::{Problem, ValidationReport};
-use crate::nodes::ParamIssue;
+use super::codec::{Ending, Refusal};
+use crate::manifest::ValidationReport;
 use crate::transport::RunError;
 
-/// What follows `Closed` instead of `Opened`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "refused", rename_all = "snake_case")]
-enum Refusal {
-    InvalidManifest {
-        problems: Vec<Problem>,
-    },
-    NodeCreation {
-        node_id: String,
-        issues: Vec<ParamIssue>,
-    },
-    NodeStart {
-        node_id: String,
-        reason: String,
-    },
-    Other {
-        reason: String,
-    },
-}
-
-/// The `Closed` reason for a session that could not open.
-pub(crate) fn encode(error: &RunError) -> String {
-    let refusal = match error {
+/// What the worker sends instead of `Opened` when opening failed with `error`.
+pub(crate) fn refusal_of(error: RunError) -> Refusal {
+    match error {
         RunError::InvalidManifest(report) => Refusal::InvalidManifest {
-            problems: report.problems.clone(),
+            problems: report.problems,
         },
-        RunError::NodeCreation { node_id, issues } => Refusal::NodeCreation {
-            node_id: node_id.clone(),
-            issues: issues.clone(),
-        },
-        RunError::NodeStart { node_id, reason } => Refusal::NodeStart {
-            node_id: node_id.clone(),
-            reason: reason.clone(),
-        },
+        RunError::NodeCreation { node_id, issues } => Refusal::NodeCreation { node_id, issues },
+        RunError::NodeStart { node_id, reason } => Refusal::NodeStart { node_id, reason },
         other => Refusal::Other {
             reason: other.to_string(),
         },
-    };
-    serde_json::to_string(&refusal).unwrap_or_else(|e| format!("unencodable refusal: {e}"))
+    }
 }
 
-/// The error a `Closed` reason in answer to `Open` stands for.
-pub(crate) fn decode(reason: &str) -> RunError {
-    match serde_json::from_str::<Refusal>(reason) {
-        Ok(Refusal::InvalidManifest { problems }) => {
+/// The error a client's `Open` ends with when the worker answered `Closed(ending)`.
+pub(crate) fn open_error(ending: Ending) -> RunError {
+    match ending {
+        Ending::Refused(Refusal::InvalidManifest { problems }) => {
             RunError::InvalidManifest(ValidationReport { problems })
         }
-        Ok(Refusal::NodeCreation { node_id, issues }) => RunError::NodeCreation { node_id, issues },
-        Ok(Refusal::NodeStart { node_id, reason }) => RunError::NodeStart { node_id, reason },
-        Ok(Refusal::Other { reason }) => RunError::Refused { reason },
-        // A worker that closed for another reason (shutting down) says so in plain text.
-        Err(_) => RunError::Refused {
-            reason: reason.to_owned(),
+        Ending::Refused(Refusal::NodeCreation { node_id, issues }) => {
+            RunError::NodeCreation { node_id, issues }
+        }
+        Ending::Refused(Refusal::NodeStart { node_id, reason }) => {
+            RunError::NodeStart { node_id, reason }
+        }
+        Ending::Refused(Refusal::Other { reason }) | Ending::Aborted { reason } => {
+            RunError::Refused { reason }
+        }
+        Ending::Completed => RunError::Refused {
+            reason: "the worker ended the session before opening it".to_owned(),
         },
     }
 }
@@ -67,7 +44,8 @@ pub(crate) fn decode(reason: &str) -> RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::ProblemKind;
+    use crate::manifest::{Problem, ProblemKind};
+    use crate::nodes::ParamIssue;
 
     #[test]
     fn refusals_round_trip_to_the_same_error() {
@@ -78,7 +56,10 @@ mod tests {
                 "no node type 'Nope'",
             )],
         };
-        match decode(&encode(&RunError::InvalidManifest(report.clone()))) {
+        let back = open_error(Ending::Refused(refusal_of(RunError::InvalidManifest(
+            report.clone(),
+        ))));
+        match back {
             RunError::InvalidManifest(back) => assert_eq!(back, report),
             other => panic!("{other:?}"),
         }
@@ -87,10 +68,11 @@ mod tests {
             kind: ProblemKind::InvalidParam,
             message: "must be a number".to_owned(),
         }];
-        match decode(&encode(&RunError::NodeCreation {
+        let back = open_error(Ending::Refused(refusal_of(RunError::NodeCreation {
             node_id: "gain".to_owned(),
             issues: issues.clone(),
-        })) {
+        })));
+        match back {
             RunError::NodeCreation {
                 node_id,
                 issues: back,
@@ -99,7 +81,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match decode("worker shutting down") {
+        let shutting_down = Ending::Aborted {
+            reason: "worker shutting down".to_owned(),
+        };
+        match open_error(shutting_down) {
             RunError::Refused { reason } => assert_eq!(reason, "worker shutting down"),
             other => panic!("{other:?}"),
         }

@@ -3,7 +3,7 @@
 //! Clients write `Open` to the link's control pipe; the worker answers on that client's pipe
 //! pair (`Opened` or a refusal in `Closed`), opening its ends of the pair on the client's
 //! first `Open`, then relays items between the pipes and a
-//! [`PipelineSession`](crate::PipelineSession) until the outputs end (`Closed "completed"`),
+//! [`PipelineSession`](crate::PipelineSession) until the outputs end (`Closed(Completed)`),
 //! the client sends `Close`, or the client process dies: every
 //! [`WorkerOptions::reap_interval`] the worker lists live client nodes and reclaims the
 //! sessions of dead ones (and of clients that let go of their pipes), then removes what they
@@ -21,7 +21,7 @@ use std::time::Duration;
 use iceoryx2::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use super::codec::{self, Envelope, Message};
+use super::codec::{self, Ending, Envelope, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::live_nodes;
 use super::mux::{
@@ -426,8 +426,8 @@ fn resolve_manifest(shared: &Shared, text: &str) -> Result<Arc<Manifest>, RunErr
 }
 
 /// How a session's relay ended.
-enum Ending {
-    /// All outputs delivered and `Closed "completed"` sent.
+enum Relay {
+    /// All outputs delivered (or the pipeline failed) and `Closed` sent.
     Completed,
     /// The client sent `Close`.
     ClosedByClient,
@@ -448,26 +448,23 @@ async fn run_session(
     });
     let (manifest, session) = match opened {
         Ok(ok) => ok,
-        Err(e) => {
-            let reason = refusal::encode(&e);
-            return link.send(Message::Closed { reason });
-        }
+        Err(e) => return link.send(Message::Closed(Ending::Refused(refusal::refusal_of(e)))),
     };
     let manifest_json = serde_json::to_string(manifest.as_ref()).unwrap_or_default();
     link.send(Message::Opened {
         manifest: manifest_json,
     })?;
-    let ending = tokio::select! {
+    let relay = tokio::select! {
         result = relay_inputs(link, &mut inbound, &session) => result?,
         result = relay_outputs(link, &session) => result?,
-        reason = aborted => Ending::Aborted(reason.unwrap_or_else(|_| "worker stopped".to_owned())),
+        reason = aborted => Relay::Aborted(reason.unwrap_or_else(|_| "worker stopped".to_owned())),
     };
     session.close().await;
-    match ending {
-        Ending::Completed | Ending::ClosedByClient => Ok(()),
-        Ending::Aborted(reason) => {
+    match relay {
+        Relay::Completed | Relay::ClosedByClient => Ok(()),
+        Relay::Aborted(reason) => {
             tracing::debug!(id = %link.id, %reason, "session aborted");
-            link.send(Message::Closed { reason })
+            link.send(Message::Closed(Ending::Aborted { reason }))
         }
     }
 }
@@ -479,16 +476,16 @@ async fn relay_inputs(
     link: &SessionLink,
     inbound: &mut Inbound,
     session: &PipelineSession,
-) -> Result<Ending, OutboxError> {
+) -> Result<Relay, OutboxError> {
     loop {
         let delivery = match inbound.recv().await {
             Ok(delivery) => delivery,
             Err(RouteEnded::Dropped) => {
-                return Ok(Ending::Aborted("the client's pipes closed".to_owned()));
+                return Ok(Relay::Aborted("the client's pipes closed".to_owned()));
             }
             Err(overrun @ RouteEnded::Overrun) => {
                 tracing::warn!(id = %link.id, "client ignored its credits; ending the session");
-                return Ok(Ending::Aborted(overrun.to_string()));
+                return Ok(Relay::Aborted(overrun.to_string()));
             }
         };
         let message = match delivery {
@@ -507,12 +504,12 @@ async fn relay_inputs(
                 }
                 match sent {
                     Ok(()) => {}
-                    Err(SessionError::Closed { .. }) => return Ok(Ending::ClosedByClient),
+                    Err(SessionError::Closed { .. }) => return Ok(Relay::ClosedByClient),
                     Err(e) => link.send(session_error(sequence, e.to_string()))?,
                 }
             }
             Message::EndInput => session.end_input().await,
-            Message::Close => return Ok(Ending::ClosedByClient),
+            Message::Close => return Ok(Relay::ClosedByClient),
             other => {
                 let message = format!("unexpected message from client: {other:?}");
                 link.send(session_error(None, message))?;
@@ -522,11 +519,11 @@ async fn relay_inputs(
 }
 
 /// Pipeline → client, each output or error spending one of the client's credits, then
-/// `Closed "completed"`.
+/// `Closed(Completed)`.
 async fn relay_outputs(
     link: &SessionLink,
     session: &PipelineSession,
-) -> Result<Ending, OutboxError> {
+) -> Result<Relay, OutboxError> {
     loop {
         let message = match session.recv_output().await {
             Ok(Some(SessionOutput::Data { node_id, data })) => Message::Output {
@@ -534,24 +531,24 @@ async fn relay_outputs(
                 item: data,
             },
             Ok(Some(SessionOutput::Error(f))) => Message::Error {
-                node: f.node_id,
+                node: Some(f.node_id),
                 sequence: f.sequence,
                 message: f.message,
             },
             Ok(None) => {
-                let reason = "completed".to_owned();
-                link.send(Message::Closed { reason })?;
-                return Ok(Ending::Completed);
+                link.send(Message::Closed(Ending::Completed))?;
+                return Ok(Relay::Completed);
             }
+            // The pipeline failed as a whole: the client hears why, and nothing more is sent.
             Err(e) => {
                 let reason = e.to_string();
-                link.send(Message::Closed { reason })?;
-                return Ok(Ending::Completed);
+                link.send(Message::Closed(Ending::Aborted { reason }))?;
+                return Ok(Relay::Completed);
             }
         };
         if link.credits.spend().await.is_err() {
             // The route is gone: the client's pipes are being torn down.
-            return Ok(Ending::Aborted("the client's pipes closed".to_owned()));
+            return Ok(Relay::Aborted("the client's pipes closed".to_owned()));
         }
         link.send(message)?;
     }
@@ -560,7 +557,7 @@ async fn relay_outputs(
 /// An error item about the session itself (no node).
 fn session_error(sequence: Option<u64>, message: String) -> Message {
     Message::Error {
-        node: String::new(),
+        node: None,
         sequence,
         message,
     }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::PythonOptions;
 use super::process::{self, NodeProcess};
 use crate::data::{RuntimeData, TransportData};
-use crate::ipc::codec::{Envelope, Message, decode, encode};
+use crate::ipc::codec::{Ending, Envelope, Message, Refusal, decode, encode};
 use crate::ipc::pipe::{
     Doorbell, Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node,
 };
@@ -150,7 +150,7 @@ impl PythonNode {
                 self.ready = true;
                 Ok(())
             }
-            Ok(Ok(Message::Closed { reason })) => Err(NodeError::Lost(reason)),
+            Ok(Ok(Message::Closed(ending))) => Err(NodeError::Lost(ending_reason(ending))),
             Ok(Ok(other)) => Err(self.confused(&other)),
             Ok(Err(e)) => Err(e),
         }
@@ -192,7 +192,7 @@ impl PythonNode {
                 Message::Output { item, .. } => out.push(item.data),
                 Message::Error { message, .. } => failure = Some(message),
                 Message::Done => return failure.map_or(Ok(()), |m| Err(NodeError::Failed(m))),
-                Message::Closed { reason } => return Err(NodeError::Lost(reason)),
+                Message::Closed(ending) => return Err(NodeError::Lost(ending_reason(ending))),
                 other => return Err(self.confused(&other)),
             }
         }
@@ -203,6 +203,16 @@ impl PythonNode {
             "{} sent a message out of turn: {message:?}",
             self.label
         ))
+    }
+}
+
+/// Why a node process said `Closed`: it could not start (a refusal naming why) or stopped.
+fn ending_reason(ending: Ending) -> String {
+    match ending {
+        Ending::Refused(Refusal::NodeStart { reason, .. } | Refusal::Other { reason })
+        | Ending::Aborted { reason } => reason,
+        Ending::Refused(refusal) => format!("the node process refused to start: {refusal:?}"),
+        Ending::Completed => "the node process ended".to_owned(),
     }
 }
 

@@ -265,7 +265,9 @@ impl StreamSession for GrpcSession {
                     message: error.message,
                 },
             ))),
-            stream_response::Kind::Closed(closed) if closed.reason == "completed" => {
+            stream_response::Kind::Closed(closed)
+                if closed.ending() == pb::closed::Ending::Completed =>
+            {
                 self.finished.store(true, Ordering::Release);
                 *responses = None;
                 Ok(None)

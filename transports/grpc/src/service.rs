@@ -372,22 +372,22 @@ async fn relay(
                 stream_response::Kind::Error(failure_to_wire(&failure))
             }
             Ok(None) => {
-                let reason = ending
-                    .get()
-                    .cloned()
-                    .unwrap_or_else(|| "completed".to_owned());
+                let closed = match ending.get() {
+                    Some(reason) => aborted(reason.clone()),
+                    None => pb::Closed {
+                        reason: "completed".to_owned(),
+                        ending: pb::closed::Ending::Completed.into(),
+                    },
+                };
                 let _ = responses
-                    .send(Ok(response(stream_response::Kind::Closed(pb::Closed {
-                        reason,
-                    }))))
+                    .send(Ok(response(stream_response::Kind::Closed(closed))))
                     .await;
                 return;
             }
             Err(e) => {
+                let closed = aborted(e.to_string());
                 let _ = responses
-                    .send(Ok(response(stream_response::Kind::Closed(pb::Closed {
-                        reason: e.to_string(),
-                    }))))
+                    .send(Ok(response(stream_response::Kind::Closed(closed))))
                     .await;
                 session.close().await;
                 return;
@@ -398,5 +398,12 @@ async fn relay(
             session.close().await;
             return;
         }
+    }
+}
+
+fn aborted(reason: String) -> pb::Closed {
+    pb::Closed {
+        reason,
+        ending: pb::closed::Ending::Aborted.into(),
     }
 }

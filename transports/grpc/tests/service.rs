@@ -215,7 +215,10 @@ async fn a_stream_answers_ready_results_and_closed() {
         assert_eq!(&got.data, data);
     }
     match next(&mut responses).await {
-        stream_response::Kind::Closed(closed) => assert_eq!(closed.reason, "completed"),
+        stream_response::Kind::Closed(closed) => {
+            assert_eq!(closed.reason, "completed");
+            assert_eq!(closed.ending(), pb::closed::Ending::Completed);
+        }
         other => panic!("expected closed, got {other:?}"),
     }
     assert!(
@@ -324,6 +327,7 @@ async fn sessions_beyond_the_limit_are_refused_and_idle_ones_closed() {
                 closed.reason.contains("no message from the client"),
                 "{closed:?}"
             );
+            assert_eq!(closed.ending(), pb::closed::Ending::Aborted);
         }
         other => panic!("expected closed, got {other:?}"),
     }

@@ -1,6 +1,8 @@
 use serde_json::json;
 
 use super::*;
+use crate::manifest::{Problem, ProblemKind};
+use crate::nodes::ParamIssue;
 
 fn round_trip(message: Message) {
     let envelope = Envelope {
@@ -65,18 +67,119 @@ fn every_message_and_data_type_round_trips() {
         manifest: r#"{"version":"v1","nodes":[]}"#.to_owned(),
     });
     round_trip(Message::Error {
-        node: "gain".to_owned(),
+        node: Some("gain".to_owned()),
         sequence: Some(3),
         message: "ValueError: bad".to_owned(),
     });
     round_trip(Message::Error {
-        node: String::new(),
+        node: None,
         sequence: None,
-        message: "python node 'gain' exited".to_owned(),
+        message: "undecodable input".to_owned(),
     });
-    round_trip(Message::Closed {
-        reason: "completed".to_owned(),
-    });
+    for ending in endings() {
+        round_trip(Message::Closed(ending));
+    }
+}
+
+/// One of each way a session ends, with every optional field both present and absent.
+fn endings() -> Vec<Ending> {
+    let problems = vec![
+        Problem::error(
+            ProblemKind::InvalidParam,
+            "nodes[1].params.gain_db",
+            "must be a number",
+        )
+        .on_node("gain")
+        .at(Some(crate::manifest::Position {
+            line: 7,
+            column: 15,
+        })),
+        Problem::warning(ProblemKind::IgnoredField, "metadata.description", "ignored"),
+    ];
+    vec![
+        Ending::Completed,
+        Ending::Aborted {
+            reason: "worker shutting down".to_owned(),
+        },
+        Ending::Refused(Refusal::InvalidManifest { problems }),
+        Ending::Refused(Refusal::InvalidManifest {
+            problems: Vec::new(),
+        }),
+        Ending::Refused(Refusal::NodeCreation {
+            node_id: "resample".to_owned(),
+            issues: vec![ParamIssue::invalid("target_rate", "must be at least 1")],
+        }),
+        Ending::Refused(Refusal::NodeStart {
+            node_id: "vad".to_owned(),
+            reason: "ImportError: no module named torch".to_owned(),
+        }),
+        Ending::Refused(Refusal::Other {
+            reason: "client manifests are not allowed".to_owned(),
+        }),
+    ]
+}
+
+#[test]
+fn every_ending_truncated_is_an_error_never_a_panic() {
+    for ending in endings() {
+        let bytes = encode(&Envelope {
+            session: 3,
+            message: Message::Closed(ending),
+        })
+        .expect("encodes");
+        for cut in 0..bytes.len() {
+            let err = decode(&bytes[..cut]).expect_err("truncated input is refused");
+            assert!(err.offset <= cut, "{err}");
+        }
+    }
+}
+
+#[test]
+fn unknown_endings_refusals_and_problem_kinds_are_named() {
+    let closed = |ending| {
+        encode(&Envelope {
+            session: 1,
+            message: Message::Closed(ending),
+        })
+        .expect("encodes")
+    };
+    let mut bad = closed(Ending::Completed);
+    bad[HEADER_LEN] = 9;
+    assert_eq!(
+        decode(&bad).expect_err("ending").to_string(),
+        "ending at byte 16: unknown ending 9"
+    );
+    let mut bad = closed(Ending::Refused(Refusal::Other {
+        reason: String::new(),
+    }));
+    bad[HEADER_LEN + 1] = 0;
+    assert_eq!(decode(&bad).expect_err("refusal").field, "refusal");
+
+    let issue = ParamIssue::invalid("x", "bad");
+    let mut bad = closed(Ending::Refused(Refusal::NodeCreation {
+        node_id: "n".to_owned(),
+        issues: vec![issue],
+    }));
+    // ending, refusal, node (2 + 1), count 4, field (2 + 1), then the kind's length and name.
+    let kind_at = HEADER_LEN + 2 + 3 + 4 + 3 + 2;
+    assert_eq!(&bad[kind_at..kind_at + 7], b"invalid");
+    bad[kind_at] = b'X';
+    let err = decode(&bad).expect_err("kind");
+    assert_eq!((err.field, err.offset), ("issue kind", kind_at - 2));
+}
+
+#[test]
+fn an_absurd_problem_count_is_refused_without_allocating_it() {
+    let mut bytes = encode(&Envelope {
+        session: 1,
+        message: Message::Closed(Ending::Refused(Refusal::InvalidManifest {
+            problems: Vec::new(),
+        })),
+    })
+    .expect("encodes");
+    let count_at = HEADER_LEN + 2;
+    bytes[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(decode(&bytes).expect_err("count").field, "problem severity");
 }
 
 #[test]
