@@ -273,6 +273,8 @@ pub async fn rollout_drains_open_sessions(client: &Client, ns: &str) {
         .await
         .expect("the rollout finished in time");
     session.round().await;
+    terminating_pods_refuse_new_sessions(client, ns, &old_pods).await;
+    session.round().await;
     let sent = session.sent;
     let reason = session.finish().await;
     assert_eq!(
@@ -295,6 +297,52 @@ pub async fn rollout_drains_open_sessions(client: &Client, ns: &str) {
     for name in &old_pods {
         wait_gone(&pods, name).await;
     }
+}
+
+/// The old pods still terminating (at least the one draining the test's open session) answer
+/// a new session with UNAVAILABLE, which clients retry elsewhere: reached directly, as a
+/// connection kube-proxy still routes there during the endpoint removal would, none of them
+/// opens it (it would run the old manifest).
+async fn terminating_pods_refuse_new_sessions(client: &Client, ns: &str, old_pods: &[String]) {
+    let port = Api::<Pipeline>::namespaced(client.clone(), ns)
+        .get(NAME)
+        .await
+        .expect("get pipeline")
+        .spec
+        .transports
+        .grpc
+        .port;
+    let terminating: Vec<String> = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .map(|p| p.name_any())
+        .filter(|name| old_pods.contains(name))
+        .collect();
+    let mut refused = 0;
+    for pod in &terminating {
+        let reach = pod_addr(client, ns, pod, port).await;
+        match OpenSession::try_open(reach.addr).await {
+            Ok((_, ready)) => panic!(
+                "terminating pod {pod} opened a new session running {}",
+                ready.manifest_json
+            ),
+            Err(e) if e.contains("Unavailable") => refused += 1,
+            // A pod with no session left may already have closed its port after the linger.
+            Err(e) => eprintln!("    terminating pod {pod}: {e}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "no terminating pod refused with UNAVAILABLE (terminating: {terminating:?})"
+    );
+    eprintln!(
+        "    {refused} of {} terminating pods refused a new session with UNAVAILABLE",
+        terminating.len()
+    );
 }
 
 /// Kills the runtime container through the node's CRI; the kubelet restarts it and the pod
