@@ -31,6 +31,7 @@ pub mod ipc;
 pub mod manifest;
 pub mod metrics;
 pub mod nodes;
+pub mod pod;
 pub mod python;
 mod runner;
 pub mod serve;

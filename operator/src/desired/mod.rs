@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::{Endpoints, Pipeline};
 
-pub use pod::{MANIFEST_FILE, MANIFEST_MOUNT, RUNTIME_CONTAINER, RUNTIME_METRICS_PORT};
+pub use pod::RUNTIME_CONTAINER;
+pub use remotemedia_runtime_core::pod::MANIFEST_FILE;
 pub use services::{grpc_service_name, webrtc_service_name};
 
 /// Field manager of every server-side apply the operator makes.
@@ -61,6 +62,23 @@ pub enum BuildError {
     /// The resource has not been stored yet (no uid for owner references).
     #[error("the Pipeline has no uid or namespace yet")]
     NotStored,
+    /// `spec.transports.webrtc.advertiseAddress` is not an IP address.
+    #[error("spec.transports.webrtc.advertiseAddress: {value:?} is not an IP address")]
+    AdvertiseAddress {
+        /// The value given.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// A number the CRD schema bounds is out of its range (the schema was bypassed).
+    #[error("{field}: {value} is out of range")]
+    OutOfRange {
+        /// The field path.
+        field: &'static str,
+        /// The value given.
+        value: i32,
+    },
 }
 
 /// All children of one Pipeline.
@@ -135,7 +153,8 @@ pub fn config_map_name(pipeline: &str, hash: &str) -> String {
 /// Builds every child of `pipeline`.
 ///
 /// # Errors
-/// [`BuildError::NotStored`] when the resource has no uid or namespace.
+/// [`BuildError::NotStored`] when the resource has no uid or namespace; the others when a spec
+/// value does not fit the containers' flags.
 pub fn children(pipeline: &Pipeline, images: &WorkerImages) -> Result<Children, BuildError> {
     let mut owner = pipeline
         .controller_owner_ref(&())
@@ -167,7 +186,7 @@ pub fn children(pipeline: &Pipeline, images: &WorkerImages) -> Result<Children, 
         ..ConfigMap::default()
     };
 
-    let template = pod::template(pipeline, images, &cm_name, &manifest_hash);
+    let template = pod::template(pipeline, images, &cm_name, &manifest_hash)?;
     let deployment = Deployment {
         metadata: meta(name.clone()),
         spec: Some(DeploymentSpec {

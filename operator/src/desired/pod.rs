@@ -6,6 +6,7 @@
 //! the regular (transport) containers first, lets them drain, and stops the runtime last.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
@@ -17,21 +18,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use remotemedia_runtime_core::pod::{self as contract, Advertise, GrpcSidecar, WebrtcSidecar};
 
-use super::{MANIFEST_HASH_KEY, WorkerImages, child_labels};
-use crate::crd::{DEFAULT_SHARED_MEMORY, Pipeline};
+use super::{BuildError, MANIFEST_HASH_KEY, WorkerImages, child_labels};
+use crate::crd::{DEFAULT_SHARED_MEMORY, GrpcTransport, Pipeline, WebRtcTransport};
 
 /// Name of the runtime container (the pod's default container for `kubectl logs`).
 pub const RUNTIME_CONTAINER: &str = "runtime";
-/// Where the manifest ConfigMap is mounted.
-pub const MANIFEST_MOUNT: &str = "/etc/remotemedia";
-/// Key of the manifest in the ConfigMap, and its file name under [`MANIFEST_MOUNT`].
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// Port of the runtime's `/metrics`, `/healthz` and `/readyz`.
-pub const RUNTIME_METRICS_PORT: i32 = 9090;
-const GRPC_METRICS_PORT: i32 = 9091;
-/// The health service name `remotemedia-grpc` keeps SERVING while it answers at all.
-const GRPC_LIVENESS_SERVICE: &str = "liveness";
 /// Every container runs as this user and group, so they can all open each other's iceoryx2
 /// files and shared-memory segments.
 const WORKER_UID: i64 = 65532;
@@ -43,239 +36,40 @@ const STOP_MARGIN_SECONDS: i64 = 15;
 /// A server that kept accepting sessions then would serve them from a pod on its way out (the
 /// old manifest, during a rollout); one that had closed its port would turn them into errors
 /// clients do not retry. Both were seen in the end-to-end rollout.
-pub(super) const ENDPOINT_REMOVAL_SECONDS: i64 = 5;
+pub(super) const ENDPOINT_REMOVAL_SECONDS: u32 = 5;
 
 /// Builds the pod template for `pipeline`, mounting ConfigMap `config_map`.
+///
+/// # Errors
+/// [`BuildError`] when a spec value does not fit the containers' flags (an advertise address
+/// that is not an IP, a port out of range).
 pub(super) fn template(
     pipeline: &Pipeline,
     images: &WorkerImages,
     config_map: &str,
     manifest_hash: &str,
-) -> PodTemplateSpec {
+) -> Result<PodTemplateSpec, BuildError> {
     let name = pipeline.name_any();
     let spec = &pipeline.spec;
-    let sessions = &spec.sessions;
-    let link_env = EnvVar {
-        name: "REMOTEMEDIA_IPC_NAME".to_owned(),
-        value: Some(name.clone()),
-        ..EnvVar::default()
-    };
-
-    let runtime = Container {
-        name: RUNTIME_CONTAINER.to_owned(),
-        image: Some(
-            spec.runtime
-                .image
-                .clone()
-                .unwrap_or_else(|| images.runtime.clone()),
-        ),
-        args: Some(strings(&[
-            "serve",
-            "--manifest",
-            &format!("{MANIFEST_MOUNT}/{MANIFEST_FILE}"),
-            "--metrics-listen",
-            &format!("0.0.0.0:{RUNTIME_METRICS_PORT}"),
-        ])),
-        env: Some(vec![link_env.clone()]),
-        ports: Some(vec![port("metrics", RUNTIME_METRICS_PORT, "TCP")]),
-        // Native sidecar: started before, stopped after the transport containers.
-        restart_policy: Some("Always".to_owned()),
-        startup_probe: Some(Probe {
-            period_seconds: Some(1),
-            failure_threshold: Some(120),
-            ..http_probe("/readyz", RUNTIME_METRICS_PORT)
-        }),
-        readiness_probe: Some(http_probe("/readyz", RUNTIME_METRICS_PORT)),
-        liveness_probe: Some(Probe {
-            failure_threshold: Some(6),
-            ..http_probe("/healthz", RUNTIME_METRICS_PORT)
-        }),
-        resources: spec.runtime.resources.clone(),
-        volume_mounts: Some(vec![
-            mount("dshm", "/dev/shm", false),
-            mount("iceoryx2", "/tmp/iceoryx2", false),
-            mount("manifest", MANIFEST_MOUNT, true),
-        ]),
-        ..hardened(images)
-    };
-
+    let sessions = sessions(pipeline)?;
     let mut containers = Vec::new();
-    let transport_mounts = || {
-        vec![
-            mount("dshm", "/dev/shm", false),
-            mount("iceoryx2", "/tmp/iceoryx2", false),
-        ]
-    };
-    let session_args = [
-        "--max-sessions".to_owned(),
-        sessions.max_per_pod.to_string(),
-        "--drain-seconds".to_owned(),
-        sessions.drain_seconds.to_string(),
-        "--linger-seconds".to_owned(),
-        ENDPOINT_REMOVAL_SECONDS.to_string(),
-    ];
-    let grpc = &spec.transports.grpc;
-    if grpc.enabled {
-        let mut args = strings(&[
-            "--connect",
+    if spec.transports.grpc.enabled {
+        containers.push(grpc_container(
             &name,
-            "--listen",
-            &format!("0.0.0.0:{}", grpc.port),
-            "--metrics-listen",
-            &format!("0.0.0.0:{GRPC_METRICS_PORT}"),
-        ]);
-        args.extend(session_args.iter().cloned());
-        let mut mounts = transport_mounts();
-        if grpc.token_secret.is_some() {
-            args.extend(strings(&["--token-file", "/etc/remotemedia/token/token"]));
-            mounts.push(mount("grpc-token", "/etc/remotemedia/token", true));
-        }
-        let grpc_probe = Probe {
-            grpc: Some(GRPCAction {
-                port: grpc.port,
-                service: None,
-            }),
-            period_seconds: Some(5),
-            ..Probe::default()
-        };
-        containers.push(Container {
-            name: "grpc".to_owned(),
-            image: Some(images.grpc.clone()),
-            args: Some(args),
-            env: Some(vec![link_env.clone()]),
-            ports: Some(vec![
-                port("grpc", grpc.port, "TCP"),
-                port("grpc-metrics", GRPC_METRICS_PORT, "TCP"),
-            ]),
-            readiness_probe: Some(grpc_probe.clone()),
-            // Its own health name, SERVING while the server answers: readiness turns
-            // NOT_SERVING while draining and while the worker is away, which must not get
-            // the sidecar killed.
-            liveness_probe: Some(Probe {
-                grpc: Some(GRPCAction {
-                    port: grpc.port,
-                    service: Some(GRPC_LIVENESS_SERVICE.to_owned()),
-                }),
-                failure_threshold: Some(6),
-                ..grpc_probe
-            }),
-            volume_mounts: Some(mounts),
-            ..transport(images)
-        });
+            &spec.transports.grpc,
+            sessions,
+            images,
+        )?);
     }
-    let webrtc = &spec.transports.webrtc;
-    if webrtc.enabled {
-        let advertise = webrtc.advertise_address.clone().map_or_else(
-            || EnvVar {
-                name: "ADVERTISE_ADDRESS".to_owned(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "status.podIP".to_owned(),
-                        api_version: None,
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                value: None,
-            },
-            |address| EnvVar {
-                name: "ADVERTISE_ADDRESS".to_owned(),
-                value: Some(address),
-                value_from: None,
-            },
-        );
-        let mut args = strings(&[
-            "--connect",
+    if spec.transports.webrtc.enabled {
+        containers.push(webrtc_container(
             &name,
-            "--listen",
-            &format!("0.0.0.0:{}", webrtc.http_port),
-            "--udp-port",
-            &webrtc.udp_port.to_string(),
-            "--advertise",
-            "$(ADVERTISE_ADDRESS)",
-        ]);
-        args.extend(session_args.iter().cloned());
-        let mut mounts = transport_mounts();
-        if webrtc.token_secret.is_some() {
-            args.extend(strings(&["--token-file", "/etc/remotemedia/token/token"]));
-            mounts.push(mount("webrtc-token", "/etc/remotemedia/token", true));
-        }
-        containers.push(Container {
-            name: "webrtc".to_owned(),
-            image: Some(images.webrtc.clone()),
-            args: Some(args),
-            env: Some(vec![link_env, advertise]),
-            ports: Some(vec![
-                port("http", webrtc.http_port, "TCP"),
-                port("media", webrtc.udp_port, "UDP"),
-            ]),
-            readiness_probe: Some(http_probe("/healthz", webrtc.http_port)),
-            // Not /healthz: it fails while draining, and the sidecar must live to drain.
-            liveness_probe: Some(Probe {
-                failure_threshold: Some(6),
-                ..http_probe("/livez", webrtc.http_port)
-            }),
-            volume_mounts: Some(mounts),
-            ..transport(images)
-        });
+            &spec.transports.webrtc,
+            sessions,
+            images,
+        )?);
     }
-
-    let shm = spec
-        .runtime
-        .shared_memory
-        .clone()
-        .unwrap_or_else(|| Quantity(DEFAULT_SHARED_MEMORY.to_owned()));
-    let mut volumes = vec![
-        Volume {
-            name: "dshm".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                medium: Some("Memory".to_owned()),
-                size_limit: Some(shm),
-            }),
-            ..Volume::default()
-        },
-        Volume {
-            name: "iceoryx2".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                medium: Some("Memory".to_owned()),
-                size_limit: Some(Quantity("16Mi".to_owned())),
-            }),
-            ..Volume::default()
-        },
-        Volume {
-            name: "manifest".to_owned(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_map.to_owned(),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-    ];
-    if let Some(secret) = &grpc.token_secret
-        && grpc.enabled
-    {
-        volumes.push(Volume {
-            name: "grpc-token".to_owned(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(secret.clone()),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-    }
-    if let Some(secret) = &webrtc.token_secret
-        && webrtc.enabled
-    {
-        volumes.push(Volume {
-            name: "webrtc-token".to_owned(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(secret.clone()),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-    }
-
-    PodTemplateSpec {
+    Ok(PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(child_labels(&name)),
             annotations: Some(BTreeMap::from([
@@ -288,16 +82,18 @@ pub(super) fn template(
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
-            init_containers: Some(vec![runtime]),
+            init_containers: Some(vec![runtime_container(pipeline, images)]),
             containers,
-            volumes: Some(volumes),
+            volumes: Some(volumes(pipeline, config_map)),
             // The pause container becomes PID 1 and reaps exited Python node processes, whose
             // zombies would otherwise hold iceoryx2 file locks.
             share_process_namespace: Some(true),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(
-                ENDPOINT_REMOVAL_SECONDS + i64::from(sessions.drain_seconds) + STOP_MARGIN_SECONDS,
+                i64::from(ENDPOINT_REMOVAL_SECONDS)
+                    + i64::from(sessions.drain_seconds)
+                    + STOP_MARGIN_SECONDS,
             ),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
@@ -312,7 +108,229 @@ pub(super) fn template(
             }),
             ..PodSpec::default()
         }),
+    })
+}
+
+fn sessions(pipeline: &Pipeline) -> Result<contract::Sessions, BuildError> {
+    let sessions = &pipeline.spec.sessions;
+    Ok(contract::Sessions {
+        max: non_negative("spec.sessions.maxPerPod", sessions.max_per_pod)?,
+        drain_seconds: non_negative("spec.sessions.drainSeconds", sessions.drain_seconds)?,
+        linger_seconds: ENDPOINT_REMOVAL_SECONDS,
+    })
+}
+
+/// The runtime: a native sidecar, started before and stopped after the transport containers.
+fn runtime_container(pipeline: &Pipeline, images: &WorkerImages) -> Container {
+    let worker = contract::Worker {
+        link: pipeline.name_any(),
+    };
+    let metrics = i32::from(contract::RUNTIME_METRICS_PORT);
+    Container {
+        name: RUNTIME_CONTAINER.to_owned(),
+        image: Some(
+            pipeline
+                .spec
+                .runtime
+                .image
+                .clone()
+                .unwrap_or_else(|| images.runtime.clone()),
+        ),
+        args: Some(worker.args()),
+        ports: Some(vec![port("metrics", metrics, "TCP")]),
+        restart_policy: Some("Always".to_owned()),
+        startup_probe: Some(Probe {
+            period_seconds: Some(1),
+            failure_threshold: Some(120),
+            ..http_probe(contract::RUNTIME_READY_PATH, metrics)
+        }),
+        readiness_probe: Some(http_probe(contract::RUNTIME_READY_PATH, metrics)),
+        liveness_probe: Some(Probe {
+            failure_threshold: Some(6),
+            ..http_probe(contract::RUNTIME_LIVE_PATH, metrics)
+        }),
+        resources: pipeline.spec.runtime.resources.clone(),
+        volume_mounts: Some(vec![
+            mount("dshm", contract::SHM_DIR, false),
+            mount("iceoryx2", contract::ICEORYX2_DIR, false),
+            mount("manifest", contract::MANIFEST_DIR, true),
+        ]),
+        ..hardened(images)
     }
+}
+
+fn grpc_container(
+    link: &str,
+    grpc: &GrpcTransport,
+    sessions: contract::Sessions,
+    images: &WorkerImages,
+) -> Result<Container, BuildError> {
+    let sidecar = GrpcSidecar {
+        link: link.to_owned(),
+        port: port_number("spec.transports.grpc.port", grpc.port)?,
+        sessions,
+        token: grpc.token_secret.is_some(),
+    };
+    let mut mounts = transport_mounts();
+    if sidecar.token {
+        mounts.push(mount("grpc-token", contract::TOKEN_DIR, true));
+    }
+    let grpc_probe = Probe {
+        grpc: Some(GRPCAction {
+            port: grpc.port,
+            service: None,
+        }),
+        period_seconds: Some(5),
+        ..Probe::default()
+    };
+    Ok(Container {
+        name: "grpc".to_owned(),
+        image: Some(images.grpc.clone()),
+        args: Some(sidecar.args()),
+        ports: Some(vec![
+            port("grpc", grpc.port, "TCP"),
+            port(
+                "grpc-metrics",
+                i32::from(contract::GRPC_METRICS_PORT),
+                "TCP",
+            ),
+        ]),
+        readiness_probe: Some(grpc_probe.clone()),
+        // Its own health name, SERVING while the server answers: readiness turns NOT_SERVING
+        // while draining and while the worker is away, which must not get the sidecar killed.
+        liveness_probe: Some(Probe {
+            grpc: Some(GRPCAction {
+                port: grpc.port,
+                service: Some(contract::GRPC_LIVENESS_SERVICE.to_owned()),
+            }),
+            failure_threshold: Some(6),
+            ..grpc_probe
+        }),
+        volume_mounts: Some(mounts),
+        ..transport(images)
+    })
+}
+
+fn webrtc_container(
+    link: &str,
+    webrtc: &WebRtcTransport,
+    sessions: contract::Sessions,
+    images: &WorkerImages,
+) -> Result<Container, BuildError> {
+    let advertise = match &webrtc.advertise_address {
+        None => Advertise::PodIp,
+        Some(address) => Advertise::Address(address.parse::<IpAddr>().map_err(|source| {
+            BuildError::AdvertiseAddress {
+                value: address.clone(),
+                source,
+            }
+        })?),
+    };
+    // The kubelet expands `$(ADVERTISE_ADDRESS)` in the args from this variable.
+    let env = (advertise == Advertise::PodIp).then(|| {
+        vec![EnvVar {
+            name: contract::ADVERTISE_ENV.to_owned(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".to_owned(),
+                    api_version: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            value: None,
+        }]
+    });
+    let sidecar = WebrtcSidecar {
+        link: link.to_owned(),
+        http_port: port_number("spec.transports.webrtc.httpPort", webrtc.http_port)?,
+        udp_port: port_number("spec.transports.webrtc.udpPort", webrtc.udp_port)?,
+        advertise,
+        sessions,
+        token: webrtc.token_secret.is_some(),
+    };
+    let mut mounts = transport_mounts();
+    if sidecar.token {
+        mounts.push(mount("webrtc-token", contract::TOKEN_DIR, true));
+    }
+    Ok(Container {
+        name: "webrtc".to_owned(),
+        image: Some(images.webrtc.clone()),
+        args: Some(sidecar.args()),
+        env,
+        ports: Some(vec![
+            port("http", webrtc.http_port, "TCP"),
+            port("media", webrtc.udp_port, "UDP"),
+        ]),
+        readiness_probe: Some(http_probe(contract::WEBRTC_READY_PATH, webrtc.http_port)),
+        // Not the readiness path: it fails while draining, and the sidecar must live to drain.
+        liveness_probe: Some(Probe {
+            failure_threshold: Some(6),
+            ..http_probe(contract::WEBRTC_LIVE_PATH, webrtc.http_port)
+        }),
+        volume_mounts: Some(mounts),
+        ..transport(images)
+    })
+}
+
+fn transport_mounts() -> Vec<VolumeMount> {
+    vec![
+        mount("dshm", contract::SHM_DIR, false),
+        mount("iceoryx2", contract::ICEORYX2_DIR, false),
+    ]
+}
+
+fn volumes(pipeline: &Pipeline, config_map: &str) -> Vec<Volume> {
+    let spec = &pipeline.spec;
+    let shm = spec
+        .runtime
+        .shared_memory
+        .clone()
+        .unwrap_or_else(|| Quantity(DEFAULT_SHARED_MEMORY.to_owned()));
+    let memory = |name: &str, size: Quantity| Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".to_owned()),
+            size_limit: Some(size),
+        }),
+        ..Volume::default()
+    };
+    let mut volumes = vec![
+        memory("dshm", shm),
+        memory("iceoryx2", Quantity("16Mi".to_owned())),
+        Volume {
+            name: "manifest".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.to_owned(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+    let secrets = [
+        (
+            "grpc-token",
+            spec.transports.grpc.enabled,
+            &spec.transports.grpc.token_secret,
+        ),
+        (
+            "webrtc-token",
+            spec.transports.webrtc.enabled,
+            &spec.transports.webrtc.token_secret,
+        ),
+    ];
+    for (volume, enabled, secret) in secrets {
+        if let Some(secret) = secret.as_ref().filter(|_| enabled) {
+            volumes.push(Volume {
+                name: volume.to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.clone()),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+    }
+    volumes
 }
 
 /// A transport container: hardened. It has no preStop hook: SIGTERM itself starts its drain,
@@ -371,6 +389,13 @@ fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
+fn port_number(field: &'static str, value: i32) -> Result<u16, BuildError> {
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(BuildError::OutOfRange { field, value })
+}
+
+fn non_negative(field: &'static str, value: i32) -> Result<u32, BuildError> {
+    u32::try_from(value).map_err(|_| BuildError::OutOfRange { field, value })
 }

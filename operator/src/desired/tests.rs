@@ -204,7 +204,7 @@ fn termination_grace_covers_the_drain_deadline() {
     let c = children(&p, &images()).expect("children");
     assert!(
         pod_spec(&c).termination_grace_period_seconds.unwrap_or(0)
-            > 120 + super::pod::ENDPOINT_REMOVAL_SECONDS
+            > 120 + i64::from(super::pod::ENDPOINT_REMOVAL_SECONDS)
     );
     let grpc_args = pod_spec(&c).containers[0].args.clone().unwrap_or_default();
     let i = grpc_args
@@ -444,4 +444,37 @@ fn transports_start_draining_on_sigterm_and_keep_their_port_until_the_endpoint_i
     // The runtime stops after the transports; it has no endpoint of its own to wait for.
     let runtime = &spec.init_containers.as_ref().unwrap()[0];
     assert_eq!(runtime.lifecycle, None);
+}
+
+#[test]
+fn an_advertise_address_that_is_not_an_ip_is_an_error_naming_the_field() {
+    let p = pipeline(json!({
+        "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
+        "transports": {"webrtc": {"enabled": true, "advertiseAddress": "media.example.com"}},
+    }));
+    let error = children(&p, &images()).expect_err("not an IP");
+    assert!(
+        matches!(&error, BuildError::AdvertiseAddress { value, .. } if value == "media.example.com"),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("spec.transports.webrtc.advertiseAddress:"),
+        "{error}"
+    );
+
+    let fixed = pipeline(json!({
+        "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
+        "transports": {"webrtc": {"enabled": true, "advertiseAddress": "203.0.113.5"}},
+    }));
+    let c = children(&fixed, &images()).expect("children");
+    let webrtc = &pod_spec(&c).containers[1];
+    let args = webrtc.args.clone().unwrap_or_default();
+    assert!(
+        args.windows(2).any(|w| w == ["--advertise", "203.0.113.5"]),
+        "{args:?}"
+    );
+    // A fixed address needs no variable for the kubelet to expand.
+    assert_eq!(webrtc.env, None);
 }

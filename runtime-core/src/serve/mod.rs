@@ -19,6 +19,8 @@ use crate::nodes::NodeRegistry;
 use crate::{PipelineRunner, RunError, StreamSession};
 
 mod admission;
+#[cfg(feature = "server")]
+pub mod binary;
 mod tokens;
 
 pub use admission::{Admission, AdmitError, DrainPolicy, SessionSlot, drain};

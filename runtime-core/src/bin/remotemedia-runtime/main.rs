@@ -80,13 +80,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    remotemedia_runtime_core::serve::binary::init_tracing();
     let registry = match node_registry(&cli.command) {
         Ok(registry) => registry,
         Err(e) => return report(Err(e)),
@@ -156,5 +150,35 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use remotemedia_runtime_core::pod::Worker;
+
+    use super::*;
+
+    /// The args the operator renders for the runtime container parse here to what it meant: a
+    /// flag renamed on one side only fails this test.
+    #[test]
+    fn parses_the_args_the_operator_renders() {
+        let worker = Worker {
+            link: "voice".to_owned(),
+        };
+        let argv = std::iter::once("remotemedia-runtime".to_owned()).chain(worker.args());
+        let cli = Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"));
+        let Command::Serve {
+            manifest,
+            name,
+            metrics_listen,
+        } = cli.command
+        else {
+            panic!("not serve: {:?}", cli.command);
+        };
+        assert_eq!(manifest, Worker::manifest());
+        assert_eq!(name.as_deref(), Some("voice"));
+        assert_eq!(metrics_listen, Some(Worker::metrics_listen()));
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
 use remotemedia_grpc::{Admission, Backend, GrpcService, ServiceOptions, pb};
-use remotemedia_runtime_core::serve::{self, BackendError};
+use remotemedia_runtime_core::serve::binary::{self, DrainFlags, SourceFlags};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -28,12 +28,8 @@ const LIVENESS_NAME: &str = "liveness";
 #[derive(Debug, Parser)]
 #[command(name = "remotemedia-grpc", version, about)]
 struct Args {
-    /// Serve this manifest's pipeline in this process.
-    #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
-    manifest: Option<PathBuf>,
-    /// Serve the pipeline of the worker on this iceoryx2 link (the pod's runtime container).
-    #[arg(long, value_name = "NAME")]
-    connect: Option<String>,
+    #[command(flatten)]
+    source: SourceFlags,
     /// Address to serve gRPC on.
     #[arg(long, default_value = "0.0.0.0:50051")]
     listen: SocketAddr,
@@ -56,58 +52,16 @@ struct Args {
     /// Close a stream whose client sent nothing for this many seconds.
     #[arg(long, default_value_t = 60)]
     idle_timeout_secs: u64,
-    /// On SIGTERM, how many seconds open sessions get to finish before the server exits.
-    #[arg(long, default_value_t = 30)]
-    drain_seconds: u64,
-    /// On SIGTERM, keep the port open at least this many seconds, answering new sessions with
-    /// a retryable refusal, while the pod's endpoint leaves the load balancers.
-    #[arg(long, default_value_t = 0)]
-    linger_seconds: u64,
+    #[command(flatten)]
+    drain: DrainFlags,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: tokio runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    binary::main(Args::parse(), run)
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let served = serve::backend_from_flags(args.manifest.as_deref(), args.connect.as_deref());
-    let backend = match served {
-        Ok((backend, warnings)) => {
-            for w in &warnings {
-                eprintln!("{w}");
-            }
-            backend
-        }
-        Err(BackendError::Manifest(e)) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let backend = args.source.backend()?;
     let auth = args
         .token_file
         .as_deref()
@@ -183,16 +137,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
 
     remotemedia_runtime_core::shutdown::requested().await;
-    let policy = serve::DrainPolicy::from_secs(args.drain_seconds, args.linger_seconds);
-    eprintln!(
-        "draining: refusing new sessions, {} open, waiting up to {:?} (port open for at least {:?})",
-        sessions.open(),
-        policy.deadline,
-        policy.linger,
-    );
-    sessions.refuse_new();
     set_health(&health, ServingStatus::NotServing).await;
-    let left = serve::drain(&sessions, policy).await;
+    let left = binary::drain(&sessions, args.drain).await;
     let _ = stop.send(());
     // Connections still open after the drain deadline are cut by exiting.
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
@@ -258,5 +204,48 @@ async fn serve_metrics(
     );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "metrics endpoint stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use remotemedia_runtime_core::pod::{GrpcSidecar, Sessions, token_file};
+    use remotemedia_runtime_core::serve::DrainPolicy;
+
+    use super::*;
+
+    /// The args the operator renders for this container parse here to what it meant: a flag
+    /// renamed on one side only fails this test.
+    #[test]
+    fn parses_the_args_the_operator_renders() {
+        let sidecar = GrpcSidecar {
+            link: "voice".to_owned(),
+            port: 50_052,
+            sessions: Sessions {
+                max: 7,
+                drain_seconds: 120,
+                linger_seconds: 5,
+            },
+            token: true,
+        };
+        let argv = std::iter::once("remotemedia-grpc".to_owned()).chain(sidecar.args());
+        let args = Args::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"));
+        assert_eq!(args.source.connect.as_deref(), Some("voice"));
+        assert_eq!(args.source.manifest, None);
+        assert_eq!(args.listen, "0.0.0.0:50052".parse().unwrap());
+        assert_eq!(args.metrics_listen, Some(GrpcSidecar::metrics_listen()));
+        assert_eq!(args.max_sessions, 7);
+        assert_eq!(args.drain.policy(), DrainPolicy::from_secs(120, 5));
+        assert_eq!(args.token_file, Some(token_file()));
+
+        let without_token = GrpcSidecar {
+            token: false,
+            ..sidecar
+        };
+        let argv = std::iter::once("remotemedia-grpc".to_owned()).chain(without_token.args());
+        let args = Args::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"));
+        assert_eq!(args.token_file, None);
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use remotemedia_runtime_core::serve::{self, BackendError, Tokens};
+use remotemedia_runtime_core::serve::Tokens;
+use remotemedia_runtime_core::serve::binary::{self, DrainFlags, SourceFlags};
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 
 /// WebRTC server for RemoteMedia pipelines (WHIP signalling, Opus audio, events on a data
@@ -16,12 +17,8 @@ use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 #[derive(Debug, Parser)]
 #[command(name = "remotemedia-webrtc", version, about)]
 struct Args {
-    /// Serve this manifest's pipeline in this process.
-    #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
-    manifest: Option<PathBuf>,
-    /// Serve the pipeline of the worker on this iceoryx2 link (the pod's runtime container).
-    #[arg(long, value_name = "NAME")]
-    connect: Option<String>,
+    #[command(flatten)]
+    source: SourceFlags,
     /// HTTP address: WHIP at /whip, the demo page at /, /healthz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -51,58 +48,16 @@ struct Args {
     /// Drop a session whose client has not connected this many seconds after the answer.
     #[arg(long, default_value_t = 30)]
     connect_timeout_secs: u64,
-    /// On SIGTERM, how many seconds open sessions get to finish before the server exits.
-    #[arg(long, default_value_t = 30)]
-    drain_seconds: u64,
-    /// On SIGTERM, keep the port open at least this many seconds, answering new sessions with
-    /// a retryable refusal, while the pod's endpoint leaves the load balancers.
-    #[arg(long, default_value_t = 0)]
-    linger_seconds: u64,
+    #[command(flatten)]
+    drain: DrainFlags,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: tokio runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    binary::main(Args::parse(), run)
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let served = serve::backend_from_flags(args.manifest.as_deref(), args.connect.as_deref());
-    let backend = match served {
-        Ok((backend, warnings)) => {
-            for w in &warnings {
-                eprintln!("{w}");
-            }
-            backend
-        }
-        Err(BackendError::Manifest(e)) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let backend = args.source.backend()?;
 
     let udp_bind = SocketAddr::new(args.listen.ip(), args.udp_port);
     let udp = tokio::net::UdpSocket::bind(udp_bind)
@@ -164,15 +119,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     remotemedia_runtime_core::shutdown::requested().await;
-    let sessions = server.admission();
-    let policy = serve::DrainPolicy::from_secs(args.drain_seconds, args.linger_seconds);
-    eprintln!(
-        "draining: refusing new sessions, {} open, waiting up to {:?} (port open for at least {:?})",
-        sessions.open(),
-        policy.deadline,
-        policy.linger,
-    );
-    let left = serve::drain(&sessions, policy).await;
+    let left = binary::drain(&server.admission(), args.drain).await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     eprintln!("stopped ({left} sessions cut at the drain deadline)");
@@ -198,5 +145,61 @@ fn default_advertise(listen: IpAddr) -> IpAddr {
             eprintln!("warning: no default route ({e}); advertising 127.0.0.1 (set --advertise)");
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use remotemedia_runtime_core::pod::{
+        ADVERTISE_ENV, Advertise, Sessions, WebrtcSidecar, token_file,
+    };
+    use remotemedia_runtime_core::serve::DrainPolicy;
+
+    use super::*;
+
+    fn parse(sidecar: &WebrtcSidecar) -> Args {
+        // As the kubelet does: `$(VAR)` in args is replaced by the container's env value.
+        let expanded = sidecar
+            .args()
+            .into_iter()
+            .map(|a| a.replace(&format!("$({ADVERTISE_ENV})"), "10.88.0.7"));
+        let argv = std::iter::once("remotemedia-webrtc".to_owned()).chain(expanded);
+        Args::try_parse_from(argv).unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"))
+    }
+
+    /// The args the operator renders for this container parse here to what it meant: a flag
+    /// renamed on one side only fails this test.
+    #[test]
+    fn parses_the_args_the_operator_renders() {
+        let sidecar = WebrtcSidecar {
+            link: "voice".to_owned(),
+            http_port: 8081,
+            udp_port: 40_001,
+            advertise: Advertise::PodIp,
+            sessions: Sessions {
+                max: 9,
+                drain_seconds: 60,
+                linger_seconds: 5,
+            },
+            token: true,
+        };
+        let args = parse(&sidecar);
+        assert_eq!(args.source.connect.as_deref(), Some("voice"));
+        assert_eq!(args.source.manifest, None);
+        assert_eq!(args.listen, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(args.udp_port, 40_001);
+        assert_eq!(args.advertise, Some("10.88.0.7".parse().unwrap()));
+        assert_eq!(args.max_sessions, 9);
+        assert_eq!(args.drain.policy(), DrainPolicy::from_secs(60, 5));
+        assert_eq!(args.token_file, Some(token_file()));
+
+        let fixed = WebrtcSidecar {
+            advertise: Advertise::Address("203.0.113.5".parse().unwrap()),
+            token: false,
+            ..sidecar
+        };
+        let args = parse(&fixed);
+        assert_eq!(args.advertise, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(args.token_file, None);
     }
 }

@@ -1,0 +1,247 @@
+//! The worker pod's contract between the operator and the binaries it starts there: the
+//! containers' flags, environment names, mount paths, ports and probe targets, defined once.
+//!
+//! The operator renders these values ([`Worker::args`], [`GrpcSidecar::args`],
+//! [`WebrtcSidecar::args`]); each binary parses them with its own command line (clap), and a
+//! unit test beside each binary's parser renders a value and parses it back, so a flag renamed
+//! on one side only fails a unit test rather than the end-to-end suite.
+//!
+//! ```text
+//! runtime  remotemedia-runtime serve --manifest /etc/remotemedia/manifest.json --name NAME
+//!              --metrics-listen 0.0.0.0:9090
+//! grpc     remotemedia-grpc --connect NAME --listen 0.0.0.0:PORT --metrics-listen 0.0.0.0:9091
+//!              --max-sessions N --drain-seconds S --linger-seconds L [--token-file F]
+//! webrtc   remotemedia-webrtc --connect NAME --listen 0.0.0.0:HTTP --udp-port UDP
+//!              --advertise IP|$(ADVERTISE_ADDRESS) --max-sessions N --drain-seconds S
+//!              --linger-seconds L [--token-file F]
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Where the manifest ConfigMap is mounted in the runtime container.
+pub const MANIFEST_DIR: &str = "/etc/remotemedia";
+/// The manifest's key in its ConfigMap, and its file name under [`MANIFEST_DIR`].
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Where a transport's token Secret is mounted.
+pub const TOKEN_DIR: &str = "/etc/remotemedia/token";
+/// The token's key in its Secret, and its file name under [`TOKEN_DIR`].
+pub const TOKEN_KEY: &str = "token";
+/// Shared memory (iceoryx2's segments), a memory-backed volume shared by every container.
+pub const SHM_DIR: &str = "/dev/shm";
+/// iceoryx2's service directory, shared by every container.
+pub const ICEORYX2_DIR: &str = "/tmp/iceoryx2";
+/// Port of the runtime's `/metrics`, `/healthz` (liveness) and `/readyz`.
+pub const RUNTIME_METRICS_PORT: u16 = 9090;
+/// Port of the gRPC sidecar's `/metrics`.
+pub const GRPC_METRICS_PORT: u16 = 9091;
+/// The runtime's readiness path (ready once it serves the link).
+pub const RUNTIME_READY_PATH: &str = "/readyz";
+/// The runtime's liveness path.
+pub const RUNTIME_LIVE_PATH: &str = "/healthz";
+/// The health service name the gRPC sidecar keeps SERVING while it answers at all (its
+/// readiness, "" and the pipeline service, turns NOT_SERVING while draining).
+pub const GRPC_LIVENESS_SERVICE: &str = "liveness";
+/// The WebRTC sidecar's readiness path (fails while draining or while the worker is away).
+pub const WEBRTC_READY_PATH: &str = "/healthz";
+/// The WebRTC sidecar's liveness path (answers while the process serves HTTP).
+pub const WEBRTC_LIVE_PATH: &str = "/livez";
+/// The environment variable the kubelet fills with the pod's IP for
+/// [`Advertise::PodIp`].
+pub const ADVERTISE_ENV: &str = "ADVERTISE_ADDRESS";
+
+/// The token file a transport reads when its Pipeline names a token Secret.
+#[must_use]
+pub fn token_file() -> PathBuf {
+    Path::new(TOKEN_DIR).join(TOKEN_KEY)
+}
+
+/// The runtime container: `remotemedia-runtime serve`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Worker {
+    /// The pod link's name (the Pipeline's name).
+    pub link: String,
+}
+
+impl Worker {
+    /// The manifest file the runtime serves.
+    #[must_use]
+    pub fn manifest() -> PathBuf {
+        Path::new(MANIFEST_DIR).join(MANIFEST_FILE)
+    }
+
+    /// Where the runtime serves metrics and probes.
+    #[must_use]
+    pub fn metrics_listen() -> SocketAddr {
+        any_address(RUNTIME_METRICS_PORT)
+    }
+
+    /// The container's args.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["serve".to_owned()];
+        flag(&mut args, "--manifest", Self::manifest().display());
+        flag(&mut args, "--name", &self.link);
+        flag(&mut args, "--metrics-listen", Self::metrics_listen());
+        args
+    }
+}
+
+/// What both transport sidecars are told about sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sessions {
+    /// Sessions open at once (`--max-sessions`).
+    pub max: u32,
+    /// Seconds open sessions get to end after SIGTERM (`--drain-seconds`).
+    pub drain_seconds: u32,
+    /// Seconds the port stays open after SIGTERM, refusing new sessions retryably
+    /// (`--linger-seconds`).
+    pub linger_seconds: u32,
+}
+
+impl Sessions {
+    fn push(&self, args: &mut Vec<String>) {
+        flag(args, "--max-sessions", self.max);
+        flag(args, "--drain-seconds", self.drain_seconds);
+        flag(args, "--linger-seconds", self.linger_seconds);
+    }
+}
+
+/// The gRPC sidecar: `remotemedia-grpc --connect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcSidecar {
+    /// The pod link's name.
+    pub link: String,
+    /// The gRPC port.
+    pub port: u16,
+    /// Sessions.
+    pub sessions: Sessions,
+    /// Whether a token Secret is mounted at [`token_file`].
+    pub token: bool,
+}
+
+impl GrpcSidecar {
+    /// Where it serves metrics.
+    #[must_use]
+    pub fn metrics_listen() -> SocketAddr {
+        any_address(GRPC_METRICS_PORT)
+    }
+
+    /// The container's args.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        flag(&mut args, "--connect", &self.link);
+        flag(&mut args, "--listen", any_address(self.port));
+        flag(&mut args, "--metrics-listen", Self::metrics_listen());
+        self.sessions.push(&mut args);
+        if self.token {
+            flag(&mut args, "--token-file", token_file().display());
+        }
+        args
+    }
+}
+
+/// The address the WebRTC sidecar puts in its ICE candidates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Advertise {
+    /// The pod's IP, which the kubelet puts in [`ADVERTISE_ENV`] and expands in the args.
+    PodIp,
+    /// A fixed address (a node's public IP, a load balancer's).
+    Address(IpAddr),
+}
+
+/// The WebRTC sidecar: `remotemedia-webrtc --connect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebrtcSidecar {
+    /// The pod link's name.
+    pub link: String,
+    /// The HTTP port (WHIP, health, metrics).
+    pub http_port: u16,
+    /// The one UDP port of every session's media.
+    pub udp_port: u16,
+    /// The address in the ICE candidates.
+    pub advertise: Advertise,
+    /// Sessions.
+    pub sessions: Sessions,
+    /// Whether a token Secret is mounted at [`token_file`].
+    pub token: bool,
+}
+
+impl WebrtcSidecar {
+    /// The container's args; [`Advertise::PodIp`] is written as the kubelet's
+    /// `$(ADVERTISE_ADDRESS)` reference.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        flag(&mut args, "--connect", &self.link);
+        flag(&mut args, "--listen", any_address(self.http_port));
+        flag(&mut args, "--udp-port", self.udp_port);
+        match &self.advertise {
+            Advertise::PodIp => flag(&mut args, "--advertise", format!("$({ADVERTISE_ENV})")),
+            Advertise::Address(ip) => flag(&mut args, "--advertise", ip),
+        }
+        self.sessions.push(&mut args);
+        if self.token {
+            flag(&mut args, "--token-file", token_file().display());
+        }
+        args
+    }
+}
+
+fn any_address(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+}
+
+fn flag(args: &mut Vec<String>, name: &str, value: impl std::fmt::Display) {
+    args.push(name.to_owned());
+    args.push(value.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_serves_the_mounted_manifest_on_its_link() {
+        let args = Worker {
+            link: "demo".to_owned(),
+        }
+        .args();
+        assert_eq!(
+            args,
+            [
+                "serve",
+                "--manifest",
+                "/etc/remotemedia/manifest.json",
+                "--name",
+                "demo",
+                "--metrics-listen",
+                "0.0.0.0:9090"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pod_ip_is_left_for_the_kubelet_to_expand() {
+        let sidecar = WebrtcSidecar {
+            link: "demo".to_owned(),
+            http_port: 8080,
+            udp_port: 40_000,
+            advertise: Advertise::PodIp,
+            sessions: Sessions {
+                max: 10,
+                drain_seconds: 30,
+                linger_seconds: 5,
+            },
+            token: false,
+        };
+        let args = sidecar.args();
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--advertise", "$(ADVERTISE_ADDRESS)"]),
+            "{args:?}"
+        );
+        assert!(!args.iter().any(|a| a == "--token-file"), "{args:?}");
+    }
+}
