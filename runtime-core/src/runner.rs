@@ -118,6 +118,12 @@ impl PipelineRunner {
         &self.registry
     }
 
+    /// The node types this runner knows, shared.
+    #[must_use]
+    pub fn shared_registry(&self) -> Arc<NodeRegistry> {
+        self.registry.clone()
+    }
+
     /// Metrics of every session this runner started.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use remotemedia_runtime_core::nodes::{NodeCatalog, NodeRegistry};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_remotemedia-runtime"))
 }
@@ -114,14 +116,19 @@ fn nodes_lists_types_params_and_defaults() {
     let out = bin().args(["nodes", "--json"]).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let types: Vec<&str> = v
+    // The node catalog, version 1 (docs/node-catalog.md), which reads back as one.
+    assert_eq!(v["version"], 1);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let catalog = NodeCatalog::from_json(&text).expect("a node catalog");
+    assert_eq!(catalog, NodeRegistry::with_builtins().catalog());
+    let types: Vec<&str> = v["node_types"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| n["node_type"].as_str().unwrap())
         .collect();
     assert_eq!(types.len(), 10);
-    let chunker = v
+    let chunker = v["node_types"]
         .as_array()
         .unwrap()
         .iter()
@@ -129,6 +136,8 @@ fn nodes_lists_types_params_and_defaults() {
         .unwrap();
     assert_eq!(chunker["params"][0]["name"], "chunk_size");
     assert_eq!(chunker["params"][0]["default"], 512);
+    assert_eq!(chunker["accepts"], serde_json::json!(["audio"]));
+    assert_eq!(chunker["params_schema"]["type"], "object");
     let text = stdout(&bin().arg("nodes").output().unwrap());
     assert!(
         text.contains("target_rate: integer [1..768000] (required)"),

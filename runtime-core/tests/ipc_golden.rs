@@ -183,6 +183,16 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
             ),
         ),
         ("done", e(0, Message::Done)),
+        ("describe", e(17, Message::Describe)),
+        (
+            "catalog",
+            e(
+                17,
+                Message::Catalog {
+                    catalog: r#"{"version":1,"node_types":[]}"#.to_owned(),
+                },
+            ),
+        ),
     ]
 }
 

@@ -207,14 +207,32 @@ class Closed:
 
 
 @dataclass
+class Describe:
+    """Client -> worker: which node types do you run? (answered with Catalog)"""
+
+    session: int
+
+
+@dataclass
+class Catalog:
+    """Worker -> client: the node catalog's JSON."""
+
+    session: int
+    catalog: str
+
+
+@dataclass
 class Done:
     """Node process -> host: every output of the last input has been sent."""
 
     session: int
 
 
-Message = Union[Open, Input, EndInput, Close, Credit, Opened, Output, Error, Closed, Done]
-_KINDS = {Open: 1, Input: 2, EndInput: 3, Close: 4, Credit: 5, Opened: 16, Output: 17, Error: 18, Closed: 19, Done: 20}
+Message = Union[Open, Input, EndInput, Close, Credit, Describe, Opened, Output, Error, Closed, Done, Catalog]
+_KINDS = {
+    Open: 1, Input: 2, EndInput: 3, Close: 4, Credit: 5, Describe: 6,
+    Opened: 16, Output: 17, Error: 18, Closed: 19, Done: 20, Catalog: 21,
+}
 
 
 def _str16(out: bytearray, s: str) -> None:
@@ -326,6 +344,8 @@ def encode(message: Message) -> bytes:
     out += struct.pack("<BBHHQ", VERSION, _KINDS[type(message)], 0, 0, message.session)
     if isinstance(message, (Open, Opened)):
         _bytes32(out, message.manifest.encode())
+    elif isinstance(message, Catalog):
+        _bytes32(out, message.catalog.encode())
     elif isinstance(message, Input):
         _item(out, message.item)
     elif isinstance(message, Output):
@@ -505,6 +525,10 @@ def decode(buf: Union[bytes, memoryview]) -> Message:
         message = Closed(session, r.ending())
     elif kind == 20:
         message = Done(session)
+    elif kind == 6:
+        message = Describe(session)
+    elif kind == 21:
+        message = Catalog(session, r.str32("catalog"))
     else:
         raise DecodeError("kind", 3, f"unknown message kind {kind}")
     if r.pos != len(r.buf):

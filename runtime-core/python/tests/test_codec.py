@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from remotemedia_nodes.codec import (
-    Aborted, Audio, Close, Closed, Completed, Credit, DecodeError, Done, EndInput, Error, Input, InvalidManifest,
+    Aborted, Audio, Catalog, Close, Closed, Completed, Credit, Describe, DecodeError, Done, EndInput, Error, Input, InvalidManifest,
     Item, Json, NodeCreation, NodeStart, Open, Opened, Output, ParamIssue, Problem, Refused, RefusedOther, Tensor,
     decode, encode,
 )
@@ -38,6 +38,8 @@ EXPECTED = {
     "closed_refused_node_start": Closed(15, Refused(NodeStart("python:Gain", "TypeError: bad param"))),
     "closed_refused_other": Closed(16, Refused(RefusedOther("client manifests are not allowed"))),
     "done": Done(0),
+    "describe": Describe(17),
+    "catalog": Catalog(17, '{"version":1,"node_types":[]}'),
 }
 
 

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use iceoryx2::prelude::*;
 use tokio::sync::watch;
 
-use super::codec::{Ending, Message};
+use super::codec::{DecodeError, Ending, Message};
 use super::link::{self, LinkName, SessionId};
 use super::liveness::{LiveNode, live_nodes};
 use super::mux::{
@@ -28,6 +28,7 @@ use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_no
 use super::refusal;
 use crate::data::TransportData;
 use crate::manifest::Manifest;
+use crate::nodes::NodeCatalog;
 use crate::transport::{
     NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
 };
@@ -81,6 +82,8 @@ struct Connection {
     up: Outbox,
     routes: Arc<Routes>,
     lost: watch::Receiver<Option<String>>,
+    /// The worker's node catalog, once asked for.
+    catalog: std::sync::OnceLock<Arc<NodeCatalog>>,
     /// Writer, reader and worker watcher; they stop with the connection.
     _tasks: [OwnedTask; 3],
 }
@@ -147,9 +150,77 @@ impl IpcRunner {
         self.open(text).await
     }
 
-    async fn open(&self, manifest: String) -> Result<IpcSession, RunError> {
-        let client = &self.client;
+    /// The node types the worker serving the link runs, as it describes them. Asked once per
+    /// worker: a restarted worker (perhaps from another image) is asked again.
+    ///
+    /// # Errors
+    /// [`RunError::Unavailable`] when no live worker serves the link or it does not answer;
+    /// [`RunError::Refused`] when its answer is not a catalog this build reads.
+    pub async fn catalog(&self) -> Result<Arc<NodeCatalog>, RunError> {
         let connection = self.connection().await?;
+        if let Some(catalog) = connection.catalog.get() {
+            return Ok(catalog.clone());
+        }
+        let asked = self.ask(&connection, Message::Describe).await?;
+        let catalog = match asked.answer {
+            Ok(Message::Catalog { catalog }) => NodeCatalog::from_json(&catalog)
+                .map(Arc::new)
+                .map_err(|e| RunError::Refused {
+                    reason: format!("the worker of link '{}': {e}", self.client.link),
+                })?,
+            other => {
+                return Err(RunError::Refused {
+                    reason: format!("unexpected answer to Describe: {other:?}"),
+                });
+            }
+        };
+        Ok(connection.catalog.get_or_init(|| catalog).clone())
+    }
+
+    async fn open(&self, manifest: String) -> Result<IpcSession, RunError> {
+        let connection = self.connection().await?;
+        let Asked {
+            id,
+            answer,
+            inbound,
+            credits,
+            pending,
+            lost,
+        } = self.ask(&connection, Message::Open { manifest }).await?;
+        match answer {
+            Ok(Message::Opened { manifest }) => {
+                pending.disarm();
+                Ok(IpcSession {
+                    id,
+                    id_text: id.to_string(),
+                    manifest: serde_json::from_str(&manifest).ok(),
+                    inbound: tokio::sync::Mutex::new(inbound),
+                    credits,
+                    lost,
+                    input_ended: AtomicBool::new(false),
+                    closed: watch::Sender::new(false),
+                    finished: AtomicBool::new(false),
+                    connection: connection.clone(),
+                })
+            }
+            Ok(Message::Closed(ending)) => Err(refusal::open_error(ending)),
+            Ok(other) => Err(RunError::Refused {
+                reason: format!("unexpected answer to Open: {other:?}"),
+            }),
+            Err(e) => Err(RunError::Refused {
+                reason: format!("undecodable answer to Open: {e}"),
+            }),
+        }
+    }
+
+    /// Sends `message` (Open or Describe) for a fresh session id on the worker's control pipe
+    /// and waits for the first answer under that id.
+    async fn ask<'c>(
+        &self,
+        connection: &'c Connection,
+        message: Message,
+    ) -> Result<Asked<'c>, RunError> {
+        let client = &self.client;
         let id = SessionId::new(
             client.id,
             client.next_session.fetch_add(1, Ordering::Relaxed),
@@ -157,7 +228,7 @@ impl IpcRunner {
         let unavailable = |e: IpcError| RunError::Unavailable {
             reason: format!("link '{}': {e}", client.link),
         };
-        // Routed before the Open goes out, so the answer finds its way. Until the session is
+        // Routed before the message goes out, so the answer finds its way. Until a session is
         // handed out, dropping `pending` unroutes it; a late `Opened` is then answered with
         // `Close` (see `Connection::open`).
         let (mut inbound, credits) =
@@ -172,12 +243,16 @@ impl IpcRunner {
             id,
             armed: true,
         };
-        let open = encode(id, Message::Open { manifest }).map_err(|e| RunError::Refused {
-            reason: format!("the Open message could not be encoded: {e}"),
+        let request = encode(id, message).map_err(|e| RunError::Refused {
+            reason: format!("the request could not be encoded: {e}"),
         })?;
         let mut lost = connection.lost.clone();
         let answer = async {
-            connection.control.send(&open).await.map_err(unavailable)?;
+            connection
+                .control
+                .send(&request)
+                .await
+                .map_err(unavailable)?;
             Ok::<_, RunError>(inbound.recv().await)
         };
         let answer = tokio::select! {
@@ -195,33 +270,17 @@ impl IpcRunner {
                 });
             }
         };
-        let delivery = delivery.map_err(|ended| RunError::Unavailable {
+        let answer = delivery.map_err(|ended| RunError::Unavailable {
             reason: format!("link '{}': {ended}", client.link),
         })?;
-        match delivery {
-            Ok(Message::Opened { manifest }) => {
-                pending.disarm();
-                Ok(IpcSession {
-                    id,
-                    id_text: id.to_string(),
-                    manifest: serde_json::from_str(&manifest).ok(),
-                    inbound: tokio::sync::Mutex::new(inbound),
-                    credits,
-                    lost,
-                    input_ended: AtomicBool::new(false),
-                    closed: watch::Sender::new(false),
-                    finished: AtomicBool::new(false),
-                    connection,
-                })
-            }
-            Ok(Message::Closed(ending)) => Err(refusal::open_error(ending)),
-            Ok(other) => Err(RunError::Refused {
-                reason: format!("unexpected answer to Open: {other:?}"),
-            }),
-            Err(e) => Err(RunError::Refused {
-                reason: format!("undecodable answer to Open: {e}"),
-            }),
-        }
+        Ok(Asked {
+            id,
+            answer,
+            inbound,
+            credits,
+            pending,
+            lost,
+        })
     }
 
     /// The live connection, or a new one to the worker serving the link now.
@@ -249,6 +308,16 @@ impl IpcRunner {
         *current = Some(connection.clone());
         Ok(connection)
     }
+}
+
+/// The worker's first answer to a request, with the route it came by.
+struct Asked<'c> {
+    id: SessionId,
+    answer: Result<Message, DecodeError>,
+    inbound: Inbound,
+    credits: SendCredits,
+    pending: Unroute<'c>,
+    lost: watch::Receiver<Option<String>>,
 }
 
 /// Removes a session's route when dropped armed: an open that did not complete.
@@ -339,6 +408,7 @@ impl Connection {
             up,
             routes,
             lost,
+            catalog: std::sync::OnceLock::new(),
             _tasks: [writer, reader, watcher],
         }))
     }

@@ -12,6 +12,7 @@
 //!   Close       -
 //!   Credit      count: u32   (either way: the sender of it took `count` more of the
 //!               session's items, so its peer may send that many more; see ipc::link)
+//!   Describe    -   (client -> worker, on the control pipe: which node types do you run?)
 //!   Opened      manifest: str32 (JSON of the pipeline the session runs)
 //!   Output      node: str16, item
 //!   Error       node: u8 present + str16 (absent: the session itself failed),
@@ -19,6 +20,8 @@
 //!   Closed      ending (see [`ending`]: completed, aborted with a reason, or refused
 //!               with a typed refusal)
 //!   Done        -   (a node process -> its host: finished with the last input)
+//!   Catalog     catalog: str32 (worker -> client, the answer to Describe: the node catalog's
+//!               JSON, see nodes::NodeCatalog)
 //! item    sequence: u8 present + u64 | metadata: u32 count, (key str16, value str32)* | data
 //! data    tag u8, then
 //!   1 Audio   sample_rate u32 | channels u16 | stream_id: u8 present + str16 |
@@ -76,6 +79,9 @@ pub enum Message {
         /// How many items were taken.
         count: u32,
     },
+    /// Client → worker (on the control pipe): which node types the worker runs. Answered with
+    /// [`Message::Catalog`] under the same session id, which opens no session.
+    Describe,
     /// Worker → client: the session is open.
     Opened {
         /// JSON of the manifest the session runs, so a client that asked for the worker's
@@ -105,6 +111,11 @@ pub enum Message {
     /// Node process → its host: every output of the last `Input` (or of `EndInput`) has been
     /// sent, so the host can tie them to that input.
     Done,
+    /// Worker → client: the answer to [`Message::Describe`].
+    Catalog {
+        /// JSON of the worker's [`NodeCatalog`](crate::nodes::NodeCatalog).
+        catalog: String,
+    },
 }
 
 impl Message {
@@ -115,11 +126,13 @@ impl Message {
             Self::EndInput => 3,
             Self::Close => 4,
             Self::Credit { .. } => 5,
+            Self::Describe => 6,
             Self::Opened { .. } => 16,
             Self::Output { .. } => 17,
             Self::Error { .. } => 18,
             Self::Closed(_) => 19,
             Self::Done => 20,
+            Self::Catalog { .. } => 21,
         }
     }
 }
@@ -188,7 +201,8 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
             w.str32("manifest", manifest)?;
         }
         Message::Input(item) => w.item(item)?,
-        Message::EndInput | Message::Close | Message::Done => {}
+        Message::EndInput | Message::Close | Message::Done | Message::Describe => {}
+        Message::Catalog { catalog } => w.str32("catalog", catalog)?,
         Message::Output { node, item } => {
             w.str16("node", node)?;
             w.item(item)?;
@@ -449,6 +463,10 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         },
         19 => Message::Closed(r.ending()?),
         20 => Message::Done,
+        6 => Message::Describe,
+        21 => Message::Catalog {
+            catalog: r.str32("catalog")?,
+        },
         other => return Err(r.error_at(3, "kind", format!("unknown message kind {other}"))),
     };
     if r.pos != bytes.len() {

@@ -89,6 +89,8 @@ struct Shared {
     inbox: Arc<Inbox>,
     runner: PipelineRunner,
     manifest: Arc<Manifest>,
+    /// JSON of the runner's node catalog, built once: the answer to every `Describe`.
+    catalog: String,
     pipe_depth: usize,
     open_sessions: AtomicUsize,
 }
@@ -157,6 +159,7 @@ impl Worker {
                 link,
                 node,
                 inbox,
+                catalog: runner.registry().catalog().to_json(),
                 runner,
                 manifest,
                 pipe_depth: options.pipe_depth,
@@ -220,8 +223,15 @@ impl Worker {
                 session,
                 message: Message::Open { manifest },
             }) => (SessionId(session), manifest),
+            Ok(Envelope {
+                session,
+                message: Message::Describe,
+            }) => return self.describe(SessionId(session), state),
             Ok(other) => {
-                tracing::warn!(session = other.session, "control pipe: expected Open");
+                tracing::warn!(
+                    session = other.session,
+                    "control pipe: expected Open or Describe"
+                );
                 return;
             }
             Err(e) => {
@@ -229,17 +239,8 @@ impl Worker {
                 return;
             }
         };
-        let client = match state.clients.entry(id.client()) {
-            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-            std::collections::hash_map::Entry::Vacant(new) => {
-                match ClientPipes::open(&self.shared, id.client()) {
-                    Ok(pipes) => new.insert(pipes),
-                    Err(e) => {
-                        tracing::warn!(%id, error = %e, "could not open the client's pipes");
-                        return;
-                    }
-                }
-            }
+        let Some(client) = self.client_pipes(id, state) else {
+            return;
         };
         let outbox = client.outbox.clone();
         let Some((inbound, credits)) = client.routes.add(id) else {
@@ -265,6 +266,35 @@ impl Worker {
             let _ = finished.send(id);
         });
         state.sessions.insert(id, Running { abort, task });
+    }
+
+    /// The pipes of the client that sent `id`, opened on its first message.
+    fn client_pipes<'s>(&self, id: SessionId, state: &'s mut State) -> Option<&'s mut ClientPipes> {
+        match state.clients.entry(id.client()) {
+            std::collections::hash_map::Entry::Occupied(known) => Some(known.into_mut()),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                match ClientPipes::open(&self.shared, id.client()) {
+                    Ok(pipes) => Some(new.insert(pipes)),
+                    Err(e) => {
+                        tracing::warn!(%id, error = %e, "could not open the client's pipes");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers `Describe` with the node catalog; no session opens.
+    fn describe(&self, id: SessionId, state: &mut State) {
+        let Some(client) = self.client_pipes(id, state) else {
+            return;
+        };
+        let catalog = Message::Catalog {
+            catalog: self.shared.catalog.clone(),
+        };
+        if let Err(e) = client.outbox.send(id, catalog) {
+            tracing::warn!(%id, error = %e, "could not send the node catalog");
+        }
     }
 
     /// Aborts the sessions of clients whose process died or that let go of their pipes,

@@ -11,6 +11,7 @@ mod audio;
 mod audio_chunker;
 mod audio_level;
 mod calculator;
+mod catalog;
 mod channel_balance;
 mod channel_mixer;
 mod clipping_detector;
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 pub use audio_chunker::AudioChunkerNode;
 pub use audio_level::AudioLevelNode;
 pub use calculator::CalculatorNode;
+pub use catalog::{CATALOG_VERSION, CatalogError, NodeCatalog, NodeTypeInfo};
 pub use channel_balance::ChannelBalanceNode;
 pub use channel_mixer::ChannelMixerNode;
 pub use clipping_detector::ClippingDetectorNode;
@@ -202,4 +204,21 @@ impl fmt::Display for Io {
         };
         write!(f, "{} -> {}", join(self.accepts), join(self.produces))
     }
+}
+
+/// `kinds` (sorted, without repeats) as a `'static` slice, as [`Io`] wants. There are at most
+/// 2^5 such sets, so each is leaked once per process however often node types are described.
+pub(crate) fn interned(mut kinds: Vec<DataKind>) -> &'static [DataKind] {
+    kinds.sort_by_key(|k| *k as u8);
+    kinds.dedup();
+    static SETS: std::sync::Mutex<Vec<&'static [DataKind]>> = std::sync::Mutex::new(Vec::new());
+    let mut sets = SETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(set) = sets.iter().find(|s| **s == kinds.as_slice()) {
+        return set;
+    }
+    let set: &'static [DataKind] = Vec::leak(kinds);
+    sets.push(set);
+    set
 }

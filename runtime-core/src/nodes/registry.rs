@@ -59,7 +59,7 @@ impl ParamIssue {
 }
 
 /// One param as described by the schema, for listings.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParamInfo {
     /// Param name.
     pub name: String,
@@ -68,12 +68,21 @@ pub struct ParamInfo {
     pub type_name: String,
     /// True when the manifest must give it.
     pub required: bool,
-    /// Default value when omitted.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Default value when omitted (which may be `null`: present and null is not absent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub default: Option<Value>,
     /// Doc comment of the field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// A field that is present is `Some`, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// A source of nodes of one type. Built-ins implement it through [`NodeKind`]; other crates
@@ -89,6 +98,10 @@ pub trait NodeFactory: Send + Sync {
     fn params_schema(&self) -> &Value;
     /// Every problem with `params` (`null` means no params). Empty when valid.
     fn check_params(&self, params: &Value) -> Vec<ParamIssue>;
+    /// Other names accepted for params (upstream compatibility), as `(alias, canonical)`.
+    fn param_aliases(&self) -> &[(&'static str, &'static str)] {
+        &[]
+    }
     /// Builds a node for one session from params that passed [`NodeFactory::check_params`].
     ///
     /// # Errors
@@ -199,6 +212,9 @@ impl<K: NodeKind> NodeFactory for TypedFactory<K> {
     fn params_schema(&self) -> &Value {
         self.params.schema()
     }
+    fn param_aliases(&self) -> &[(&'static str, &'static str)] {
+        K::PARAM_ALIASES
+    }
     fn check_params(&self, params: &Value) -> Vec<ParamIssue> {
         self.parse(params).err().unwrap_or_default()
     }
@@ -218,7 +234,11 @@ pub(crate) fn object_or_empty(params: &Value) -> Value {
 
 /// Renames alias keys to their canonical names; an alias given next to its canonical name is
 /// ambiguous and reported rather than silently choosing one.
-fn canonical_names(params: Value, aliases: &[(&str, &str)], issues: &mut Vec<ParamIssue>) -> Value {
+pub(crate) fn canonical_names(
+    params: Value,
+    aliases: &[(&str, &str)],
+    issues: &mut Vec<ParamIssue>,
+) -> Value {
     let Value::Object(mut map) = params else {
         return params;
     };

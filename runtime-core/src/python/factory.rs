@@ -1,7 +1,7 @@
 //! One Python node type as a [`NodeFactory`]: params checked against the schema the type
 //! declared, and a process per node built.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,7 +10,7 @@ use super::node::PythonNode;
 use super::{DiscoveryError, NODE_TYPE_PREFIX, PythonOptions};
 use crate::data::DataKind;
 use crate::nodes::{
-    CreateError, Io, NodeFactory, NodeInstance, ParamIssue, ParamsSchema, object_or_empty,
+    CreateError, Io, NodeFactory, NodeInstance, ParamIssue, ParamsSchema, interned, object_or_empty,
 };
 
 /// One entry of `python -m remotemedia_nodes describe`.
@@ -107,21 +107,4 @@ impl NodeFactory for PythonFactory {
         .map_err(|e| CreateError::Start(format!("{}: {e}", self.node_type)))?;
         Ok(NodeInstance::Remote(Box::new(node)))
     }
-}
-
-/// `kinds` (sorted, without repeats) as a `'static` slice, as [`Io`] wants. There are at most
-/// 2^5 such sets, so each is leaked once per process however often node types are discovered.
-fn interned(mut kinds: Vec<DataKind>) -> &'static [DataKind] {
-    kinds.sort_by_key(|k| *k as u8);
-    kinds.dedup();
-    static SETS: Mutex<Vec<&'static [DataKind]>> = Mutex::new(Vec::new());
-    let mut sets = SETS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(set) = sets.iter().find(|s| **s == kinds.as_slice()) {
-        return set;
-    }
-    let set: &'static [DataKind] = Vec::leak(kinds);
-    sets.push(set);
-    set
 }

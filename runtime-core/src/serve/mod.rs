@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use crate::ipc::{ClientOptions, IpcRunner, LinkName};
 use crate::manifest::{Format, Manifest, Problem, check_document};
-use crate::nodes::NodeRegistry;
+use crate::nodes::{NodeCatalog, NodeRegistry};
 use crate::{PipelineRunner, RunError, StreamSession};
 
 mod admission;
@@ -40,8 +40,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens a session on the served pipeline, or on `manifest` when given.
     async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError>;
 
-    /// Node types known here: listed to clients, and used to check client manifests.
-    fn registry(&self) -> &NodeRegistry;
+    /// The node types sessions can use: listed to clients, and used to check client
+    /// manifests. For a worker over the link, what the worker says it runs.
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError>;
 
     /// `Ok` while sessions can be opened (for `grpc.health.v1`).
     async fn ready(&self) -> Result<(), String>;
@@ -78,8 +79,8 @@ impl Backend for InProcess {
         })
     }
 
-    fn registry(&self) -> &NodeRegistry {
-        self.runner.registry()
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        Ok(self.runner.shared_registry())
     }
 
     async fn ready(&self) -> Result<(), String> {
@@ -94,15 +95,19 @@ impl Backend for InProcess {
 /// The pipeline runs in the pod's worker, reached over the iceoryx2 link.
 pub struct Linked {
     client: IpcRunner,
-    registry: NodeRegistry,
+    /// The node types of the worker's catalog, rebuilt when another worker answers.
+    described: std::sync::Mutex<Option<(Arc<NodeCatalog>, Arc<NodeRegistry>)>>,
 }
 
 impl Linked {
-    /// Opens sessions through `client`; `registry` checks client manifests before they are
-    /// sent (the worker checks them again).
+    /// Opens sessions through `client`; client manifests are checked against the node
+    /// catalog the worker sends (and checked again by the worker).
     #[must_use]
-    pub fn new(client: IpcRunner, registry: NodeRegistry) -> Self {
-        Self { client, registry }
+    pub fn new(client: IpcRunner) -> Self {
+        Self {
+            client,
+            described: std::sync::Mutex::default(),
+        }
     }
 }
 
@@ -128,8 +133,25 @@ impl Backend for Linked {
         })
     }
 
-    fn registry(&self) -> &NodeRegistry {
-        &self.registry
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        let catalog = self.client.catalog().await?;
+        let mut described = self
+            .described
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((seen, registry)) = described.as_ref()
+            && Arc::ptr_eq(seen, &catalog)
+        {
+            return Ok(registry.clone());
+        }
+        let registry =
+            Arc::new(
+                NodeRegistry::from_catalog(&catalog).map_err(|e| RunError::Refused {
+                    reason: format!("the worker's node catalog: {e}"),
+                })?,
+            );
+        *described = Some((catalog, registry.clone()));
+        Ok(registry)
     }
 
     async fn ready(&self) -> Result<(), String> {
@@ -183,7 +205,7 @@ pub fn backend(from: ServeFrom<'_>) -> Result<(Arc<dyn Backend>, Vec<Problem>), 
                 LinkName::resolve(Some(name)).map_err(|e| BackendError::Link(e.to_string()))?;
             let client = IpcRunner::connect(link, ClientOptions::default())
                 .map_err(|e| BackendError::Link(e.to_string()))?;
-            Ok((Arc::new(Linked::new(client, registry)), Vec::new()))
+            Ok((Arc::new(Linked::new(client)), Vec::new()))
         }
     }
 }

@@ -75,7 +75,9 @@ impl GrpcService {
             .max_encoding_message_size(max_message_bytes)
     }
 
-    fn client_manifest(&self, text: &str) -> Result<Option<Arc<Manifest>>, Status> {
+    /// A client's manifest, checked against the node types sessions run on (for a worker over
+    /// the link, its catalog): problems name node ids and field paths.
+    async fn client_manifest(&self, text: &str) -> Result<Option<Arc<Manifest>>, Status> {
         if text.trim().is_empty() {
             return Ok(None);
         }
@@ -85,7 +87,12 @@ impl GrpcService {
                  allows them with --allow-client-manifests)",
             ));
         }
-        Manifest::from_text(text, Format::detect(None, text), self.backend.registry())
+        let node_types = self
+            .backend
+            .node_types()
+            .await
+            .map_err(|e| from_run_error(&e))?;
+        Manifest::from_text(text, Format::detect(None, text), &node_types)
             .map(Some)
             .map_err(|report| Status::invalid_argument(format!("manifest: {report}")))
     }
@@ -107,7 +114,7 @@ impl PipelineService for GrpcService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let request = request.into_inner();
-        let manifest = self.client_manifest(&request.manifest)?;
+        let manifest = self.client_manifest(&request.manifest).await?;
         let input = request
             .input
             .ok_or_else(|| Status::invalid_argument("input: the request has no input item"))?;
@@ -158,7 +165,7 @@ impl PipelineService for GrpcService {
                 ));
             }
         };
-        let manifest = self.client_manifest(&open.manifest)?;
+        let manifest = self.client_manifest(&open.manifest).await?;
         let slot = self.admit()?;
         let opened = self
             .backend
@@ -199,9 +206,12 @@ impl PipelineService for GrpcService {
         let kinds = |kinds: &[remotemedia_runtime_core::data::DataKind]| {
             kinds.iter().map(|k| k.as_str().to_owned()).collect()
         };
-        let node_types = self
+        let registry = self
             .backend
-            .registry()
+            .node_types()
+            .await
+            .map_err(|e| from_run_error(&e))?;
+        let node_types = registry
             .factories()
             .map(|f| pb::NodeType {
                 node_type: f.node_type().to_owned(),

@@ -8,7 +8,6 @@ use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::conformance::run_all;
 use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
-use remotemedia_runtime_core::nodes::NodeRegistry;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 
@@ -69,7 +68,7 @@ async fn grpc_in_front_of_a_pod_link_worker_conforms() {
         let _ = stopped.await;
     }));
     let client = IpcRunner::connect(link, ClientOptions::default()).unwrap();
-    let backend = Arc::new(Linked::new(client, NodeRegistry::with_builtins()));
+    let backend = Arc::new(Linked::new(client));
     run_all(&grpc_runner(backend).await).await;
     let _ = stop.send(());
     serving.await.unwrap().unwrap();

@@ -12,7 +12,9 @@ use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
 use remotemedia_grpc::pb::{self, stream_request, stream_response};
 use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
-use remotemedia_runtime_core::{PipelineRunner, RuntimeData, TransportData};
+use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::python::{PythonNodes, PythonOptions};
+use remotemedia_runtime_core::{AudioBuffer, PipelineRunner, RuntimeData, TransportData};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -392,6 +394,91 @@ async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
         ServingStatus::Serving,
         "a sidecar whose worker is away is not ready, but alive"
     );
+}
+
+/// A `--connect` sidecar lists and checks the node types the worker behind it runs (its
+/// node catalog, sent over the pod link), not its own built-ins: with a worker that has the
+/// example package's `python:Gain`, `ListNodeTypes` lists it, a client manifest with a bad
+/// Gain param is refused naming the node and the field path, and a good one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_sidecar_it_lists_and_checks_the_node_types_the_worker_runs() {
+    let link = format!(
+        "t-grpc-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut registry = NodeRegistry::with_builtins();
+    PythonNodes::discover(PythonOptions {
+        interpreter: test_python().into(),
+        ..PythonOptions::default()
+    })
+    .expect("the example Python node types are installed in the test interpreter")
+    .register(&mut registry);
+    let runner = PipelineRunner::with_registry(registry);
+    let manifest = Manifest::from_text(
+        &std::fs::read_to_string(example("calculator.json")).unwrap(),
+        Format::Json,
+        runner.registry(),
+    )
+    .unwrap();
+    let worker = Worker::bind(
+        LinkName::new(&link).unwrap(),
+        runner,
+        manifest,
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.serve(async {
+        let _ = worker_stopped.await;
+    }));
+    let server = Server::start(&["--connect", &link, "--allow-client-manifests"]);
+    let channel = server.channel().await;
+    await_health(channel.clone(), ServingStatus::Serving).await;
+    let mut client = PipelineServiceClient::new(channel);
+
+    let listed = client
+        .list_node_types(pb::ListNodeTypesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .node_types;
+    let gain = listed
+        .iter()
+        .find(|t| t.node_type == "python:Gain")
+        .unwrap_or_else(|| panic!("python:Gain is not listed: {listed:?}"));
+    assert!(gain.params_schema_json.contains("gain_db"), "{gain:?}");
+    assert!(listed.iter().any(|t| t.node_type == "CalculatorNode"));
+
+    let audio = RuntimeData::Audio(AudioBuffer::new(vec![0.25f32; 960], 48_000, 1));
+    let request = |gain_db: serde_json::Value| pb::ExecuteRequest {
+        input: Some(item_to_wire(&TransportData::new(audio.clone()))),
+        manifest: json!({
+            "version": "v1",
+            "nodes": [{"id": "louder", "node_type": "python:Gain", "params": {"gain_db": gain_db}}],
+        })
+        .to_string(),
+    };
+    let refused = client.execute(request(json!("loud"))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("nodes[0].params.gain_db")
+            && refused.message().contains("louder"),
+        "{refused:?}"
+    );
+
+    let outputs = client
+        .execute(request(json!(6.0)))
+        .await
+        .unwrap()
+        .into_inner()
+        .outputs;
+    let Some(pb::output::Kind::Result(result)) = &outputs[0].kind else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(result.node_id, "louder");
+
+    let _ = stop_worker.send(());
+    worker.await.unwrap().unwrap();
 }
 
 #[test]

@@ -1,29 +1,15 @@
-//! `nodes`: the registered node types, as text or JSON.
+//! `nodes`: the registered node types, as text or as the JSON node catalog.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use remotemedia_runtime_core::nodes::NodeRegistry;
-use serde_json::json;
 
 pub(crate) fn run(registry: &NodeRegistry, as_json: bool) -> ExitCode {
     if as_json {
-        let all: Vec<_> = registry
-            .factories()
-            .map(|f| {
-                let io = f.io();
-                json!({
-                    "node_type": f.node_type(),
-                    "description": f.description(),
-                    "accepts": io.accepts,
-                    "produces": io.produces,
-                    "params": f.params(),
-                    "params_schema": f.params_schema(),
-                })
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&all).expect("JSON values serialize");
+        // The node catalog, versioned: docs/node-catalog.md describes the shape.
+        let text = serde_json::to_string_pretty(&registry.catalog()).unwrap_or_default();
         return print(&format!("{text}\n"));
     }
     let mut text = String::new();
