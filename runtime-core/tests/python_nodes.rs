@@ -394,12 +394,63 @@ fn a_missing_interpreter_is_named_with_the_fix() {
         ..PythonOptions::default()
     };
     let err = PythonNodes::discover(options).unwrap_err();
-    assert!(matches!(err, DiscoveryError::Interpreter { .. }), "{err:?}");
+    assert!(
+        matches!(err, DiscoveryError::NoInterpreter { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_absent());
     let message = err.to_string();
     assert!(
         message.contains("/nonexistent/python3") && message.contains("REMOTEMEDIA_PYTHON"),
         "{message}"
     );
+}
+
+/// The command line asks the interpreter once for its node types, whatever the manifest
+/// says: without an interpreter (or without the package) the built-ins still work and a
+/// `python:` node is an unknown type; `--python-nodes require` makes that an error naming the
+/// interpreter, and `off` never asks.
+#[test]
+fn python_node_types_come_from_the_interpreter_not_from_the_manifest_text() {
+    let cli = |args: &[&str], python: &str| {
+        std::process::Command::new(support::runtime_bin())
+            .args(args)
+            .env("REMOTEMEDIA_PYTHON", python)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run remotemedia-runtime")
+    };
+    let gain = example("python-gain.yaml");
+    let gain = gain.to_str().unwrap();
+    let builtin = example("resample-chain.yaml");
+    let builtin = builtin.to_str().unwrap();
+    let python = test_python();
+    let python = python.to_str().unwrap();
+
+    assert!(cli(&["validate", gain], python).status.success());
+    // A missing interpreter, and one without the package (the system python3: the package is
+    // only in the test venv).
+    for missing in ["/nonexistent/python3", "python3"] {
+        let out = cli(&["validate", builtin], missing);
+        assert!(out.status.success(), "{missing}: {out:?}");
+        let out = cli(&["validate", gain], missing);
+        assert_eq!(out.status.code(), Some(1), "{missing}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("unknown node type 'python:Gain'"), "{text}");
+    }
+    let out = cli(
+        &["--python-nodes", "require", "validate", builtin],
+        "/nonexistent/python3",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("/nonexistent/python3"), "{text}");
+    let out = cli(&["--python-nodes", "off", "nodes"], python);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(!listed.contains("python:"), "{listed}");
+    let out = cli(&["nodes"], python);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("python:Gain"), "{listed}");
 }
 
 /// `remotemedia-runtime <args>` with the test interpreter as `REMOTEMEDIA_PYTHON`.

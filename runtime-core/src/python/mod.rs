@@ -75,6 +75,22 @@ impl Default for PythonOptions {
 /// Why Python node types could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
+    /// There is no such interpreter.
+    #[error("no Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another): {source}")]
+    NoInterpreter {
+        /// The interpreter.
+        interpreter: OsString,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The interpreter runs but has no `remotemedia_nodes` package.
+    #[error(
+        "{interpreter:?} has no remotemedia_nodes package; install it into that interpreter: pip install ./runtime-core/python"
+    )]
+    NoPackage {
+        /// The interpreter.
+        interpreter: OsString,
+    },
     /// The interpreter could not be run.
     #[error(
         "could not run the Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another): {source}"
@@ -86,7 +102,7 @@ pub enum DiscoveryError {
         source: std::io::Error,
     },
     /// `python -m remotemedia_nodes describe` failed.
-    #[error("{interpreter:?} -m remotemedia_nodes describe failed ({status}): {stderr}{hint}")]
+    #[error("{interpreter:?} -m remotemedia_nodes describe failed ({status}): {stderr}")]
     Describe {
         /// The interpreter.
         interpreter: OsString,
@@ -94,8 +110,6 @@ pub enum DiscoveryError {
         status: std::process::ExitStatus,
         /// The end of what it printed to stderr.
         stderr: String,
-        /// How to fix a missing package, when that is the cause.
-        hint: &'static str,
     },
     /// It printed something other than the expected JSON.
     #[error("{interpreter:?} -m remotemedia_nodes describe printed unexpected output: {reason}")]
@@ -113,6 +127,16 @@ pub enum DiscoveryError {
         /// The schema compiler's complaint.
         reason: String,
     },
+}
+
+impl DiscoveryError {
+    /// True when the interpreter provides no Python node types at all (it is missing, or has
+    /// no `remotemedia_nodes`), as opposed to an environment that is there but broken (a node
+    /// module that does not import, an invalid schema).
+    #[must_use]
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::NoInterpreter { .. } | Self::NoPackage { .. })
+    }
 }
 
 /// The Python node types an interpreter provides.
@@ -133,22 +157,25 @@ impl PythonNodes {
             .args(["-m", "remotemedia_nodes", "describe"])
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .output()
-            .map_err(|source| DiscoveryError::Interpreter {
-                interpreter: interpreter.clone(),
-                source,
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => DiscoveryError::NoInterpreter {
+                    interpreter: interpreter.clone(),
+                    source,
+                },
+                _ => DiscoveryError::Interpreter {
+                    interpreter: interpreter.clone(),
+                    source,
+                },
             })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let hint = if stderr.contains("No module named remotemedia_nodes") {
-                "; install the package into that interpreter: pip install ./runtime-core/python"
-            } else {
-                ""
-            };
+            if stderr.contains("No module named remotemedia_nodes") {
+                return Err(DiscoveryError::NoPackage { interpreter });
+            }
             return Err(DiscoveryError::Describe {
                 interpreter,
                 status: output.status,
                 stderr: last_lines(&stderr, 3),
-                hint,
             });
         }
         let described: Vec<factory::Described> =

@@ -8,7 +8,7 @@ mod serve;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -20,8 +20,21 @@ use remotemedia_runtime_core::python;
 #[derive(Debug, Parser)]
 #[command(name = "remotemedia-runtime", version, about)]
 struct Cli {
+    /// Python node types (`python:<Name>`) from the interpreter in REMOTEMEDIA_PYTHON (default
+    /// python3): `auto` lists them when that interpreter has the remotemedia_nodes package,
+    /// `require` fails without them, `off` never asks.
+    #[arg(long, global = true, value_enum, default_value_t = PythonNodes::Auto)]
+    python_nodes: PythonNodes,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Whether this process runs Python node types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PythonNodes {
+    Auto,
+    Require,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,8 +50,7 @@ enum Command {
         /// Print JSON (with each type's params schema) instead of text.
         #[arg(long)]
         json: bool,
-        /// Also list the Python node types installed for the interpreter in
-        /// REMOTEMEDIA_PYTHON (default python3).
+        /// Fail unless Python node types are listed (`--python-nodes require`).
         #[arg(long)]
         python: bool,
     },
@@ -81,7 +93,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     remotemedia_runtime_core::serve::binary::init_tracing();
-    let registry = match node_registry(&cli.command) {
+    let registry = match node_registry(&cli) {
         Ok(registry) => registry,
         Err(e) => return report(Err(e)),
     };
@@ -121,23 +133,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// The built-in node types, plus the installed Python ones when the command asks for them or
-/// its manifests name one (`python:...`): asking the interpreter takes a moment, so only then.
-fn node_registry(command: &Command) -> anyhow::Result<NodeRegistry> {
+/// The node types this process runs, built once: the built-ins, plus the Python ones as
+/// `--python-nodes` says.
+fn node_registry(cli: &Cli) -> anyhow::Result<NodeRegistry> {
     let mut registry = NodeRegistry::with_builtins();
-    let mentions_python = |path: &Path| {
-        std::fs::read_to_string(path).is_ok_and(|text| text.contains(python::NODE_TYPE_PREFIX))
+    let wanted = match (cli.python_nodes, &cli.command) {
+        (_, Command::Nodes { python: true, .. }) => PythonNodes::Require,
+        (wanted, _) => wanted,
     };
-    let wanted = match command {
-        Command::Validate { files } => files.iter().any(|f| mentions_python(f)),
-        Command::Nodes { python, .. } => *python,
-        Command::Run { manifest, .. } => manifest.as_deref().is_some_and(mentions_python),
-        Command::Serve { manifest, .. } => mentions_python(manifest),
-    };
-    if wanted {
-        python::PythonNodes::discover(python::PythonOptions::default())
-            .context("listing the Python node types")?
-            .register(&mut registry);
+    if wanted == PythonNodes::Off {
+        return Ok(registry);
+    }
+    match python::PythonNodes::discover(python::PythonOptions::default()) {
+        Ok(found) => found.register(&mut registry),
+        Err(absent) if absent.is_absent() && wanted == PythonNodes::Auto => {
+            tracing::info!(reason = %absent, "no Python node types");
+        }
+        Err(e) => return Err(e).context("listing the Python node types"),
     }
     Ok(registry)
 }
