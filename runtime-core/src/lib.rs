@@ -31,6 +31,7 @@ pub mod ipc;
 pub mod manifest;
 pub mod metrics;
 pub mod nodes;
+mod plan;
 pub mod pod;
 pub mod python;
 mod runner;
@@ -40,6 +41,7 @@ pub mod transport;
 
 pub use data::{AudioBuffer, RuntimeData, TransportData};
 pub use executor::PipelineSession;
+pub use plan::PipelinePlan;
 pub use runner::{PipelineRunner, RunnerConfig};
 pub use transport::{
     NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 
 use crate::data::TransportData;
 use crate::executor::{PipelineSession, QueueSizes, start_session};
-use crate::graph::{Graph, GraphError};
-use crate::manifest::{Manifest, Problem, ProblemKind, ValidationReport, validate};
+use crate::manifest::{Manifest, ValidationReport, validate};
 use crate::metrics::Metrics;
 use crate::nodes::{CreateError, NodeRegistry};
+use crate::plan::PipelinePlan;
 use crate::transport::{PipelineTransport, RunError, SessionOutput, StreamSession};
 
 /// Tunables of a [`PipelineRunner`].
@@ -145,31 +145,24 @@ impl PipelineRunner {
         }
     }
 
-    /// Opens a streaming session. Must be called inside a tokio runtime (it spawns one task
-    /// per node).
+    /// Validates `manifest` against this runner's node types and plans it: what sessions
+    /// start from, validated once however many sessions start.
     ///
     /// # Errors
-    /// [`RunError::InvalidManifest`] for a manifest that does not validate, and
-    /// [`RunError::NodeCreation`] for a node that cannot be built.
+    /// [`RunError::InvalidManifest`] with every problem.
+    pub fn plan(&self, manifest: Arc<Manifest>) -> Result<Arc<PipelinePlan>, RunError> {
+        PipelinePlan::new(manifest, &self.registry).map(Arc::new)
+    }
+
+    /// Starts a session of `plan`, which must come from a runner with the same node types.
+    /// Must be called inside a tokio runtime (it spawns one task per node).
+    ///
+    /// # Errors
+    /// [`RunError::NodeCreation`] for a node that cannot be built, and
     /// [`RunError::NodeStart`] for a node whose process could not be started.
-    pub fn create_stream_session(&self, manifest: &Manifest) -> Result<PipelineSession, RunError> {
-        self.validate(manifest).map_err(RunError::InvalidManifest)?;
-        // Validation rejects every graph error first; this only restates one if it ever slips by.
-        let graph = Graph::from_manifest(manifest).map_err(|e| {
-            let kind = match e {
-                GraphError::UnknownEndpoint { .. } => ProblemKind::UnknownEdgeEndpoint,
-                GraphError::Cycle(_) => ProblemKind::Cycle,
-            };
-            RunError::InvalidManifest(ValidationReport {
-                problems: vec![Problem::error(kind, "connections", e.to_string())],
-            })
-        })?;
-        let mut nodes = Vec::with_capacity(manifest.nodes.len());
-        for spec in &manifest.nodes {
-            let factory = self
-                .registry
-                .get(&spec.node_type)
-                .expect("validated node type");
+    pub fn start(&self, plan: &PipelinePlan) -> Result<PipelineSession, RunError> {
+        let mut nodes = Vec::with_capacity(plan.manifest().nodes.len());
+        for (spec, factory) in plan.nodes() {
             let node = factory.create(&spec.params).map_err(|e| match e {
                 CreateError::InvalidParams(issues) => RunError::NodeCreation {
                     node_id: spec.id.clone(),
@@ -186,7 +179,23 @@ impl PipelineRunner {
             node_input: self.config.node_queue_capacity,
             client_output: self.config.output_queue_capacity,
         };
-        Ok(start_session(manifest, &graph, nodes, &self.metrics, sizes))
+        Ok(start_session(
+            plan.manifest(),
+            plan.graph(),
+            nodes,
+            &self.metrics,
+            sizes,
+        ))
+    }
+
+    /// Validates, plans and starts a session in one call (servers that start many sessions
+    /// of one pipeline plan once and [`start`](Self::start) each).
+    ///
+    /// # Errors
+    /// As [`PipelineRunner::plan`] and [`PipelineRunner::start`].
+    pub fn create_stream_session(&self, manifest: &Manifest) -> Result<PipelineSession, RunError> {
+        let plan = self.plan(Arc::new(manifest.clone()))?;
+        self.start(&plan)
     }
 
     /// Runs one input through a fresh session and returns all outputs once the graph has

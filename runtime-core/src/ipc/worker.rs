@@ -30,6 +30,7 @@ use super::mux::{
 use super::pipe::{Inbox, Ipc, IpcError, PipeReader, PipeWriter, Slots, create_node};
 use super::refusal;
 use crate::manifest::{Format, Manifest, check_document};
+use crate::plan::PipelinePlan;
 use crate::transport::{RunError, SessionError, SessionOutput, StreamSession};
 use crate::{PipelineRunner, PipelineSession};
 
@@ -66,6 +67,9 @@ pub enum WorkerError {
     /// iceoryx2 failed.
     #[error(transparent)]
     Ipc(#[from] IpcError),
+    /// The pipeline to serve does not plan against the runner's node types.
+    #[error("the pipeline to serve: {0}")]
+    Pipeline(#[source] RunError),
 }
 
 /// Control messages queued in the worker's control buffer before clients retry.
@@ -88,7 +92,10 @@ struct Shared {
     node: Node<Ipc>,
     inbox: Arc<Inbox>,
     runner: PipelineRunner,
-    manifest: Arc<Manifest>,
+    /// The served pipeline, planned once at bind.
+    served: Arc<PipelinePlan>,
+    /// JSON of the served manifest, for `Opened`.
+    served_json: String,
     /// JSON of the runner's node catalog, built once: the answer to every `Describe`.
     catalog: String,
     pipe_depth: usize,
@@ -128,6 +135,7 @@ impl Worker {
         manifest: Arc<Manifest>,
         options: WorkerOptions,
     ) -> Result<Self, WorkerError> {
+        let served = runner.plan(manifest).map_err(WorkerError::Pipeline)?;
         let (node, cleaned) = create_node(&link.worker_node())?;
         if cleaned > 0 {
             tracing::info!(cleaned, "removed resources of dead iceoryx2 nodes");
@@ -160,8 +168,9 @@ impl Worker {
                 node,
                 inbox,
                 catalog: runner.registry().catalog().to_json(),
+                served_json: serde_json::to_string(served.manifest().as_ref()).unwrap_or_default(),
+                served,
                 runner,
-                manifest,
                 pipe_depth: options.pipe_depth,
                 open_sessions: AtomicUsize::new(0),
             }),
@@ -444,13 +453,22 @@ impl SessionLink {
     }
 }
 
-fn resolve_manifest(shared: &Shared, text: &str) -> Result<Arc<Manifest>, RunError> {
+/// The plan a session opens: the served one, planned at bind, or the client's manifest,
+/// checked (once, with lines) and planned here.
+fn resolve_plan(shared: &Shared, text: &str) -> Result<(Arc<PipelinePlan>, String), RunError> {
     if text.is_empty() {
-        return Ok(shared.manifest.clone());
+        return Ok((shared.served.clone(), shared.served_json.clone()));
     }
-    let checked = check_document(text, Format::detect(None, text), shared.runner.registry());
+    let registry = shared.runner.registry();
+    let checked = check_document(text, Format::detect(None, text), registry);
     match checked.manifest {
-        Some(m) if !checked.report.has_errors() => Ok(Arc::new(m)),
+        Some(m) if !checked.report.has_errors() => {
+            let json = serde_json::to_string(&m).unwrap_or_default();
+            Ok((
+                Arc::new(PipelinePlan::resolve(Arc::new(m), registry)?),
+                json,
+            ))
+        }
         _ => Err(RunError::InvalidManifest(checked.report)),
     }
 }
@@ -472,15 +490,14 @@ async fn run_session(
     manifest_text: &str,
     aborted: oneshot::Receiver<String>,
 ) -> Result<(), OutboxError> {
-    let opened = resolve_manifest(shared, manifest_text).and_then(|manifest| {
-        let session = shared.runner.create_stream_session(&manifest)?;
-        Ok((manifest, session))
+    let opened = resolve_plan(shared, manifest_text).and_then(|(plan, json)| {
+        let session = shared.runner.start(&plan)?;
+        Ok((json, session))
     });
-    let (manifest, session) = match opened {
+    let (manifest_json, session) = match opened {
         Ok(ok) => ok,
         Err(e) => return link.send(Message::Closed(Ending::Refused(refusal::refusal_of(e)))),
     };
-    let manifest_json = serde_json::to_string(manifest.as_ref()).unwrap_or_default();
     link.send(Message::Opened {
         manifest: manifest_json,
     })?;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::ipc::{ClientOptions, IpcRunner, LinkName};
 use crate::manifest::{Format, Manifest, Problem, check_document};
 use crate::nodes::{NodeCatalog, NodeRegistry};
-use crate::{PipelineRunner, RunError, StreamSession};
+use crate::{PipelinePlan, PipelineRunner, RunError, StreamSession};
 
 mod admission;
 #[cfg(feature = "server")]
@@ -57,25 +57,33 @@ pub trait Backend: Send + Sync + 'static {
 /// The pipeline runs in this process.
 pub struct InProcess {
     runner: PipelineRunner,
-    served: Arc<Manifest>,
+    /// The served pipeline, planned once.
+    served: Arc<PipelinePlan>,
 }
 
 impl InProcess {
     /// Serves `served` with `runner`.
-    #[must_use]
-    pub fn new(runner: PipelineRunner, served: Arc<Manifest>) -> Self {
-        Self { runner, served }
+    ///
+    /// # Errors
+    /// [`RunError::InvalidManifest`] when `served` does not validate against the runner's
+    /// node types.
+    pub fn new(runner: PipelineRunner, served: Arc<Manifest>) -> Result<Self, RunError> {
+        let served = runner.plan(served)?;
+        Ok(Self { runner, served })
     }
 }
 
 #[async_trait]
 impl Backend for InProcess {
     async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
-        let manifest = manifest.unwrap_or_else(|| self.served.clone());
-        let session = self.runner.create_stream_session(&manifest)?;
+        let plan = match manifest {
+            Some(manifest) => self.runner.plan(manifest)?,
+            None => self.served.clone(),
+        };
+        let session = self.runner.start(&plan)?;
         Ok(OpenedSession {
             session: Box::new(session),
-            manifest,
+            manifest: plan.manifest().clone(),
         })
     }
 
@@ -178,6 +186,9 @@ pub enum BackendError {
     /// The link name is invalid or the link's client could not be created.
     #[error("--connect: {0}")]
     Link(String),
+    /// The manifest validated but could not be planned (its node types changed meanwhile).
+    #[error("--manifest: {0}")]
+    Plan(String),
     /// Neither a manifest nor a link was given.
     #[error("give --manifest FILE or --connect NAME")]
     NoSource,
@@ -195,10 +206,9 @@ pub fn backend(from: ServeFrom<'_>) -> Result<(Arc<dyn Backend>, Vec<Problem>), 
         ServeFrom::Manifest(path) => {
             let (manifest, warnings) = read_manifest_file(path, &registry)?;
             let runner = PipelineRunner::with_registry(registry);
-            Ok((
-                Arc::new(InProcess::new(runner, Arc::new(manifest))),
-                warnings,
-            ))
+            let served = InProcess::new(runner, Arc::new(manifest))
+                .map_err(|e| BackendError::Plan(e.to_string()))?;
+            Ok((Arc::new(served), warnings))
         }
         ServeFrom::Link(name) => {
             let link =

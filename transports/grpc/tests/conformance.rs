@@ -45,7 +45,7 @@ async fn grpc_runner(backend: Arc<dyn Backend>) -> GrpcRunner {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_in_front_of_an_in_process_pipeline_conforms() {
-    let backend = Arc::new(InProcess::new(PipelineRunner::new(), served()));
+    let backend = Arc::new(InProcess::new(PipelineRunner::new(), served()).expect("plans"));
     run_all(&grpc_runner(backend).await).await;
 }
 

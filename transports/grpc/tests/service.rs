@@ -46,7 +46,7 @@ impl Drop for Served {
 
 async fn serve(served: Arc<Manifest>, options: ServiceOptions) -> Served {
     let service = GrpcService::new(
-        Arc::new(InProcess::new(PipelineRunner::new(), served)),
+        Arc::new(InProcess::new(PipelineRunner::new(), served).expect("plans")),
         options,
     );
     let open = service.open_sessions();
