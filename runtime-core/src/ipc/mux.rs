@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{AcquireError, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::codec::{self, DecodeError, EncodeError, Envelope, Message};
@@ -185,7 +185,11 @@ impl Routes {
             untaken,
             taken: 0,
         };
-        Some((inbound, SendCredits(credits)))
+        let credits = SendCredits {
+            credits,
+            untaken: inbound.untaken.clone(),
+        };
+        Some((inbound, credits))
     }
 
     /// Stops routing `session`: later messages for it are unrouted.
@@ -315,18 +319,28 @@ impl Inbound {
 }
 
 /// How many more items of a session this end may send before its peer takes some.
-pub(super) struct SendCredits(Arc<Semaphore>);
+pub(super) struct SendCredits {
+    credits: Arc<Semaphore>,
+    /// Shared with the session's [`Inbound`]: why the route ended, when it did.
+    untaken: Arc<Untaken>,
+}
 
 impl SendCredits {
     /// Waits for a credit and spends it.
     ///
     /// # Errors
-    /// The session's route was removed: it ended.
-    pub(super) async fn spend(&self) -> Result<(), AcquireError> {
-        self.0
-            .acquire()
-            .await
-            .map(tokio::sync::SemaphorePermit::forget)
+    /// The session's route was removed; [`RouteEnded`] says why, as [`Inbound::recv`] does.
+    pub(super) async fn spend(&self) -> Result<(), RouteEnded> {
+        match self.credits.acquire().await {
+            Ok(permit) => {
+                permit.forget();
+                Ok(())
+            }
+            Err(_closed) if self.untaken.overrun.load(Ordering::Acquire) => {
+                Err(RouteEnded::Overrun)
+            }
+            Err(_closed) => Err(RouteEnded::Dropped),
+        }
     }
 }
 

@@ -593,9 +593,14 @@ async fn relay_outputs(
                 return Ok(Relay::Completed);
             }
         };
-        if link.credits.spend().await.is_err() {
-            // The route is gone: the client's pipes are being torn down.
-            return Ok(Relay::Aborted("the client's pipes closed".to_owned()));
+        match link.credits.spend().await {
+            Ok(()) => {}
+            // The route is gone: the client broke flow control (the same reason whichever
+            // relay notices first), or its pipes are being torn down.
+            Err(overrun @ RouteEnded::Overrun) => return Ok(Relay::Aborted(overrun.to_string())),
+            Err(RouteEnded::Dropped) => {
+                return Ok(Relay::Aborted("the client's pipes closed".to_owned()));
+            }
         }
         link.send(message)?;
     }
