@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::registry::{ParamsSchema, canonical_names, object_or_empty};
+use super::params::{ParamsSchema, canonical_names, object_or_empty};
 use super::{CreateError, Io, NodeFactory, NodeInstance, NodeRegistry, ParamInfo, ParamIssue};
 use crate::data::DataKind;
 

@@ -16,6 +16,7 @@ mod channel_balance;
 mod channel_mixer;
 mod clipping_detector;
 mod fast_resample;
+mod params;
 mod passthrough;
 mod registry;
 mod silence_detector;
@@ -34,9 +35,9 @@ pub use channel_balance::ChannelBalanceNode;
 pub use channel_mixer::ChannelMixerNode;
 pub use clipping_detector::ClippingDetectorNode;
 pub use fast_resample::{FastResampleNode, ResampleQuality};
+pub(crate) use params::{ParamsSchema, object_or_empty};
 pub use passthrough::PassThrough;
 pub use registry::{NodeFactory, NodeKind, NodeRegistry, ParamInfo, ParamIssue};
-pub(crate) use registry::{ParamsSchema, object_or_empty};
 pub use silence_detector::SilenceDetectorNode;
 pub use text_collector::TextCollectorNode;
 
