@@ -19,6 +19,7 @@
 
 mod client;
 pub mod codec;
+mod inbox;
 pub mod link;
 pub mod liveness;
 mod mux;
