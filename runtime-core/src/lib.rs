@@ -42,7 +42,7 @@ pub mod transport;
 pub use data::{AudioBuffer, RuntimeData, TransportData};
 pub use executor::PipelineSession;
 pub use plan::PipelinePlan;
-pub use runner::{PipelineRunner, RunnerConfig};
+pub use runner::{PipelineRunner, RunnerConfig, execute_session};
 pub use transport::{
     NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
 };

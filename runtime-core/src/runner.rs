@@ -221,9 +221,14 @@ impl PipelineRunner {
     }
 }
 
-/// Sends one input, ends input, and collects every output within `deadline`; on timeout the
-/// session is closed and [`RunError::DeadlineExceeded`] returned. Works on any session.
-pub(crate) async fn drive_unary(
+/// A unary call on any session: sends one input, ends input, and collects every output
+/// within `deadline`; on timeout the session is closed and [`RunError::DeadlineExceeded`]
+/// (naming `pipeline`) returned. Every transport's unary call goes through here, so there
+/// is one deadline implementation.
+///
+/// # Errors
+/// [`RunError::Session`] when the session fails, [`RunError::DeadlineExceeded`].
+pub async fn execute_session(
     session: &dyn StreamSession,
     pipeline: &str,
     input: TransportData,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::{
     NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
-    TransportData,
+    TransportData, execute_session,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixStream;
@@ -17,6 +17,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Mutex;
 
 use crate::protocol::{ClientLine, OpenRequest, ServerLine};
+
+/// How long a unary call may take before it fails with `DeadlineExceeded`.
+const UNARY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs pipelines in the server listening on `socket`, sending each session's manifest.
 #[derive(Clone, Debug)]
@@ -41,14 +44,9 @@ impl PipelineTransport for JsonlRunner {
         manifest: Arc<Manifest>,
         input: TransportData,
     ) -> Result<Vec<SessionOutput>, RunError> {
-        let session = self.stream(manifest).await?;
-        session.send_input(input).await?;
-        session.end_input().await;
-        let mut outputs = Vec::new();
-        while let Some(output) = session.recv_output().await? {
-            outputs.push(output);
-        }
-        Ok(outputs)
+        let session = self.stream(manifest.clone()).await?;
+        // The runtime's one unary path: the same deadline and error as every transport's.
+        execute_session(session.as_ref(), manifest.name(), input, UNARY_DEADLINE).await
     }
 
     async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {

@@ -460,7 +460,7 @@ impl PipelineTransport for IpcRunner {
         input: TransportData,
     ) -> Result<Vec<SessionOutput>, RunError> {
         let session = self.stream_manifest(&manifest).await?;
-        crate::runner::drive_unary(
+        crate::runner::execute_session(
             &session,
             manifest.name(),
             input,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend, SessionSlot};
-use remotemedia_runtime_core::{SessionOutput, StreamSession, TransportData};
+use remotemedia_runtime_core::{SessionOutput, StreamSession, execute_session};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -125,21 +125,17 @@ impl PipelineService for GrpcService {
             .open(manifest)
             .await
             .map_err(|e| from_run_error(&e))?;
-        let session = opened.session;
-        let deadline = self.options.unary_deadline;
-        let outputs = tokio::time::timeout(deadline, run_once(session.as_ref(), input)).await;
-        match outputs {
-            Ok(outputs) => Ok(Response::new(pb::ExecuteResponse {
-                outputs: outputs?.iter().map(output_to_wire).collect(),
-            })),
-            Err(_) => {
-                session.close().await;
-                Err(Status::deadline_exceeded(format!(
-                    "pipeline '{}' did not finish within {deadline:?}",
-                    opened.manifest.name()
-                )))
-            }
-        }
+        let outputs = execute_session(
+            opened.session.as_ref(),
+            opened.manifest.name(),
+            input,
+            self.options.unary_deadline,
+        )
+        .await
+        .map_err(|e| from_run_error(&e))?;
+        Ok(Response::new(pb::ExecuteResponse {
+            outputs: outputs.iter().map(output_to_wire).collect(),
+        }))
     }
 
     type StreamStream = ReceiverStream<Result<pb::StreamResponse, Status>>;
@@ -233,27 +229,6 @@ impl PipelineService for GrpcService {
             protocol: "remotemedia.v1".to_owned(),
         }))
     }
-}
-
-/// One input through a session, then every output until the session drains.
-async fn run_once(
-    session: &dyn StreamSession,
-    input: TransportData,
-) -> Result<Vec<SessionOutput>, Status> {
-    session
-        .send_input(input)
-        .await
-        .map_err(|e| from_session_error(&e))?;
-    session.end_input().await;
-    let mut outputs = Vec::new();
-    while let Some(output) = session
-        .recv_output()
-        .await
-        .map_err(|e| from_session_error(&e))?
-    {
-        outputs.push(output);
-    }
-    Ok(outputs)
 }
 
 fn response(kind: stream_response::Kind) -> pb::StreamResponse {
