@@ -27,14 +27,17 @@ pub mod conformance;
 pub mod data;
 mod executor;
 pub mod graph;
+#[cfg(feature = "ipc")]
 pub mod ipc;
 pub mod manifest;
 pub mod metrics;
 pub mod nodes;
 mod plan;
 pub mod pod;
+#[cfg(feature = "ipc")]
 pub mod python;
 mod runner;
+#[cfg(feature = "ipc")]
 pub mod serve;
 pub mod shutdown;
 pub mod transport;
