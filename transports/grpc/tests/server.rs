@@ -337,29 +337,53 @@ async fn after_sigterm_the_port_lingers_refusing_new_sessions_retryably() {
     );
 }
 
+/// A worker serving the example calculator pipeline on a fresh link, in this process.
+struct LinkedWorker {
+    link: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<Result<(), remotemedia_runtime_core::ipc::WorkerError>>,
+}
+
+impl LinkedWorker {
+    fn start(runner: PipelineRunner) -> Self {
+        let link = format!(
+            "t-grpc-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let manifest = Manifest::from_text(
+            &std::fs::read_to_string(example("calculator.json")).unwrap(),
+            Format::Json,
+            runner.registry(),
+        )
+        .unwrap();
+        let worker = Worker::bind(
+            LinkName::new(&link).unwrap(),
+            runner,
+            manifest,
+            WorkerOptions::default(),
+        )
+        .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(worker.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            link,
+            stop,
+            serving,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.serving.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
-    let link = format!(
-        "t-grpc-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let manifest = Manifest::from_text(
-        &std::fs::read_to_string(example("calculator.json")).unwrap(),
-        Format::Json,
-        PipelineRunner::new().registry(),
-    )
-    .unwrap();
-    let worker = Worker::bind(
-        LinkName::new(&link).unwrap(),
-        PipelineRunner::new(),
-        manifest,
-        WorkerOptions::default(),
-    )
-    .unwrap();
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(worker.serve(async {
-        let _ = worker_stopped.await;
-    }));
+    let worker = LinkedWorker::start(PipelineRunner::new());
+    let link = worker.link.clone();
 
     // The flags the operator's pod template passes to the gRPC sidecar (ARCHITECTURE.md,
     // operator/src/desired/pod.rs), so a rename here breaks this test, not a pod.
@@ -386,8 +410,7 @@ async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
     };
     assert_eq!(result.node_id, "calc");
 
-    let _ = stop_worker.send(());
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
     await_health(channel.clone(), ServingStatus::NotServing).await;
     assert_eq!(
         health(channel, "liveness").await,
@@ -402,10 +425,6 @@ async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
 /// Gain param is refused naming the node and the field path, and a good one runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_a_sidecar_it_lists_and_checks_the_node_types_the_worker_runs() {
-    let link = format!(
-        "t-grpc-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
     let mut registry = NodeRegistry::with_builtins();
     PythonNodes::discover(PythonOptions {
         interpreter: test_python().into(),
@@ -413,24 +432,8 @@ async fn as_a_sidecar_it_lists_and_checks_the_node_types_the_worker_runs() {
     })
     .expect("the example Python node types are installed in the test interpreter")
     .register(&mut registry);
-    let runner = PipelineRunner::with_registry(registry);
-    let manifest = Manifest::from_text(
-        &std::fs::read_to_string(example("calculator.json")).unwrap(),
-        Format::Json,
-        runner.registry(),
-    )
-    .unwrap();
-    let worker = Worker::bind(
-        LinkName::new(&link).unwrap(),
-        runner,
-        manifest,
-        WorkerOptions::default(),
-    )
-    .unwrap();
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(worker.serve(async {
-        let _ = worker_stopped.await;
-    }));
+    let worker = LinkedWorker::start(PipelineRunner::with_registry(registry));
+    let link = worker.link.clone();
     let server = Server::start(&["--connect", &link, "--allow-client-manifests"]);
     let channel = server.channel().await;
     await_health(channel.clone(), ServingStatus::Serving).await;
@@ -476,9 +479,7 @@ async fn as_a_sidecar_it_lists_and_checks_the_node_types_the_worker_runs() {
         panic!("{outputs:?}")
     };
     assert_eq!(result.node_id, "louder");
-
-    let _ = stop_worker.send(());
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[test]
