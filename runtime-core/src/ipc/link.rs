@@ -36,9 +36,10 @@
 
 use std::fmt;
 
-/// Link name used when neither the flag nor [`LINK_ENV`] names one.
+/// Link name the binaries use when neither their flag nor [`LINK_ENV`] names one.
 pub const DEFAULT_LINK: &str = "remotemedia";
-/// Environment variable naming the link.
+/// Environment variable the binaries read the link's name from (clap `env`); the library
+/// reads no environment.
 pub const LINK_ENV: &str = "REMOTEMEDIA_IPC_NAME";
 /// Distinct slot pairs in a worker's inbox. Few, because every wake-up of the worker's inbox
 /// resets each slot's counter (iceoryx2 keeps one atomic counter per event id and swaps them
@@ -88,21 +89,7 @@ impl LinkName {
     /// # Errors
     /// [`LinkNameError::Invalid`].
     pub fn new(name: &str) -> Result<Self, LinkNameError> {
-        Self::checked(name, "argument")
-    }
-
-    /// The flag's value if given, else [`LINK_ENV`] if set, else [`DEFAULT_LINK`].
-    ///
-    /// # Errors
-    /// [`LinkNameError::Invalid`] naming where the bad name came from.
-    pub fn resolve(flag: Option<&str>) -> Result<Self, LinkNameError> {
-        if let Some(name) = flag {
-            return Self::checked(name, "--name/--connect");
-        }
-        match std::env::var(LINK_ENV) {
-            Ok(name) => Self::checked(&name, LINK_ENV),
-            Err(_) => Ok(Self(DEFAULT_LINK.to_owned())),
-        }
+        Self::checked(name, "--name/--connect or REMOTEMEDIA_IPC_NAME")
     }
 
     fn checked(name: &str, source_of_name: &'static str) -> Result<Self, LinkNameError> {
@@ -249,15 +236,11 @@ mod tests {
         assert!(LinkName::new("pipeline-a.v2_x").is_ok());
         for bad in ["", "a/b", "a b", &"x".repeat(MAX_LINK_LEN + 1), "ü"] {
             let err = LinkName::new(bad).unwrap_err();
-            assert!(err.to_string().contains("argument"), "{err}");
+            assert!(err.to_string().contains("REMOTEMEDIA_IPC_NAME"), "{err}");
         }
-        let err = LinkName::resolve(Some("no/slash")).unwrap_err();
+        let err = LinkName::new("no/slash").unwrap_err();
         assert!(err.to_string().contains("--name"), "{err}");
-        assert_eq!(
-            LinkName::resolve(Some("given")).unwrap().as_str(),
-            "given",
-            "the flag wins over the environment"
-        );
+        assert_eq!(LinkName::new("given").unwrap().as_str(), "given");
     }
 
     #[test]

@@ -35,8 +35,11 @@ pub use factory::PythonFactory;
 
 use crate::nodes::NodeRegistry;
 
-/// Env var naming the Python interpreter.
+/// Env var the runtime binary reads the Python interpreter from (clap `env`); the library
+/// reads no environment.
 pub const PYTHON_ENV: &str = "REMOTEMEDIA_PYTHON";
+/// The interpreter when none is named.
+pub const DEFAULT_INTERPRETER: &str = "python3";
 /// Prefix of Python node types in manifests.
 pub const NODE_TYPE_PREFIX: &str = "python:";
 
@@ -62,7 +65,7 @@ pub struct PythonOptions {
 impl Default for PythonOptions {
     fn default() -> Self {
         Self {
-            interpreter: std::env::var_os(PYTHON_ENV).unwrap_or_else(|| "python3".into()),
+            interpreter: DEFAULT_INTERPRETER.into(),
             depth: 8,
             spin: Duration::from_micros(200),
             startup_timeout: Duration::from_secs(30),
@@ -76,7 +79,7 @@ impl Default for PythonOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// There is no such interpreter.
-    #[error("no Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another): {source}")]
+    #[error("no Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another)")]
     NoInterpreter {
         /// The interpreter.
         interpreter: OsString,
@@ -93,7 +96,7 @@ pub enum DiscoveryError {
     },
     /// The interpreter could not be run.
     #[error(
-        "could not run the Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another): {source}"
+        "could not run the Python interpreter {interpreter:?} (set {PYTHON_ENV} to choose another)"
     )]
     Interpreter {
         /// The interpreter.

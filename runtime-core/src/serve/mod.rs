@@ -211,8 +211,7 @@ pub fn backend(from: ServeFrom<'_>) -> Result<(Arc<dyn Backend>, Vec<Problem>), 
             Ok((Arc::new(served), warnings))
         }
         ServeFrom::Link(name) => {
-            let link =
-                LinkName::resolve(Some(name)).map_err(|e| BackendError::Link(e.to_string()))?;
+            let link = LinkName::new(name).map_err(|e| BackendError::Link(e.to_string()))?;
             let client = IpcRunner::connect(link, ClientOptions::default())
                 .map_err(|e| BackendError::Link(e.to_string()))?;
             Ok((Arc::new(Linked::new(client)), Vec::new()))

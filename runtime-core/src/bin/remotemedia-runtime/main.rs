@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use remotemedia_runtime_core::ipc::link::{DEFAULT_LINK, LINK_ENV};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::python;
 
@@ -25,6 +26,14 @@ struct Cli {
     /// `require` fails without them, `off` never asks.
     #[arg(long, global = true, value_enum, default_value_t = PythonNodes::Auto)]
     python_nodes: PythonNodes,
+    /// The Python interpreter for Python node types and their processes.
+    #[arg(
+        long,
+        global = true,
+        env = python::PYTHON_ENV,
+        default_value = python::DEFAULT_INTERPRETER
+    )]
+    python_interpreter: std::ffi::OsString,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,10 +89,9 @@ enum Command {
         /// Manifest file.
         #[arg(long)]
         manifest: PathBuf,
-        /// Link name (else env REMOTEMEDIA_IPC_NAME, else "remotemedia"); two workers on one
-        /// host need different names.
-        #[arg(long)]
-        name: Option<String>,
+        /// Link name; two workers on one host need different names.
+        #[arg(long, env = LINK_ENV, default_value = DEFAULT_LINK)]
+        name: String,
         /// Serve /metrics, /healthz and /readyz on this address.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
@@ -124,12 +132,7 @@ fn main() -> ExitCode {
             manifest,
             name,
             metrics_listen,
-        } => report(serve::serve(
-            &manifest,
-            name.as_deref(),
-            metrics_listen,
-            registry,
-        )),
+        } => report(serve::serve(&manifest, &name, metrics_listen, registry)),
     }
 }
 
@@ -144,7 +147,11 @@ fn node_registry(cli: &Cli) -> anyhow::Result<NodeRegistry> {
     if wanted == PythonNodes::Off {
         return Ok(registry);
     }
-    match python::PythonNodes::discover(python::PythonOptions::default()) {
+    let options = python::PythonOptions {
+        interpreter: cli.python_interpreter.clone(),
+        ..python::PythonOptions::default()
+    };
+    match python::PythonNodes::discover(options) {
         Ok(found) => found.register(&mut registry),
         Err(absent) if absent.is_absent() && wanted == PythonNodes::Auto => {
             tracing::info!(reason = %absent, "no Python node types");
@@ -190,7 +197,7 @@ mod tests {
             panic!("not serve: {:?}", cli.command);
         };
         assert_eq!(manifest, Worker::manifest());
-        assert_eq!(name.as_deref(), Some("voice"));
+        assert_eq!(name, "voice");
         assert_eq!(metrics_listen, Some(Worker::metrics_listen()));
     }
 }

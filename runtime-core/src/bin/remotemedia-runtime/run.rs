@@ -65,7 +65,7 @@ pub(crate) fn run_connected(
         None => None,
     };
     let audio = read_wav(input)?;
-    let link = LinkName::resolve(Some(link))?;
+    let link = LinkName::new(link)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

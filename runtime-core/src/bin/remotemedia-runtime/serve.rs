@@ -14,14 +14,14 @@ use crate::http::{self, Probe};
 
 pub(crate) fn serve(
     manifest_path: &Path,
-    name: Option<&str>,
+    name: &str,
     metrics_listen: Option<SocketAddr>,
     registry: NodeRegistry,
 ) -> anyhow::Result<ExitCode> {
     let Some(manifest) = crate::run::load_manifest(manifest_path, &registry)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let link = LinkName::resolve(name)?;
+    let link = LinkName::new(name)?;
     let runner = PipelineRunner::with_registry(registry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
