@@ -3,7 +3,7 @@
 # kubelet and kube-proxy (iptables mode). Sourced by cluster.sh, which defines STATE, PKI, LOGS,
 # K8S_BIN, NODE_IP, start/stop/alive/wait_for/say/die and the admin kubeconfig.
 #
-# Workarounds for this VM (../shared/notes/local-cluster.md): no CAP_SYS_RESOURCE, so
+# Workarounds for VMs like the CI machine: no CAP_SYS_RESOURCE, so
 # containerd's restrict_oom_score_adj and oomScoreAdj 0 for the kubelet and kube-proxy;
 # cgroup v1, so failCgroupV1 false and the cgroupfs driver; a private root mount, made shared.
 

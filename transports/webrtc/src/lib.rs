@@ -19,8 +19,7 @@
 //!
 //! # Why str0m, not webrtc-rs
 //!
-//! `str0m` (0.25) rather than `webrtc` (0.21), after ../shared/notes/media-and-ipc.md
-//! section 1:
+//! `str0m` (0.25) rather than `webrtc` (0.21), after comparing the two stacks:
 //!
 //! * Sans-IO: a peer connection is a state machine we feed datagrams and time. All
 //!   sessions then share one UDP socket, demultiplexed by ICE credentials, which is what a
