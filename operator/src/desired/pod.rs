@@ -207,7 +207,7 @@ fn grpc_container(
             ..grpc_probe
         }),
         volume_mounts: Some(mounts),
-        ..transport(images)
+        ..hardened(images)
     })
 }
 
@@ -268,7 +268,7 @@ fn webrtc_container(
             ..http_probe(contract::WEBRTC_LIVE_PATH, webrtc.http_port)
         }),
         volume_mounts: Some(mounts),
-        ..transport(images)
+        ..hardened(images)
     })
 }
 
@@ -333,15 +333,11 @@ fn volumes(pipeline: &Pipeline, config_map: &str) -> Vec<Volume> {
     volumes
 }
 
-/// A transport container: hardened. It has no preStop hook: SIGTERM itself starts its drain,
-/// so from the moment its pod terminates it refuses new sessions (retryably) while the open
-/// ones run on and its port stays open for [`ENDPOINT_REMOVAL_SECONDS`].
-fn transport(images: &WorkerImages) -> Container {
-    hardened(images)
-}
-
 /// A container with the settings every worker container shares: read-only root, no
-/// capabilities, no privilege escalation.
+/// capabilities, no privilege escalation. Transport containers get no preStop hook on top:
+/// SIGTERM itself starts their drain, so from the moment their pod terminates they refuse new
+/// sessions (retryably) while the open ones run on and their port stays open for
+/// [`ENDPOINT_REMOVAL_SECONDS`].
 fn hardened(images: &WorkerImages) -> Container {
     Container {
         image_pull_policy: Some(images.pull_policy.clone()),

@@ -187,8 +187,8 @@ pub enum BackendError {
     #[error("--connect: {0}")]
     Link(String),
     /// The manifest validated but could not be planned (its node types changed meanwhile).
-    #[error("--manifest: {0}")]
-    Plan(String),
+    #[error("--manifest: the pipeline could not be planned")]
+    Plan(#[source] RunError),
     /// Neither a manifest nor a link was given.
     #[error("give --manifest FILE or --connect NAME")]
     NoSource,
@@ -206,8 +206,7 @@ pub fn backend(from: ServeFrom<'_>) -> Result<(Arc<dyn Backend>, Vec<Problem>), 
         ServeFrom::Manifest(path) => {
             let (manifest, warnings) = read_manifest_file(path, &registry)?;
             let runner = PipelineRunner::with_registry(registry);
-            let served = InProcess::new(runner, Arc::new(manifest))
-                .map_err(|e| BackendError::Plan(e.to_string()))?;
+            let served = InProcess::new(runner, Arc::new(manifest)).map_err(BackendError::Plan)?;
             Ok((Arc::new(served), warnings))
         }
         ServeFrom::Link(name) => {

@@ -337,6 +337,18 @@ async fn after_sigterm_the_port_lingers_refusing_new_sessions_retryably() {
     );
 }
 
+/// The node id of the first output of a unary call, which must be a result.
+async fn first_result_node(
+    client: &mut PipelineServiceClient<Channel>,
+    request: pb::ExecuteRequest,
+) -> String {
+    let outputs = client.execute(request).await.unwrap().into_inner().outputs;
+    let Some(pb::output::Kind::Result(result)) = &outputs[0].kind else {
+        panic!("{outputs:?}")
+    };
+    result.node_id.clone()
+}
+
 /// A worker serving the example calculator pipeline on a fresh link, in this process.
 struct LinkedWorker {
     link: String,
@@ -399,16 +411,8 @@ async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
     ]);
     let channel = server.channel().await;
     await_health(channel.clone(), ServingStatus::Serving).await;
-    let outputs = PipelineServiceClient::new(channel.clone())
-        .execute(calc_request())
-        .await
-        .unwrap()
-        .into_inner()
-        .outputs;
-    let Some(pb::output::Kind::Result(result)) = &outputs[0].kind else {
-        panic!("{outputs:?}")
-    };
-    assert_eq!(result.node_id, "calc");
+    let mut client = PipelineServiceClient::new(channel.clone());
+    assert_eq!(first_result_node(&mut client, calc_request()).await, "calc");
 
     worker.stop().await;
     await_health(channel.clone(), ServingStatus::NotServing).await;
@@ -469,16 +473,10 @@ async fn as_a_sidecar_it_lists_and_checks_the_node_types_the_worker_runs() {
         "{refused:?}"
     );
 
-    let outputs = client
-        .execute(request(json!(6.0)))
-        .await
-        .unwrap()
-        .into_inner()
-        .outputs;
-    let Some(pb::output::Kind::Result(result)) = &outputs[0].kind else {
-        panic!("{outputs:?}")
-    };
-    assert_eq!(result.node_id, "louder");
+    assert_eq!(
+        first_result_node(&mut client, request(json!(6.0))).await,
+        "louder"
+    );
     worker.stop().await;
 }
 
