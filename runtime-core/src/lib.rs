@@ -47,5 +47,6 @@ pub use executor::PipelineSession;
 pub use plan::PipelinePlan;
 pub use runner::{PipelineRunner, RunnerConfig, execute_session};
 pub use transport::{
-    NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
+    DEFAULT_UNARY_DEADLINE, NodeFailure, OpenedSession, PipelineTransport, RunError, SessionError,
+    SessionOutput, StreamSession,
 };

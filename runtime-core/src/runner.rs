@@ -11,7 +11,7 @@ use crate::manifest::{Manifest, ValidationReport, validate};
 use crate::metrics::Metrics;
 use crate::nodes::{CreateError, NodeRegistry};
 use crate::plan::PipelinePlan;
-use crate::transport::{PipelineTransport, RunError, SessionOutput, StreamSession};
+use crate::transport::{OpenedSession, PipelineTransport, RunError, SessionOutput, StreamSession};
 
 /// Tunables of a [`PipelineRunner`].
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +80,8 @@ pub struct PipelineRunner {
     registry: Arc<NodeRegistry>,
     metrics: Metrics,
     config: RunnerConfig,
+    /// The pipeline of sessions that name none ([`PipelineTransport::open`] with `None`).
+    served: Option<Arc<PipelinePlan>>,
 }
 
 impl Default for PipelineRunner {
@@ -102,7 +104,25 @@ impl PipelineRunner {
             registry: Arc::new(registry),
             metrics: Metrics::new(),
             config: RunnerConfig::default(),
+            served: None,
         }
+    }
+
+    /// Serves `manifest`: sessions opened without a manifest of their own run it. Planned
+    /// here, once.
+    ///
+    /// # Errors
+    /// [`RunError::InvalidManifest`] when `manifest` does not validate against this runner's
+    /// node types.
+    pub fn serving(mut self, manifest: Arc<Manifest>) -> Result<Self, RunError> {
+        self.served = Some(self.plan(manifest)?);
+        Ok(self)
+    }
+
+    /// The pipeline this runner serves, if any.
+    #[must_use]
+    pub fn served(&self) -> Option<&Arc<PipelinePlan>> {
+        self.served.as_ref()
     }
 
     /// Replaces the settings.
@@ -209,22 +229,15 @@ impl PipelineRunner {
         manifest: Arc<Manifest>,
         input: TransportData,
     ) -> Result<Vec<SessionOutput>, RunError> {
-        let session = self.create_stream_session(&manifest)?;
-        drive_unary_with(
-            &session,
-            manifest.name(),
-            input,
-            self.config.unary_deadline,
-            || session.unfinished_nodes(),
-        )
-        .await
+        self.execute(manifest, input).await
     }
 }
 
 /// A unary call on any session: sends one input, ends input, and collects every output
 /// within `deadline`; on timeout the session is closed and [`RunError::DeadlineExceeded`]
-/// (naming `pipeline`) returned. Every transport's unary call goes through here, so there
-/// is one deadline implementation.
+/// (naming `pipeline` and the session's [unfinished nodes](StreamSession::unfinished_nodes))
+/// returned. Every transport's unary call goes through here, so there is one deadline
+/// implementation.
 ///
 /// # Errors
 /// [`RunError::Session`] when the session fails, [`RunError::DeadlineExceeded`].
@@ -233,16 +246,6 @@ pub async fn execute_session(
     pipeline: &str,
     input: TransportData,
     deadline: Duration,
-) -> Result<Vec<SessionOutput>, RunError> {
-    drive_unary_with(session, pipeline, input, deadline, Vec::new).await
-}
-
-async fn drive_unary_with(
-    session: &dyn StreamSession,
-    pipeline: &str,
-    input: TransportData,
-    deadline: Duration,
-    unfinished_nodes: impl FnOnce() -> Vec<String>,
 ) -> Result<Vec<SessionOutput>, RunError> {
     let received = std::sync::atomic::AtomicUsize::new(0);
     let feed = async {
@@ -261,7 +264,7 @@ async fn drive_unary_with(
     match tokio::time::timeout(deadline, async { tokio::try_join!(feed, collect) }).await {
         Ok(result) => result.map(|((), outputs)| outputs),
         Err(_elapsed) => {
-            let unfinished_nodes = unfinished_nodes();
+            let unfinished_nodes = session.unfinished_nodes();
             session.close().await;
             Err(RunError::DeadlineExceeded {
                 pipeline: pipeline.to_owned(),
@@ -275,15 +278,68 @@ async fn drive_unary_with(
 
 #[async_trait]
 impl PipelineTransport for PipelineRunner {
-    async fn execute(
-        &self,
-        manifest: Arc<Manifest>,
-        input: TransportData,
-    ) -> Result<Vec<SessionOutput>, RunError> {
-        self.execute_unary(manifest, input).await
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        let plan = match manifest {
+            Some(manifest) => self.plan(manifest)?,
+            None => self.served.clone().ok_or(RunError::NothingServed)?,
+        };
+        let session = self.start(&plan)?;
+        Ok(OpenedSession {
+            session: Box::new(session),
+            manifest: plan.manifest().clone(),
+        })
     }
 
-    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
-        Ok(Box::new(self.create_stream_session(&manifest)?))
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        Ok(self.registry.clone())
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
+
+    fn unary_deadline(&self) -> Duration {
+        self.config.unary_deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Format;
+
+    const PASS: &str =
+        r#"{"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}"#;
+
+    #[tokio::test]
+    async fn sessions_without_a_manifest_run_the_served_pipeline_or_are_refused() {
+        let runner = PipelineRunner::new();
+        assert!(
+            matches!(runner.open(None).await, Err(RunError::NothingServed)),
+            "a runner serving nothing must say so"
+        );
+        let served = Manifest::from_text(PASS, Format::Json, runner.registry()).unwrap();
+        let runner = runner.serving(served.clone()).unwrap();
+        let opened = runner.open(None).await.unwrap();
+        assert_eq!(opened.manifest, served);
+        let input = TransportData::new(crate::RuntimeData::Text("hi".to_owned()));
+        opened.session.send_input(input).await.unwrap();
+        opened.session.end_input().await;
+        let output = opened.session.recv_output().await.unwrap().unwrap();
+        assert_eq!(output.node_id(), "pass");
+    }
+
+    #[test]
+    fn a_served_manifest_is_validated_once_when_served() {
+        let other = NodeRegistry::with_builtins();
+        let text = r#"{"version": "v1", "nodes": [{"id": "x", "node_type": "Nope"}]}"#;
+        let checked = crate::manifest::check_document(text, Format::Json, &other);
+        let manifest = Arc::new(checked.manifest.unwrap());
+        match PipelineRunner::new().serving(manifest) {
+            Err(RunError::InvalidManifest(report)) => {
+                assert!(report.to_string().contains("Nope"), "{report}");
+            }
+            other => panic!("expected InvalidManifest, got {:?}", other.map(|_| ())),
+        }
     }
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::data::TransportData;
 use crate::manifest::{Manifest, ValidationReport};
-use crate::nodes::ParamIssue;
+use crate::nodes::{NodeRegistry, ParamIssue};
 
 /// One item a session delivers to its client.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -154,6 +154,9 @@ pub enum RunError {
         /// What is missing, naming the link.
         reason: String,
     },
+    /// A session on the served pipeline was asked of a transport that serves none.
+    #[error("no pipeline is served here; the session must name its manifest")]
+    NothingServed,
     /// The worker refused to open the session for a reason other than the manifest.
     #[error("the worker refused the session: {reason}")]
     Refused {
@@ -162,19 +165,77 @@ pub enum RunError {
     },
 }
 
-/// Something that runs pipelines: in-process, or in a worker reached over IPC.
+/// How long a unary call waits for the graph to drain, unless the transport says otherwise.
+pub const DEFAULT_UNARY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A session just opened, with the manifest it runs.
+pub struct OpenedSession {
+    /// The session.
+    pub session: Box<dyn StreamSession>,
+    /// What it runs: the manifest asked for, or the served pipeline.
+    pub manifest: Arc<Manifest>,
+}
+
+impl std::fmt::Debug for OpenedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedSession")
+            .field("session", &self.session.session_id())
+            .field("pipeline", &self.manifest.name())
+            .finish()
+    }
+}
+
+/// Something that opens sessions: the in-process runner, a worker reached over the pod link, a
+/// remote server. Servers (gRPC, WebRTC, a custom transport) take one and do not know which.
 #[async_trait]
 pub trait PipelineTransport: Send + Sync {
+    /// Opens a streaming session on `manifest`, or on the pipeline this transport serves when
+    /// `None` ([`RunError::NothingServed`] when it serves none).
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError>;
+
+    /// The node types sessions can use: listed to clients, and used to check client manifests
+    /// before they are sent on. For a worker over the pod link, what the worker says it runs.
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError>;
+
+    /// `Ok` while sessions can be opened (what a server's readiness reports);
+    /// [`RunError::Unavailable`] naming what is missing otherwise.
+    async fn ready(&self) -> Result<(), RunError> {
+        Ok(())
+    }
+
+    /// Prometheus text of the pipelines run here; empty when they run elsewhere (a worker
+    /// serves its own).
+    fn metrics(&self) -> String {
+        String::new()
+    }
+
+    /// How long [`execute`](Self::execute) waits for the graph to drain.
+    fn unary_deadline(&self) -> Duration {
+        DEFAULT_UNARY_DEADLINE
+    }
+
+    /// Opens a streaming session on `manifest`.
+    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
+        Ok(self.open(Some(manifest)).await?.session)
+    }
+
     /// Runs one input through a fresh session and returns every output once the graph has
-    /// drained, or a [`RunError::DeadlineExceeded`]; never hangs.
+    /// drained, or a [`RunError::DeadlineExceeded`]; never hangs. Through
+    /// [`execute_session`](crate::execute_session), the one unary path.
     async fn execute(
         &self,
         manifest: Arc<Manifest>,
         input: TransportData,
-    ) -> Result<Vec<SessionOutput>, RunError>;
-
-    /// Opens a streaming session.
-    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError>;
+    ) -> Result<Vec<SessionOutput>, RunError> {
+        let opened = self.open(Some(manifest)).await?;
+        crate::runner::execute_session(
+            opened.session.as_ref(),
+            opened.manifest.name(),
+            input,
+            self.unary_deadline(),
+        )
+        .await
+    }
 }
 
 /// An open streaming session. Methods take `&self` so one task can send while another
@@ -199,4 +260,10 @@ pub trait StreamSession: Send + Sync {
 
     /// False once the session is closed or all its outputs were delivered.
     fn is_active(&self) -> bool;
+
+    /// Nodes that have not finished their work, named when a unary call runs out of time.
+    /// Empty where the session cannot see its nodes (across a link or the network).
+    fn unfinished_nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::{
-    NodeFailure, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
-    TransportData, execute_session,
+    NodeFailure, OpenedSession, PipelineTransport, RunError, SessionError, SessionOutput,
+    StreamSession, TransportData,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixStream;
@@ -18,7 +19,8 @@ use tokio::sync::Mutex;
 
 use crate::protocol::{ClientLine, OpenRequest, ServerLine};
 
-/// How long a unary call may take before it fails with `DeadlineExceeded`.
+/// How long a unary call (the runtime's one unary path, `execute_session`) may take before it
+/// fails with `DeadlineExceeded`.
 const UNARY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs pipelines in the server listening on `socket`, sending each session's manifest.
@@ -39,17 +41,35 @@ impl JsonlRunner {
 
 #[async_trait]
 impl PipelineTransport for JsonlRunner {
-    async fn execute(
-        &self,
-        manifest: Arc<Manifest>,
-        input: TransportData,
-    ) -> Result<Vec<SessionOutput>, RunError> {
-        let session = self.stream(manifest.clone()).await?;
-        // The runtime's one unary path: the same deadline and error as every transport's.
-        execute_session(session.as_ref(), manifest.name(), input, UNARY_DEADLINE).await
+    /// A session on `manifest`. The protocol opens the served pipeline only with a first data
+    /// line, before which nothing can be said about it, so this runner's sessions name their
+    /// manifest.
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        let Some(manifest) = manifest else {
+            return Err(RunError::Refused {
+                reason: "JSON Lines sessions opened by JsonlRunner name their manifest".to_owned(),
+            });
+        };
+        Ok(OpenedSession {
+            session: self.open_manifest(&manifest).await?,
+            manifest,
+        })
     }
 
-    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
+    /// The protocol has no way to list node types.
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        Err(RunError::Refused {
+            reason: "the JSON Lines protocol does not list node types".to_owned(),
+        })
+    }
+
+    fn unary_deadline(&self) -> std::time::Duration {
+        UNARY_DEADLINE
+    }
+}
+
+impl JsonlRunner {
+    async fn open_manifest(&self, manifest: &Manifest) -> Result<Box<dyn StreamSession>, RunError> {
         let unavailable = |e: std::io::Error| RunError::Unavailable {
             reason: format!("cannot reach {}: {e}", self.socket.display()),
         };
@@ -59,7 +79,7 @@ impl PipelineTransport for JsonlRunner {
         let (read, write) = stream.into_split();
         let open = ClientLine::Open {
             open: OpenRequest {
-                manifest: serde_json::to_value(&*manifest).map_err(|e| RunError::Refused {
+                manifest: serde_json::to_value(manifest).map_err(|e| RunError::Refused {
                     reason: e.to_string(),
                 })?,
             },

@@ -35,26 +35,24 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let runner = PipelineRunner::new();
-    let served = match &args.manifest {
+    let mut runner = PipelineRunner::new();
+    match &args.manifest {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let format = Format::detect(path.to_str(), &text);
             let manifest = Manifest::from_text(&text, format, runner.registry())
                 .map_err(|report| anyhow::anyhow!("{}: {report}", path.display()))?;
-            Some(manifest)
+            runner = runner.serving(manifest)?;
         }
-        None if args.allow_client_manifests => None,
+        None if args.allow_client_manifests => {}
         None => anyhow::bail!("give --manifest, --allow-client-manifests, or both"),
-    };
+    }
     let _ = std::fs::remove_file(&args.socket);
     let listener = tokio::net::UnixListener::bind(&args.socket)
         .with_context(|| format!("binding {}", args.socket.display()))?;
     let options = ServeOptions {
-        served,
         allow_client_manifests: args.allow_client_manifests,
-        registry: runner.registry().clone(),
     };
     tracing::info!(socket = %args.socket.display(), "serving");
     serve(

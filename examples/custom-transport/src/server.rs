@@ -4,8 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use remotemedia_runtime_core::manifest::{self, Manifest};
-use remotemedia_runtime_core::nodes::NodeRegistry;
-use remotemedia_runtime_core::{PipelineTransport, SessionError, StreamSession};
+use remotemedia_runtime_core::{PipelineTransport, RunError, SessionError, StreamSession};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -16,15 +15,12 @@ use crate::protocol::{ClientLine, ServerLine};
 /// Lines queued for a client before the session waits for it to read.
 const WRITE_QUEUE: usize = 64;
 
-/// What the server runs.
-#[derive(Clone)]
+/// What the server allows. The pipeline of connections that do not open their own, and the
+/// node types client manifests are checked against, are the transport's.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ServeOptions {
-    /// The pipeline of connections that do not open their own.
-    pub served: Option<Arc<Manifest>>,
     /// Whether a connection may send `{"open": {"manifest": ...}}`.
     pub allow_client_manifests: bool,
-    /// Node types, to check client manifests against.
-    pub registry: NodeRegistry,
 }
 
 /// Serves `transport` on `listener` until `shutdown` resolves; open sessions are then closed
@@ -36,7 +32,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let options = Arc::new(options);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -44,7 +39,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let (read, write) = stream.into_split();
-                    let (transport, options, stop) = (transport.clone(), options.clone(), stop_rx.clone());
+                    let (transport, stop) = (transport.clone(), stop_rx.clone());
                     tokio::spawn(connection(read, write, transport, options, stop));
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
@@ -58,7 +53,7 @@ async fn connection(
     read: OwnedReadHalf,
     write: OwnedWriteHalf,
     transport: Arc<dyn PipelineTransport>,
-    options: Arc<ServeOptions>,
+    options: ServeOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (lines_tx, lines_rx) = mpsc::channel(WRITE_QUEUE);
@@ -72,20 +67,21 @@ async fn connection(
     };
     line_no += 1;
     let (manifest, pending) = match serde_json::from_str::<ClientLine>(&first) {
-        Ok(ClientLine::Open { open }) => match client_manifest(&options, &open.manifest) {
-            Ok(m) => (m, None),
-            Err(reason) => return finish(lines_tx, writer, format!("failed: {reason}")).await,
-        },
-        _ => match &options.served {
-            Some(m) => (m.clone(), Some(first)),
-            None => {
-                let reason = "failed: this server has no pipeline of its own; open one first";
-                return finish(lines_tx, writer, reason.to_owned()).await;
+        Ok(ClientLine::Open { open }) => {
+            match client_manifest(transport.as_ref(), options, &open.manifest).await {
+                Ok(m) => (Some(m), None),
+                Err(reason) => return finish(lines_tx, writer, format!("failed: {reason}")).await,
             }
-        },
+        }
+        // Not an `open`: the session runs the served pipeline, and this line is its first.
+        _ => (None, Some(first)),
     };
-    let session: Arc<dyn StreamSession> = match transport.stream(manifest).await {
-        Ok(s) => Arc::from(s),
+    let session: Arc<dyn StreamSession> = match transport.open(manifest).await {
+        Ok(opened) => Arc::from(opened.session),
+        Err(RunError::NothingServed) => {
+            let reason = "failed: this server has no pipeline of its own; open one first";
+            return finish(lines_tx, writer, reason.to_owned()).await;
+        }
         Err(e) => return finish(lines_tx, writer, format!("failed: {e}")).await,
     };
     let ready = ServerLine::Ready {
@@ -204,14 +200,17 @@ async fn finish(
     let _ = writer.await;
 }
 
-fn client_manifest(
-    options: &ServeOptions,
+/// A client's manifest, checked against the node types the transport runs.
+async fn client_manifest(
+    transport: &dyn PipelineTransport,
+    options: ServeOptions,
     value: &serde_json::Value,
 ) -> Result<Arc<Manifest>, String> {
     if !options.allow_client_manifests {
         return Err("client manifests are not allowed by this server".to_owned());
     }
-    let checked = manifest::check_value(value, &options.registry);
+    let node_types = transport.node_types().await.map_err(|e| e.to_string())?;
+    let checked = manifest::check_value(value, &node_types);
     match checked.manifest {
         Some(m) if !checked.report.has_errors() => Ok(Arc::new(m)),
         _ => Err(format!("invalid manifest: {}", checked.report)),

@@ -19,15 +19,15 @@ fn start(
     served: Option<&str>,
     allow: bool,
 ) -> (PathBuf, tokio::sync::oneshot::Sender<()>) {
-    let runner = PipelineRunner::new();
-    let served =
-        served.map(|text| Manifest::from_text(text, Format::Json, runner.registry()).unwrap());
+    let mut runner = PipelineRunner::new();
+    if let Some(text) = served {
+        let manifest = Manifest::from_text(text, Format::Json, runner.registry()).unwrap();
+        runner = runner.serving(manifest).unwrap();
+    }
     let socket = dir.join("rm.sock");
     let listener = UnixListener::bind(&socket).unwrap();
     let options = ServeOptions {
-        served,
         allow_client_manifests: allow,
-        registry: runner.registry().clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(listener, Arc::new(runner), options, async move {

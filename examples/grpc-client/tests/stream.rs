@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use remotemedia_grpc::{GrpcRunner, GrpcService, InProcess, ServiceOptions};
+use remotemedia_grpc::{GrpcRunner, GrpcService, ServiceOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::{PipelineRunner, RuntimeData, SessionOutput};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -13,7 +13,7 @@ async fn a_wav_streams_through_the_servers_pipeline() {
     let manifest =
         Manifest::from_text(text, Format::Yaml, PipelineRunner::new().registry()).unwrap();
     let service = GrpcService::new(
-        Arc::new(InProcess::new(PipelineRunner::new(), manifest).expect("plans")),
+        Arc::new(PipelineRunner::new().serving(manifest).expect("plans")),
         ServiceOptions::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -93,16 +93,6 @@ impl PipelineSession {
             })
     }
 
-    /// Ids of nodes that have not finished yet (for deadline errors and diagnostics).
-    #[must_use]
-    pub fn unfinished_nodes(&self) -> Vec<String> {
-        self.progress
-            .iter()
-            .filter(|(_, done)| !done.load(Ordering::Acquire))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
     fn take_ingress(&self) -> Option<Arc<[mpsc::Sender<Envelope>]>> {
         self.ingress
             .lock()
@@ -127,6 +117,14 @@ impl PipelineSession {
 impl StreamSession for PipelineSession {
     fn session_id(&self) -> &str {
         &self.id
+    }
+
+    fn unfinished_nodes(&self) -> Vec<String> {
+        self.progress
+            .iter()
+            .filter(|(_, done)| !done.load(Ordering::Acquire))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     async fn send_input(&self, input: TransportData) -> Result<(), SessionError> {

@@ -26,10 +26,9 @@ use super::refusal;
 
 mod session;
 
-use crate::data::TransportData;
 use crate::manifest::Manifest;
-use crate::nodes::NodeCatalog;
-use crate::transport::{PipelineTransport, RunError, SessionOutput, StreamSession};
+use crate::nodes::{NodeCatalog, NodeRegistry};
+use crate::transport::{OpenedSession, PipelineTransport, RunError};
 pub use session::IpcSession;
 
 /// Tunables of an [`IpcRunner`].
@@ -81,8 +80,8 @@ struct Connection {
     up: Outbox,
     routes: Arc<Routes>,
     lost: watch::Receiver<Option<String>>,
-    /// The worker's node catalog, once asked for.
-    catalog: std::sync::OnceLock<Arc<NodeCatalog>>,
+    /// The worker's node catalog and the node types it describes, once asked for.
+    described: std::sync::OnceLock<(Arc<NodeCatalog>, Arc<NodeRegistry>)>,
     /// Writer, reader and worker watcher; they stop with the connection.
     _tasks: [OwnedTask; 3],
 }
@@ -135,7 +134,7 @@ impl IpcRunner {
     /// [`RunError::Unavailable`] when no live worker serves the link or it does not answer;
     /// otherwise whatever the worker's runner returned.
     pub async fn stream_served(&self) -> Result<IpcSession, RunError> {
-        self.open(String::new()).await
+        self.open_text(String::new()).await
     }
 
     /// Opens a session running `manifest` in the worker.
@@ -146,7 +145,7 @@ impl IpcRunner {
         let text = serde_json::to_string(manifest).map_err(|e| RunError::Refused {
             reason: format!("manifest could not be encoded: {e}"),
         })?;
-        self.open(text).await
+        self.open_text(text).await
     }
 
     /// The node types the worker serving the link runs, as it describes them. Asked once per
@@ -156,27 +155,41 @@ impl IpcRunner {
     /// [`RunError::Unavailable`] when no live worker serves the link or it does not answer;
     /// [`RunError::Refused`] when its answer is not a catalog this build reads.
     pub async fn catalog(&self) -> Result<Arc<NodeCatalog>, RunError> {
+        Ok(self.described().await?.0)
+    }
+
+    /// The worker's catalog and the node types it describes (to check manifests against),
+    /// asked for once per connection.
+    async fn described(&self) -> Result<(Arc<NodeCatalog>, Arc<NodeRegistry>), RunError> {
         let connection = self.connection().await?;
-        if let Some(catalog) = connection.catalog.get() {
-            return Ok(catalog.clone());
+        if let Some(described) = connection.described.get() {
+            return Ok(described.clone());
         }
+        let refused = |e: &dyn std::fmt::Display| RunError::Refused {
+            reason: format!(
+                "the node catalog of the worker of link '{}': {e}",
+                self.client.link
+            ),
+        };
         let asked = self.ask(&connection, Message::Describe).await?;
         let catalog = match asked.answer {
-            Ok(Message::Catalog { catalog }) => NodeCatalog::from_json(&catalog)
-                .map(Arc::new)
-                .map_err(|e| RunError::Refused {
-                    reason: format!("the worker of link '{}': {e}", self.client.link),
-                })?,
+            Ok(Message::Catalog { catalog }) => {
+                NodeCatalog::from_json(&catalog).map_err(|e| refused(&e))?
+            }
             other => {
                 return Err(RunError::Refused {
                     reason: format!("unexpected answer to Describe: {other:?}"),
                 });
             }
         };
-        Ok(connection.catalog.get_or_init(|| catalog).clone())
+        let registry = NodeRegistry::from_catalog(&catalog).map_err(|e| refused(&e))?;
+        Ok(connection
+            .described
+            .get_or_init(|| (Arc::new(catalog), Arc::new(registry)))
+            .clone())
     }
 
-    async fn open(&self, manifest: String) -> Result<IpcSession, RunError> {
+    async fn open_text(&self, manifest: String) -> Result<IpcSession, RunError> {
         let connection = self.connection().await?;
         let Asked {
             id,
@@ -404,7 +417,7 @@ impl Connection {
             up,
             routes,
             lost,
-            catalog: std::sync::OnceLock::new(),
+            described: std::sync::OnceLock::new(),
             _tasks: [writer, reader, watcher],
         }))
     }
@@ -454,23 +467,36 @@ async fn wait_lost(lost: &mut watch::Receiver<Option<String>>) -> String {
 
 #[async_trait]
 impl PipelineTransport for IpcRunner {
-    async fn execute(
-        &self,
-        manifest: Arc<Manifest>,
-        input: TransportData,
-    ) -> Result<Vec<SessionOutput>, RunError> {
-        let session = self.stream_manifest(&manifest).await?;
-        crate::runner::execute_session(
-            &session,
-            manifest.name(),
-            input,
-            self.client.options.unary_deadline,
-        )
-        .await
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        let session = match &manifest {
+            Some(m) => self.stream_manifest(m).await?,
+            None => self.stream_served().await?,
+        };
+        let manifest = match (manifest, session.manifest()) {
+            (Some(asked), _) => asked,
+            (None, Some(running)) => Arc::new(running.clone()),
+            (None, None) => {
+                return Err(RunError::Refused {
+                    reason: "the worker did not say which pipeline it runs".to_owned(),
+                });
+            }
+        };
+        Ok(OpenedSession {
+            session: Box::new(session),
+            manifest,
+        })
     }
 
-    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
-        Ok(Box::new(self.stream_manifest(&manifest).await?))
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        Ok(self.described().await?.1)
+    }
+
+    async fn ready(&self) -> Result<(), RunError> {
+        self.reachable().await
+    }
+
+    fn unary_deadline(&self) -> Duration {
+        self.client.options.unary_deadline
     }
 }
 
@@ -480,7 +506,7 @@ mod tests {
     use crate::data::RuntimeData;
     use crate::ipc::{Worker, WorkerOptions};
     use crate::manifest::Format;
-    use crate::transport::SessionError;
+    use crate::transport::{SessionError, SessionOutput, StreamSession};
     use crate::{PipelineRunner, TransportData};
 
     const PASS: &str =

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{Admission, Backend, BackendError, DrainPolicy, backend_from_flags};
+use super::{Admission, BackendError, DrainPolicy, backend_from_flags};
+use crate::PipelineTransport;
 
 /// Sets up logging to stderr (`RUST_LOG`, default `warn`). Call once, first.
 pub fn init_tracing() {
@@ -75,7 +76,7 @@ impl SourceFlags {
     /// # Errors
     ///
     /// [`BackendError`] ([`main`] exits 1 for an invalid manifest).
-    pub fn backend(&self) -> Result<Arc<dyn Backend>, BackendError> {
+    pub fn backend(&self) -> Result<Arc<dyn PipelineTransport>, BackendError> {
         let (backend, warnings) =
             backend_from_flags(self.manifest.as_deref(), self.connect.as_deref())?;
         for warning in warnings {

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::nodes::{NodeCatalog, NodeRegistry};
 use remotemedia_runtime_core::{
-    PipelineTransport, RunError, SessionError, SessionOutput, StreamSession, TransportData,
+    OpenedSession, PipelineTransport, RunError, SessionError, SessionOutput, StreamSession,
+    TransportData,
 };
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -62,10 +64,10 @@ impl GrpcRunner {
     /// # Errors
     /// The server refused or could not be reached.
     pub async fn stream_served(&self) -> Result<GrpcSession, RunError> {
-        self.open(String::new()).await
+        self.open_text(String::new()).await
     }
 
-    async fn open(&self, manifest: String) -> Result<GrpcSession, RunError> {
+    async fn open_text(&self, manifest: String) -> Result<GrpcSession, RunError> {
         let (requests, outgoing) = mpsc::channel(REQUEST_BUFFER);
         let open = pb::StreamRequest {
             kind: Some(stream_request::Kind::Open(pb::Open { manifest })),
@@ -92,8 +94,14 @@ impl GrpcRunner {
                 });
             }
         };
+        let manifest = serde_json::from_str::<Manifest>(&ready.manifest_json).map_err(|e| {
+            RunError::Refused {
+                reason: format!("the server's `ready` names no readable manifest: {e}"),
+            }
+        })?;
         Ok(GrpcSession {
             id: ready.session_id,
+            manifest: Arc::new(manifest),
             requests: Mutex::new(Some(requests)),
             responses: Mutex::new(Some(responses)),
             input_ended: AtomicBool::new(false),
@@ -117,6 +125,40 @@ fn run_error(status: &Status) -> RunError {
 
 #[async_trait]
 impl PipelineTransport for GrpcRunner {
+    async fn open(&self, manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        let text = match &manifest {
+            Some(m) => manifest_text(m)?,
+            None => String::new(),
+        };
+        let session = self.open_text(text).await?;
+        Ok(OpenedSession {
+            manifest: manifest.unwrap_or_else(|| session.manifest.clone()),
+            session: Box::new(session),
+        })
+    }
+
+    /// The server's node catalog (`ListNodeTypes`), asked for on every call.
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        let request = self
+            .request(pb::ListNodeTypesRequest {})
+            .map_err(|s| run_error(&s))?;
+        let listed = self
+            .client
+            .clone()
+            .list_node_types(request)
+            .await
+            .map_err(|s| run_error(&s))?
+            .into_inner();
+        let refused = |e: &dyn std::fmt::Display| RunError::Refused {
+            reason: format!("the server's node catalog: {e}"),
+        };
+        let catalog = NodeCatalog::from_json(&listed.catalog_json).map_err(|e| refused(&e))?;
+        NodeRegistry::from_catalog(&catalog)
+            .map(Arc::new)
+            .map_err(|e| refused(&e))
+    }
+
+    /// A unary call is the server's `Execute`, under the server's deadline.
     async fn execute(
         &self,
         manifest: Arc<Manifest>,
@@ -144,10 +186,6 @@ impl PipelineTransport for GrpcRunner {
             })
             .collect()
     }
-
-    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>, RunError> {
-        Ok(Box::new(self.open(manifest_text(&manifest)?).await?))
-    }
 }
 
 fn manifest_text(manifest: &Manifest) -> Result<String, RunError> {
@@ -159,6 +197,8 @@ fn manifest_text(manifest: &Manifest) -> Result<String, RunError> {
 /// A streaming session on a gRPC server.
 pub struct GrpcSession {
     id: String,
+    /// What the session runs, as the server said in `ready`.
+    manifest: Arc<Manifest>,
     /// `None` once closed: dropping it half-closes the request stream.
     requests: Mutex<Option<mpsc::Sender<pb::StreamRequest>>>,
     /// `None` once closed: dropping it cancels the call.
@@ -178,6 +218,12 @@ impl std::fmt::Debug for GrpcSession {
 }
 
 impl GrpcSession {
+    /// The manifest the session runs, as the server said when it opened.
+    #[must_use]
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
     fn aborted(&self, reason: impl Into<String>) -> SessionError {
         self.finished.store(true, Ordering::Release);
         SessionError::Aborted {

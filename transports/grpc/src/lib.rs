@@ -6,8 +6,9 @@
 //!   at build time by a pure-Rust protobuf compiler.
 //! * [`convert`]: lossless adapters between the wire types and runtime-core's data, with
 //!   errors that name the offending field.
-//! * [`GrpcService`]: `remotemedia.v1.PipelineService` over a [`Backend`]: the pipeline in
-//!   this process ([`InProcess`]) or the pod's worker over the iceoryx2 link ([`Linked`]).
+//! * [`GrpcService`]: `remotemedia.v1.PipelineService` over any [`PipelineTransport`]: the
+//!   pipeline in this process (a `PipelineRunner` serving it) or the pod's worker over the
+//!   iceoryx2 link (an `IpcRunner`).
 //! * [`GrpcRunner`]: a `PipelineTransport` on a remote server, for Rust clients.
 //! * [`status`]: runtime errors as gRPC status codes.
 
@@ -17,9 +18,10 @@ pub mod convert;
 pub mod service;
 pub mod status;
 
-// Where sessions run lives in runtime-core (every transport's server shares it).
 pub use client::{GrpcRunner, GrpcSession};
-pub use remotemedia_runtime_core::serve::{Admission, Backend, InProcess, Linked, OpenedSession};
+// What sessions open on and how they are counted live in runtime-core (every server shares them).
+pub use remotemedia_runtime_core::serve::Admission;
+pub use remotemedia_runtime_core::{OpenedSession, PipelineTransport};
 pub use service::{GrpcService, ServiceOptions};
 
 /// The generated `remotemedia.v1` protocol.

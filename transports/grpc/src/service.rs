@@ -1,11 +1,11 @@
-//! `remotemedia.v1.PipelineService` over any [`Backend`].
+//! `remotemedia.v1.PipelineService` over any [`PipelineTransport`].
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use remotemedia_runtime_core::manifest::{Format, Manifest};
-use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend, SessionSlot};
-use remotemedia_runtime_core::{SessionOutput, StreamSession, execute_session};
+use remotemedia_runtime_core::serve::{Admission, AdmitError, SessionSlot};
+use remotemedia_runtime_core::{PipelineTransport, SessionOutput, StreamSession, execute_session};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -44,17 +44,17 @@ impl Default for ServiceOptions {
 
 /// The pipeline service.
 pub struct GrpcService {
-    backend: Arc<dyn Backend>,
+    transport: Arc<dyn PipelineTransport>,
     options: ServiceOptions,
     open: Admission,
 }
 
 impl GrpcService {
-    /// Serves sessions on `backend`.
+    /// Serves sessions opened on `transport`.
     #[must_use]
-    pub fn new(backend: Arc<dyn Backend>, options: ServiceOptions) -> Self {
+    pub fn new(transport: Arc<dyn PipelineTransport>, options: ServiceOptions) -> Self {
         Self {
-            backend,
+            transport,
             options,
             open: Admission::default(),
         }
@@ -88,7 +88,7 @@ impl GrpcService {
             ));
         }
         let node_types = self
-            .backend
+            .transport
             .node_types()
             .await
             .map_err(|e| from_run_error(&e))?;
@@ -121,7 +121,7 @@ impl PipelineService for GrpcService {
         let input = item_from_wire(input).map_err(|e| from_convert_error(e, "input"))?;
         let _slot = self.admit()?;
         let opened = self
-            .backend
+            .transport
             .open(manifest)
             .await
             .map_err(|e| from_run_error(&e))?;
@@ -164,7 +164,7 @@ impl PipelineService for GrpcService {
         let manifest = self.client_manifest(&open.manifest).await?;
         let slot = self.admit()?;
         let opened = self
-            .backend
+            .transport
             .open(manifest)
             .await
             .map_err(|e| from_run_error(&e))?;
@@ -203,7 +203,7 @@ impl PipelineService for GrpcService {
             kinds.iter().map(|k| k.as_str().to_owned()).collect()
         };
         let registry = self
-            .backend
+            .transport
             .node_types()
             .await
             .map_err(|e| from_run_error(&e))?;
@@ -217,7 +217,10 @@ impl PipelineService for GrpcService {
                 params_schema_json: f.params_schema().to_string(),
             })
             .collect();
-        Ok(Response::new(pb::ListNodeTypesResponse { node_types }))
+        Ok(Response::new(pb::ListNodeTypesResponse {
+            node_types,
+            catalog_json: registry.catalog().to_json(),
+        }))
     }
 
     async fn get_version(

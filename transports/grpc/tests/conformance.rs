@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use remotemedia_grpc::{Backend, GrpcRunner, GrpcService, InProcess, Linked, ServiceOptions};
+use remotemedia_grpc::{GrpcRunner, GrpcService, PipelineTransport, ServiceOptions};
 use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::conformance::run_all;
 use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName, Worker, WorkerOptions};
@@ -22,7 +22,7 @@ fn served() -> Arc<Manifest> {
 
 /// Serves `backend` on loopback (client manifests allowed: the suite sends its own) and
 /// returns a runner connected to it.
-async fn grpc_runner(backend: Arc<dyn Backend>) -> GrpcRunner {
+async fn grpc_runner(backend: Arc<dyn PipelineTransport>) -> GrpcRunner {
     let options = ServiceOptions {
         allow_client_manifests: true,
         ..ServiceOptions::default()
@@ -45,7 +45,7 @@ async fn grpc_runner(backend: Arc<dyn Backend>) -> GrpcRunner {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_in_front_of_an_in_process_pipeline_conforms() {
-    let backend = Arc::new(InProcess::new(PipelineRunner::new(), served()).expect("plans"));
+    let backend = Arc::new(PipelineRunner::new().serving(served()).expect("plans"));
     run_all(&grpc_runner(backend).await).await;
 }
 
@@ -68,7 +68,7 @@ async fn grpc_in_front_of_a_pod_link_worker_conforms() {
         let _ = stopped.await;
     }));
     let client = IpcRunner::connect(link, ClientOptions::default()).unwrap();
-    let backend = Arc::new(Linked::new(client));
+    let backend = Arc::new(client);
     run_all(&grpc_runner(backend).await).await;
     let _ = stop.send(());
     serving.await.unwrap().unwrap();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use remotemedia_grpc::convert::item_to_wire;
 use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
 use remotemedia_grpc::pb::{self, stream_request, stream_response};
+use remotemedia_grpc::{GrpcRunner, PipelineTransport};
 use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::nodes::NodeRegistry;
@@ -476,6 +477,25 @@ async fn as_a_sidecar_it_lists_and_checks_the_node_types_the_worker_runs() {
     assert_eq!(
         first_result_node(&mut client, request(json!(6.0))).await,
         "louder"
+    );
+
+    // A Rust client gets the same node types as a registry it can check manifests with: the
+    // catalog travels worker -> sidecar -> client with params and defaults.
+    let remote = GrpcRunner::new(server.channel().await)
+        .node_types()
+        .await
+        .expect("the server's catalog");
+    let bad = json!({
+        "version": "v1",
+        "nodes": [{"id": "louder", "node_type": "python:Gain", "params": {"gain_db": "loud"}}],
+    });
+    let report = remotemedia_runtime_core::manifest::check_value(&bad, &remote).report;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.path == "nodes[0].params.gain_db" && p.node_id.as_deref() == Some("louder")),
+        "{report}"
     );
     worker.stop().await;
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use remotemedia_grpc::convert::{item_to_wire, output_from_wire, result_from_wire};
 use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
 use remotemedia_grpc::pb::{self, stream_request, stream_response};
-use remotemedia_grpc::{Admission, GrpcService, InProcess, ServiceOptions};
+use remotemedia_grpc::{Admission, GrpcService, ServiceOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::{PipelineRunner, RuntimeData, SessionOutput, TransportData};
 use serde_json::json;
@@ -46,7 +46,7 @@ impl Drop for Served {
 
 async fn serve(served: Arc<Manifest>, options: ServiceOptions) -> Served {
     let service = GrpcService::new(
-        Arc::new(InProcess::new(PipelineRunner::new(), served).expect("plans")),
+        Arc::new(PipelineRunner::new().serving(served).expect("plans")),
         options,
     );
     let open = service.open_sessions();

@@ -3,7 +3,7 @@
 //! The WebRTC transport of RemoteMedia: browsers and WebRTC clients stream microphone audio
 //! into a pipeline and get its results back on the same peer connection. Built on
 //! runtime-core's traits only; the pipeline runs in this process or in the pod's worker
-//! ([`remotemedia_runtime_core::serve::Backend`]).
+//! (any [`remotemedia_runtime_core::PipelineTransport`]).
 //!
 //! * Signalling: WHIP (RFC 9725), used both ways ([`whip`]). `POST /whip` with the offer,
 //!   `201` with the answer and the session's `Location`, `DELETE` to end it. WHIP is defined

@@ -20,7 +20,8 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use remotemedia_runtime_core::serve::{Admission, AdmitError, Backend, Tokens};
+use remotemedia_runtime_core::PipelineTransport;
+use remotemedia_runtime_core::serve::{Admission, AdmitError, Tokens};
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::{Candidate, Rtc};
@@ -96,7 +97,7 @@ pub struct WhipServer {
 }
 
 struct Shared {
-    backend: Arc<dyn Backend>,
+    transport: Arc<dyn PipelineTransport>,
     options: WhipOptions,
     admission: Admission,
     metrics: Arc<Metrics>,
@@ -130,7 +131,7 @@ impl WhipServer {
     ///
     /// [`StartError`].
     pub fn start(
-        backend: Arc<dyn Backend>,
+        transport: Arc<dyn PipelineTransport>,
         udp: UdpSocket,
         advertise: std::net::IpAddr,
         options: WhipOptions,
@@ -145,7 +146,7 @@ impl WhipServer {
         let (engine, _task) = engine::spawn(udp, candidate, metrics.clone());
         Ok(Self {
             shared: Arc::new(Shared {
-                backend,
+                transport,
                 options,
                 admission: Admission::default(),
                 metrics,
@@ -358,7 +359,7 @@ async fn open_session(
         .accept_offer(sdp)
         .map_err(|e| bad_offer(OfferError::Rejected(e.to_string())))?;
 
-    let opened = shared.backend.open(None).await.map_err(|e| {
+    let opened = shared.transport.open(None).await.map_err(|e| {
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "pipeline_unavailable",
@@ -473,14 +474,14 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.admission.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
     }
-    match shared.backend.ready().await {
+    match shared.transport.ready().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
     }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut text = shared.backend.metrics();
+    let mut text = shared.transport.metrics();
     text.push_str(&shared.metrics.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
-use remotemedia_grpc::{Admission, Backend, GrpcService, ServiceOptions, pb};
+use remotemedia_grpc::{Admission, GrpcService, PipelineTransport, ServiceOptions, pb};
 use remotemedia_runtime_core::serve::binary::{self, DrainFlags, SourceFlags};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
@@ -156,7 +156,7 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
 /// Keeps health in step with the backend: SERVING only while sessions can be opened (the
 /// worker is reachable, for `--connect`) and the server is not draining.
 async fn report_health(
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn PipelineTransport>,
     health: tonic_health::server::HealthReporter,
     sessions: Admission,
 ) {
@@ -182,7 +182,7 @@ async fn report_health(
 
 async fn serve_metrics(
     listener: tokio::net::TcpListener,
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn PipelineTransport>,
     sessions: Admission,
 ) {
     let app = axum::Router::new().route(
