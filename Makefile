@@ -53,7 +53,7 @@ bench-ipc:
 # Session round trips over the pod link (vs a Unix socket) and through a Python node (vs Rust),
 # idle CPU of a worker with 100 sessions and of a Python node process.
 bench-session:
-	REMOTEMEDIA_TEST_PYTHON=$$(scripts/python-env.sh) cargo bench -p remotemedia-runtime-core --bench session_rtt
+	REMOTEMEDIA_TEST_PYTHON=$$(scripts/python-env.sh) cargo bench -p remotemedia-server --bench session_rtt
 
 # gRPC streaming round trip vs a bare tonic echo, and 500 sessions at 50 frames/s.
 bench-grpc:
@@ -85,9 +85,9 @@ bench-operator:
 demo-local:
 	mkdir -p out
 	python3 examples/audio/make_wav.py out/test.wav
-	cargo run -q -p remotemedia-runtime-core -- validate examples/pipelines/*.yaml examples/pipelines/*.json
-	cargo run -q -p remotemedia-runtime-core -- run examples/pipelines/resample-chain.yaml --input out/test.wav --output out/asr-16k.wav
-	cargo run -q -p remotemedia-runtime-core -- run examples/pipelines/audio-health.yaml --input out/test.wav > out/health.jsonl
+	cargo run -q -p remotemedia-server -- validate examples/pipelines/*.yaml examples/pipelines/*.json
+	cargo run -q -p remotemedia-server -- run examples/pipelines/resample-chain.yaml --input out/test.wav --output out/asr-16k.wav
+	cargo run -q -p remotemedia-server -- run examples/pipelines/audio-health.yaml --input out/test.wav > out/health.jsonl
 
 clean:
 	cargo clean

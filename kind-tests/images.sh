@@ -25,7 +25,7 @@ PROFILE=${REMOTEMEDIA_IMAGE_PROFILE:-release}
 case "$PROFILE" in dev) OUT=$repo/target/debug ;; *) OUT=$repo/target/$PROFILE ;; esac
 VERSION=$(awk -F'"' '/^version = / {print $2; exit}' "$repo/Cargo.toml")
 # binary:package
-IMAGES="remotemedia-runtime:remotemedia-runtime-core remotemedia-grpc:remotemedia-grpc remotemedia-webrtc:remotemedia-webrtc remotemedia-operator:remotemedia-operator"
+IMAGES="remotemedia-runtime:remotemedia-server remotemedia-grpc:remotemedia-grpc remotemedia-webrtc:remotemedia-webrtc remotemedia-operator:remotemedia-operator"
 
 say() { printf '[images] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }

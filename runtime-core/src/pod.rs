@@ -31,21 +31,18 @@ pub const TOKEN_KEY: &str = "token";
 pub const SHM_DIR: &str = "/dev/shm";
 /// iceoryx2's service directory, shared by every container.
 pub const ICEORYX2_DIR: &str = "/tmp/iceoryx2";
-/// Port of the runtime's `/metrics`, `/healthz` (liveness) and `/readyz`.
+/// Port of the runtime's `/metrics`, `/livez` and `/readyz`.
 pub const RUNTIME_METRICS_PORT: u16 = 9090;
 /// Port of the gRPC sidecar's `/metrics`.
 pub const GRPC_METRICS_PORT: u16 = 9091;
-/// The runtime's readiness path (ready once it serves the link).
-pub const RUNTIME_READY_PATH: &str = "/readyz";
-/// The runtime's liveness path.
-pub const RUNTIME_LIVE_PATH: &str = "/healthz";
+/// Every server's readiness path (the runtime: once it serves the link; a sidecar: while it
+/// can open sessions, so not while draining or while the worker is away).
+pub const READY_PATH: &str = "/readyz";
+/// Every server's liveness path: answers while the process serves HTTP, draining or not.
+pub const LIVE_PATH: &str = "/livez";
 /// The health service name the gRPC sidecar keeps SERVING while it answers at all (its
 /// readiness, "" and the pipeline service, turns NOT_SERVING while draining).
 pub const GRPC_LIVENESS_SERVICE: &str = "liveness";
-/// The WebRTC sidecar's readiness path (fails while draining or while the worker is away).
-pub const WEBRTC_READY_PATH: &str = "/healthz";
-/// The WebRTC sidecar's liveness path (answers while the process serves HTTP).
-pub const WEBRTC_LIVE_PATH: &str = "/livez";
 /// The environment variable the kubelet fills with the pod's IP for
 /// [`Advertise::PodIp`].
 pub const ADVERTISE_ENV: &str = "ADVERTISE_ADDRESS";

@@ -142,12 +142,12 @@ fn runtime_container(pipeline: &Pipeline, images: &WorkerImages) -> Container {
         startup_probe: Some(Probe {
             period_seconds: Some(1),
             failure_threshold: Some(120),
-            ..http_probe(contract::RUNTIME_READY_PATH, metrics)
+            ..http_probe(contract::READY_PATH, metrics)
         }),
-        readiness_probe: Some(http_probe(contract::RUNTIME_READY_PATH, metrics)),
+        readiness_probe: Some(http_probe(contract::READY_PATH, metrics)),
         liveness_probe: Some(Probe {
             failure_threshold: Some(6),
-            ..http_probe(contract::RUNTIME_LIVE_PATH, metrics)
+            ..http_probe(contract::LIVE_PATH, metrics)
         }),
         resources: pipeline.spec.runtime.resources.clone(),
         volume_mounts: Some(vec![
@@ -261,11 +261,11 @@ fn webrtc_container(
             port("http", webrtc.http_port, "TCP"),
             port("media", webrtc.udp_port, "UDP"),
         ]),
-        readiness_probe: Some(http_probe(contract::WEBRTC_READY_PATH, webrtc.http_port)),
+        readiness_probe: Some(http_probe(contract::READY_PATH, webrtc.http_port)),
         // Not the readiness path: it fails while draining, and the sidecar must live to drain.
         liveness_probe: Some(Probe {
             failure_threshold: Some(6),
-            ..http_probe(contract::WEBRTC_LIVE_PATH, webrtc.http_port)
+            ..http_probe(contract::LIVE_PATH, webrtc.http_port)
         }),
         volume_mounts: Some(mounts),
         ..hardened(images)

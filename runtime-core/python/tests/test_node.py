@@ -1,5 +1,5 @@
 """Node registration and the per-input protocol of a node process, without iceoryx2 (the Rust
-tests in runtime-core/tests/python_nodes.rs drive real processes over real shared memory)."""
+tests in server/tests/python_nodes.rs drive real processes over real shared memory)."""
 
 from collections import deque
 

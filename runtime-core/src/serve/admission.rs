@@ -2,7 +2,6 @@
 //! the open ones end, keep the port open for the linger ([`drain`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,14 +11,15 @@ use tokio::sync::watch;
 pub struct Admission {
     /// Sessions open now; a watch so [`Admission::idle`] can wait for zero without polling.
     count: Arc<watch::Sender<usize>>,
-    draining: Arc<AtomicBool>,
+    /// Turns true once, on [`Admission::refuse_new`]; a watch so it can be awaited.
+    draining: Arc<watch::Sender<bool>>,
 }
 
 impl Default for Admission {
     fn default() -> Self {
         Self {
             count: Arc::new(watch::Sender::new(0)),
-            draining: Arc::default(),
+            draining: Arc::new(watch::Sender::new(false)),
         }
     }
 }
@@ -48,12 +48,19 @@ impl Admission {
     /// True once [`Admission::refuse_new`] was called.
     #[must_use]
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        *self.draining.borrow()
     }
 
     /// From now on, new sessions are refused; open ones go on.
     pub fn refuse_new(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.draining.send_replace(true);
+    }
+
+    /// Resolves once the server starts draining (at once if it has).
+    pub async fn draining(&self) {
+        let mut draining = self.draining.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = draining.wait_for(|&yes| yes).await;
     }
 
     /// Takes a place for one session if fewer than `max` are open and the server is not

@@ -19,8 +19,6 @@ use crate::nodes::NodeRegistry;
 use crate::{PipelineRunner, PipelineTransport, RunError};
 
 mod admission;
-#[cfg(feature = "server")]
-pub mod binary;
 mod tokens;
 
 pub use admission::{Admission, AdmitError, DrainPolicy, SessionSlot, drain};

@@ -22,6 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use remotemedia_runtime_core::PipelineTransport;
 use remotemedia_runtime_core::serve::{Admission, AdmitError, Tokens};
+use remotemedia_server::Probes;
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::{Candidate, Rtc};
@@ -177,6 +178,16 @@ impl WhipServer {
         self.shared.candidate
     }
 
+    /// Readiness from the transport and the drain, metrics from the transport and this
+    /// server's counters.
+    fn probes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let metrics = self.shared.metrics.clone();
+        Probes::new(self.shared.transport.clone())
+            .draining_with(self.shared.admission.clone())
+            .metrics(move || metrics.render())
+            .router()
+    }
+
     /// The HTTP routes.
     pub fn router(&self) -> Router {
         Router::new()
@@ -190,11 +201,9 @@ impl WhipServer {
                     .patch(patch_session)
                     .options(options_whip),
             )
-            .route("/healthz", get(healthz))
-            // Liveness: the process serves HTTP. Not /healthz, which fails while draining or
-            // while the worker restarts; a liveness probe on it would kill a draining sidecar.
-            .route("/livez", get(|| async { "ok\n" }))
-            .route("/metrics", get(metrics))
+            // /readyz (and /healthz) fail while draining or while the worker is away; /livez
+            // does not, so a liveness probe leaves a draining sidecar be.
+            .merge(self.probes())
             .layer(DefaultBodyLimit::max(self.shared.options.max_offer_bytes))
             .layer(axum::middleware::map_response(cors))
             .with_state(self.shared.clone())
@@ -468,22 +477,6 @@ async fn options_whip(State(shared): State<Arc<Shared>>) -> Response {
     );
     add_ice_servers(headers, &shared.options.ice_servers);
     response
-}
-
-async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.admission.is_draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
-    }
-    match shared.transport.ready().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
-    }
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut text = shared.transport.metrics();
-    text.push_str(&shared.metrics.render());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Lets web apps on other origins use the endpoint (a WHIP client is often a page served

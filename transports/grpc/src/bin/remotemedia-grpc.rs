@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
 use remotemedia_grpc::{Admission, GrpcService, PipelineTransport, ServiceOptions, pb};
-use remotemedia_runtime_core::serve::binary::{self, DrainFlags, SourceFlags};
+use remotemedia_server::{DrainFlags, Probes, SourceFlags, bind, gauge, serve_until_drained};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -23,6 +22,13 @@ const SERVICE_NAME: &str = "remotemedia.v1.PipelineService";
 /// is unreachable, and a liveness probe on it would kill a sidecar mid-drain, or restart one
 /// that cannot fix a missing worker.
 const LIVENESS_NAME: &str = "liveness";
+/// How often readiness asks the transport whether sessions can be opened (for `--connect`,
+/// whether the worker is reachable).
+const READY_CHECK: Duration = Duration::from_millis(500);
+
+fn main() -> ExitCode {
+    remotemedia_server::main(run)
+}
 
 /// gRPC server for RemoteMedia pipelines.
 #[derive(Debug, Parser)]
@@ -30,6 +36,8 @@ const LIVENESS_NAME: &str = "liveness";
 struct Args {
     #[command(flatten)]
     source: SourceFlags,
+    #[command(flatten)]
+    drain: DrainFlags,
     /// Address to serve gRPC on.
     #[arg(long, default_value = "0.0.0.0:50051")]
     listen: SocketAddr,
@@ -52,23 +60,19 @@ struct Args {
     /// Close a stream whose client sent nothing for this many seconds.
     #[arg(long, default_value_t = 60)]
     idle_timeout_secs: u64,
-    #[command(flatten)]
-    drain: DrainFlags,
-}
-
-fn main() -> ExitCode {
-    binary::main(Args::parse(), run)
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.source.backend()?;
+    let transport = args.source.transport()?;
     let auth = args
         .token_file
         .as_deref()
         .map(BearerAuth::from_file)
-        .transpose()?;
+        .transpose()?
+        // Everything but health checks goes through the token check when one is configured.
+        .unwrap_or_else(BearerAuth::allow_all);
     let service = GrpcService::new(
-        backend.clone(),
+        transport.clone(),
         ServiceOptions {
             allow_client_manifests: args.allow_client_manifests,
             max_sessions: args.max_sessions,
@@ -79,13 +83,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sessions = service.open_sessions();
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    // Known from the start, NOT_SERVING until the backend is found usable.
+    // Known from the start, NOT_SERVING until the transport is found usable.
     set_health(&health, ServingStatus::NotServing).await;
     health
         .set_service_status(LIVENESS_NAME, ServingStatus::Serving)
         .await;
     tokio::spawn(report_health(
-        backend.clone(),
+        transport.clone(),
         health.clone(),
         sessions.clone(),
     ));
@@ -100,22 +104,25 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let listener = bind(args.listen, "--listen").await?;
     let bound = listener.local_addr()?;
     if let Some(addr) = args.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding --metrics-listen {addr}"))?;
+        let metrics = bind(addr, "--metrics-listen").await?;
         eprintln!("metrics on http://{}/metrics", metrics.local_addr()?);
-        tokio::spawn(serve_metrics(metrics, backend.clone(), sessions.clone()));
+        let open = sessions.clone();
+        let probes = Probes::new(transport)
+            .draining_with(sessions.clone())
+            .metrics(move || {
+                gauge(
+                    "remotemedia_grpc_open_sessions",
+                    "Sessions open on this gRPC server.",
+                    &[],
+                    open.open() as f64,
+                )
+            });
+        tokio::spawn(probes.serve(metrics));
     }
 
-    // Everything but health checks goes through the token check when one is configured.
-    let allow_all = BearerAuth::allow_all();
-    let auth = auth.unwrap_or(allow_all);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(InterceptedService::new(
@@ -123,26 +130,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             auth.clone(),
         ))
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
-        .add_service(InterceptedService::new(reflection_v1alpha, auth))
-        // No Nagle: a frame's response must not wait for the client's delayed ACK (measured:
-        // 40 ms stalls at p99 without this; docs/benchmarks.md).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                let _ = stopped.await;
-            },
-        );
-    let server = tokio::spawn(server);
+        .add_service(InterceptedService::new(reflection_v1alpha, auth));
     // Tests and operators wait for this line.
     eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
-
-    remotemedia_runtime_core::shutdown::requested().await;
-    set_health(&health, ServingStatus::NotServing).await;
-    let left = binary::drain(&sessions, args.drain).await;
-    let _ = stop.send(());
-    // Connections still open after the drain deadline are cut by exiting.
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    eprintln!("stopped ({left} sessions cut at the drain deadline)");
+    // No Nagle: a frame's response must not wait for the client's delayed ACK (measured:
+    // 40 ms stalls at p99 without this; docs/benchmarks.md).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_until_drained(&sessions, args.drain, |shutdown| {
+        server.serve_with_incoming_shutdown(incoming, shutdown)
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,16 +150,17 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
     health.set_service_status(SERVICE_NAME, status).await;
 }
 
-/// Keeps health in step with the backend: SERVING only while sessions can be opened (the
-/// worker is reachable, for `--connect`) and the server is not draining.
+/// Keeps health in step with the transport: SERVING only while sessions can be opened (the
+/// worker is reachable, for `--connect`) and the server is not draining. The drain turns it
+/// NOT_SERVING at once; reachability is checked every [`READY_CHECK`].
 async fn report_health(
-    backend: Arc<dyn PipelineTransport>,
+    transport: Arc<dyn PipelineTransport>,
     health: tonic_health::server::HealthReporter,
     sessions: Admission,
 ) {
     let mut last = ServingStatus::NotServing;
     loop {
-        let status = match backend.ready().await {
+        let status = match transport.ready().await {
             Ok(()) if !sessions.is_draining() => ServingStatus::Serving,
             Ok(()) => ServingStatus::NotServing,
             Err(reason) => {
@@ -176,34 +174,10 @@ async fn report_health(
             set_health(&health, status).await;
             last = status;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    backend: Arc<dyn PipelineTransport>,
-    sessions: Admission,
-) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let backend = backend.clone();
-            let sessions = sessions.clone();
-            async move {
-                let mut text = backend.metrics();
-                text.push_str(&format!(
-                    "# HELP remotemedia_grpc_open_sessions Sessions open on this gRPC server.\n\
-                     # TYPE remotemedia_grpc_open_sessions gauge\n\
-                     remotemedia_grpc_open_sessions {}\n",
-                    sessions.open()
-                ));
-                ([("content-type", "text/plain; version=0.0.4")], text)
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!(error = %e, "metrics endpoint stopped");
+        tokio::select! {
+            () = sessions.draining(), if !sessions.is_draining() => {}
+            () = tokio::time::sleep(READY_CHECK) => {}
+        }
     }
 }
 

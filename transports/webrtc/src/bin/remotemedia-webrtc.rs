@@ -9,8 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use remotemedia_runtime_core::serve::Tokens;
-use remotemedia_runtime_core::serve::binary::{self, DrainFlags, SourceFlags};
+use remotemedia_server::{DrainFlags, SourceFlags, bind, serve_until_drained};
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
+
+fn main() -> ExitCode {
+    remotemedia_server::main(run)
+}
 
 /// WebRTC server for RemoteMedia pipelines (WHIP signalling, Opus audio, events on a data
 /// channel).
@@ -19,7 +23,9 @@ use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 struct Args {
     #[command(flatten)]
     source: SourceFlags,
-    /// HTTP address: WHIP at /whip, the demo page at /, /healthz and /metrics.
+    #[command(flatten)]
+    drain: DrainFlags,
+    /// HTTP address: WHIP at /whip, the demo page at /, /readyz, /livez and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
     /// The one UDP port every session's media uses (bound on --listen's IP; 0 picks one).
@@ -48,17 +54,10 @@ struct Args {
     /// Drop a session whose client has not connected this many seconds after the answer.
     #[arg(long, default_value_t = 30)]
     connect_timeout_secs: u64,
-    #[command(flatten)]
-    drain: DrainFlags,
-}
-
-fn main() -> ExitCode {
-    binary::main(Args::parse(), run)
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.source.backend()?;
-
+    let transport = args.source.transport()?;
     let udp_bind = SocketAddr::new(args.listen.ip(), args.udp_port);
     let udp = tokio::net::UdpSocket::bind(udp_bind)
         .await
@@ -85,7 +84,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(Tokens::from_file)
         .transpose()?;
     let server = WhipServer::start(
-        backend,
+        transport,
         udp,
         advertise,
         WhipOptions {
@@ -96,33 +95,19 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..WhipOptions::default()
         },
     )?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding --listen {}", args.listen))?;
-    let bound = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn({
-        let server = server.clone();
-        async move {
-            server
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let listener = bind(args.listen, "--listen").await?;
     // Tests and operators wait for this line.
     eprintln!(
-        "serving WHIP on http://{bound}/whip, media on udp {} (pid {})",
+        "serving WHIP on http://{}/whip, media on udp {} (pid {})",
+        listener.local_addr()?,
         server.media_address(),
         std::process::id()
     );
-
-    remotemedia_runtime_core::shutdown::requested().await;
-    let left = binary::drain(&server.admission(), args.drain).await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
-    eprintln!("stopped ({left} sessions cut at the drain deadline)");
+    let sessions = server.admission();
+    serve_until_drained(&sessions, args.drain, move |shutdown| async move {
+        server.serve(listener, shutdown).await
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,7 +1,6 @@
 //! `remotemedia-runtime`: validate manifests, list node types, run a pipeline over a WAV file,
 //! serve a pipeline on a pod link.
 
-mod http;
 mod nodes;
 mod run;
 mod serve;
@@ -92,7 +91,7 @@ enum Command {
         /// Link name; two workers on one host need different names.
         #[arg(long, env = LINK_ENV, default_value = DEFAULT_LINK)]
         name: String,
-        /// Serve /metrics, /healthz and /readyz on this address.
+        /// Serve /metrics, /livez and /readyz on this address.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
     },
@@ -100,7 +99,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    remotemedia_runtime_core::serve::binary::init_tracing();
+    remotemedia_server::init_tracing();
     let registry = match node_registry(&cli) {
         Ok(registry) => registry,
         Err(e) => return report(Err(e)),

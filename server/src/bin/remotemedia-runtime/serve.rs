@@ -5,12 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use remotemedia_runtime_core::PipelineRunner;
-use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerHandle, WorkerOptions};
+use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::nodes::NodeRegistry;
-
-use crate::http::{self, Probe};
+use remotemedia_server::{Probes, bind, gauge};
 
 pub(crate) fn serve(
     manifest_path: &Path,
@@ -35,16 +33,19 @@ pub(crate) fn serve(
             WorkerOptions::default(),
         )?;
         if let Some(addr) = metrics_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding --metrics-listen {addr}"))?;
-            let bound = listener.local_addr()?;
-            eprintln!("metrics on http://{bound}/metrics");
-            let probe = Arc::new(WorkerProbe {
-                runner,
-                worker: worker.handle(),
+            let listener = bind(addr, "--metrics-listen").await?;
+            eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
+            // Ready from the moment it is bound to its link, which is now.
+            let handle = worker.handle();
+            let probes = Probes::new(Arc::new(runner)).metrics(move || {
+                gauge(
+                    "remotemedia_ipc_sessions_open",
+                    "Sessions open on the pod link.",
+                    &[("link", handle.link().as_str())],
+                    handle.open_sessions() as f64,
+                )
             });
-            tokio::spawn(http::serve(listener, probe));
+            tokio::spawn(probes.serve(listener));
         }
         // Tests and operators wait for this line.
         eprintln!(
@@ -57,28 +58,4 @@ pub(crate) fn serve(
         eprintln!("worker on link '{link}' stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-struct WorkerProbe {
-    runner: PipelineRunner,
-    worker: WorkerHandle,
-}
-
-impl Probe for WorkerProbe {
-    fn metrics(&self) -> String {
-        let mut text = self.runner.metrics().render();
-        text.push_str(&format!(
-            "# HELP remotemedia_ipc_sessions_open Sessions open on the pod link.\n\
-             # TYPE remotemedia_ipc_sessions_open gauge\n\
-             remotemedia_ipc_sessions_open{{link=\"{}\"}} {}\n",
-            self.worker.link(),
-            self.worker.open_sessions()
-        ));
-        text
-    }
-
-    fn ready(&self) -> Result<(), String> {
-        // The probe exists only once the worker is bound to its link.
-        Ok(())
-    }
 }

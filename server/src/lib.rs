@@ -1,0 +1,29 @@
+//! # remotemedia-server
+//!
+//! What every RemoteMedia server binary (the worker `remotemedia-runtime serve`,
+//! `remotemedia-grpc`, `remotemedia-webrtc`) does the same way, so their `main`s stay short
+//! composition roots:
+//!
+//! * [`main`]: flags, logging, the tokio runtime, exit codes.
+//! * [`SourceFlags`] and [`DrainFlags`]: where the pipeline runs (`--manifest` or `--connect`)
+//!   and how the server stops.
+//! * [`Probes`]: `/metrics`, `/livez` and `/readyz` over HTTP (axum), from the server's
+//!   [`PipelineTransport`](remotemedia_runtime_core::PipelineTransport) and its sessions.
+//! * [`serve_until_drained`]: run a server until SIGTERM or SIGINT, then drain it: refuse new
+//!   sessions, wait for the open ones (a future, no polling), stop.
+//!
+//! Its own crate, beside runtime-core rather than in it, because it serves HTTP: runtime-core
+//! depends on no HTTP or transport stack. The worker binary `remotemedia-runtime` (also the
+//! local command line: `validate`, `nodes`, `run`) lives here for the same reason: it serves
+//! the same probes as the transports, with the same code. The pod link, the Python node
+//! processes and session admission stay in runtime-core.
+
+mod flags;
+mod probes;
+mod process;
+mod stop;
+
+pub use flags::{DrainFlags, SourceFlags};
+pub use probes::{Probes, bind, gauge};
+pub use process::{init_tracing, main};
+pub use stop::{Shutdown, drain, serve_until_drained};
