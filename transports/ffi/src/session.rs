@@ -22,7 +22,15 @@ use crate::output::{Output, output_to_py};
 use crate::pipeline::manifest_of;
 use crate::runtime::runner;
 
-type Received = Arc<Mutex<VecDeque<SessionOutput>>>;
+type Received = Arc<Buffer>;
+
+/// Outputs taken from the session and not yet handed to Python, and a signal for receivers
+/// waiting on the session when another receive (cancelled meanwhile) fills it.
+#[derive(Default)]
+struct Buffer {
+    outputs: Mutex<VecDeque<SessionOutput>>,
+    filled: tokio::sync::Notify,
+}
 
 /// A session of one pipeline; see the module docs.
 #[pyclass(frozen, module = "remotemedia._native")]
@@ -50,7 +58,10 @@ impl NativeSession {
 }
 
 fn lock(received: &Received) -> MutexGuard<'_, VecDeque<SessionOutput>> {
-    received.lock().unwrap_or_else(PoisonError::into_inner)
+    received
+        .outputs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A session of `manifest`, not yet started; a bad manifest raises `ManifestError` here.
@@ -117,16 +128,29 @@ impl NativeSession {
         let session = self.started()?;
         let received = self.received.clone();
         future_into_py(py, async move {
-            if !lock(&received).is_empty() {
-                return Ok(true);
-            }
-            match session.recv_output().await {
-                Ok(Some(output)) => {
-                    lock(&received).push_back(output);
-                    Ok(true)
+            loop {
+                // Armed before the buffer is checked, so a fill in between is not missed.
+                let filled = received.filled.notified();
+                tokio::pin!(filled);
+                filled.as_mut().enable();
+                if !lock(&received).is_empty() {
+                    return Ok(true);
                 }
-                Ok(None) => Ok(false),
-                Err(e) => Err(Python::attach(|py| session_error(py, e))),
+                // A receive that Python cancelled may still be waiting on the session (its
+                // cancellation reaches the runtime later) and take the next output into the
+                // buffer: then this one must look there instead of waiting for another.
+                tokio::select! {
+                    output = session.recv_output() => return match output {
+                        Ok(Some(output)) => {
+                            lock(&received).push_back(output);
+                            received.filled.notify_waiters();
+                            Ok(true)
+                        }
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(Python::attach(|py| session_error(py, e))),
+                    },
+                    () = &mut filled => {}
+                }
             }
         })
     }
