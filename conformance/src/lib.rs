@@ -1,8 +1,13 @@
-//! One behaviour suite for every transport: whatever implements [`PipelineTransport`] (the
-//! in-process runner, the pod link's `IpcRunner`, a gRPC client, later WebRTC and Python)
-//! must pass [`run_all`]. Transports call it from their own tests.
+//! # remotemedia-conformance
 //!
-//! The suite checks the session contract of [`crate::transport`] from the outside: order,
+//! One behaviour suite for every transport: whatever implements [`PipelineTransport`] must
+//! pass [`run_all`]. A crate of its own, not part of runtime-core's API, as iceoryx2 keeps its
+//! conformance tests; its `tests/` run it against every transport there is: the in-process
+//! runner and the pod link (`pod_link.rs`), gRPC in front of either (`grpc.rs`), and the JSON
+//! Lines example transport (`jsonl.rs`). A new transport adds a test file here.
+//!
+//! The suite checks the session contract of [`remotemedia_runtime_core::transport`] from the
+//! outside: order,
 //! sequence numbers and metadata kept, every data kind unchanged, node errors as items that
 //! name the node, buffered output flushed at the end of input, nothing lost when the reader is
 //! slower than the writer, sessions independent of each other, and `close` never hanging.
@@ -15,11 +20,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::data::{DType, TensorData};
-use crate::manifest::{Format, Manifest};
-use crate::nodes::NodeRegistry;
-use crate::transport::{PipelineTransport, SessionOutput, StreamSession};
-use crate::{AudioBuffer, RuntimeData, TransportData};
+use remotemedia_runtime_core::data::{DType, TensorData};
+use remotemedia_runtime_core::manifest::{Format, Manifest};
+use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::transport::{PipelineTransport, SessionOutput, StreamSession};
+use remotemedia_runtime_core::{AudioBuffer, RuntimeData, TransportData};
 
 /// Far beyond what any step needs; only a lost message reaches it.
 const STEP_LIMIT: Duration = Duration::from_secs(30);

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use remotemedia_conformance::run_all;
 use remotemedia_grpc::{GrpcRunner, GrpcService, PipelineTransport, ServiceOptions};
 use remotemedia_runtime_core::PipelineRunner;
-use remotemedia_runtime_core::conformance::run_all;
 use remotemedia_runtime_core::ipc::{ClientOptions, IpcRunner, LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use tokio_stream::wrappers::TcpListenerStream;

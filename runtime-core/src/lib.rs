@@ -16,14 +16,13 @@
 //! * [`transport`]: [`PipelineTransport`], [`StreamSession`] and the session contract.
 //! * [`PipelineRunner`]: the in-process runner (`execute_unary`, `create_stream_session`).
 //! * [`python`]: node types written in Python, each instance in a process of its own.
-//! * [`conformance`]: the behaviour suite every transport must pass.
 //! * [`metrics`]: Prometheus counters and histograms per pipeline, node and session.
 //! * [`serve`]: what servers run sessions on, session admission and draining.
+//! * [`report`]: an error and its causes as one line, where a message must be text.
 //! * [`shutdown`]: the SIGTERM/SIGINT stop request the servers' binaries wait for.
 //!
 //! See the [`PipelineRunner`] docs for a runnable example.
 
-pub mod conformance;
 pub mod data;
 mod executor;
 pub mod graph;
@@ -36,6 +35,7 @@ mod plan;
 pub mod pod;
 #[cfg(feature = "ipc")]
 pub mod python;
+pub mod report;
 mod runner;
 #[cfg(feature = "ipc")]
 pub mod serve;

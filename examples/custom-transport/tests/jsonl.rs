@@ -1,13 +1,11 @@
-//! The JSON Lines transport: the runtime's conformance suite through the socket, and the wire
-//! protocol as a plain client sees it (bad lines, served pipeline, refusals).
+//! The JSON Lines transport's wire protocol as a plain client sees it (bad lines, served
+//! pipeline, refusals). The conformance suite runs through it in `conformance/tests/jsonl.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use remotemedia_example_jsonl::client::JsonlRunner;
 use remotemedia_example_jsonl::server::{ServeOptions, serve};
 use remotemedia_runtime_core::PipelineRunner;
-use remotemedia_runtime_core::conformance::run_all;
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -53,13 +51,6 @@ async fn exchange(socket: &Path, lines: &[&str]) -> Vec<Value> {
         replies.push(serde_json::from_str(&line).unwrap());
     }
     replies
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_transport_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, _stop) = start(dir.path(), None, true);
-    run_all(&JsonlRunner::new(socket)).await;
 }
 
 const CALCULATOR: &str = r#"{"version":"v1","nodes":[{"id":"calc","node_type":"CalculatorNode"}]}"#;

@@ -114,6 +114,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Resolves once the stop switch turns on; cloneable, so every server can wait on it.
+type Stopped = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -129,24 +132,17 @@ async fn main() -> anyhow::Result<()> {
         .filter(|n| !n.is_empty())
         .cloned()
         .collect();
-    // Fail early and clearly when the CRD or the RBAC is missing, instead of a watch error loop.
-    let probe: Api<Pipeline> = match namespaces.first() {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    probe.list(&ListParams::default().limit(1)).await.context(
-        "cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?",
-    )?;
+    check_crd_and_rbac(&client, namespaces.first()).await?;
 
     let metrics = Metrics::new();
     let readiness = Arc::new(Readiness::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = {
-        let rx = stop_rx.clone();
+    let stopped: Stopped = {
+        let mut rx = stop_rx.clone();
         async move {
-            let mut rx = rx;
             let _ = rx.wait_for(|s| *s).await;
         }
+        .boxed()
         .shared()
     };
 
@@ -159,49 +155,17 @@ async fn main() -> anyhow::Result<()> {
             .with_graceful_shutdown(stopped.clone())
             .into_future(),
     );
-
     let webhook_task = if args.no_webhook {
         None
     } else {
-        let cert = match &args.webhook_secret {
-            Some(secret) => {
-                let Some((ns, name)) = secret.split_once('/') else {
-                    bail!("--webhook-secret must be namespace/name, got {secret:?}");
-                };
-                webhook::ensure_serving_cert(&client, ns, name, &args.webhook_names).await?
-            }
-            None => webhook::generate_serving_cert(&args.webhook_names)?,
-        };
-        if let Some(config) = &args.webhook_configuration {
-            webhook::inject_ca_bundle(&client, config, &cert.ca_pem).await?;
-        }
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-            cert.cert_pem.into_bytes(),
-            cert.key_pem.into_bytes(),
-        )
-        .await
-        .context("loading the webhook certificate")?;
-        let listener = std::net::TcpListener::bind(args.webhook_listen)
-            .with_context(|| format!("bind {}", args.webhook_listen))?;
-        listener.set_nonblocking(true)?;
-        tracing::info!(address = %listener.local_addr()?, path = webhook::VALIDATE_PATH, "serving the admission webhook");
-        let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, tls)?
-            .handle(handle.clone())
-            .serve(webhook::router(metrics.clone()).into_make_service());
-        let stop = stopped.clone();
-        tokio::spawn(async move {
-            stop.await;
-            handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-        });
-        Some(tokio::spawn(server))
+        Some(serve_webhook(&args, &client, &metrics, stopped.clone()).await?)
     };
 
     let images = WorkerImages {
-        runtime: args.runtime_image,
-        grpc: args.grpc_image,
-        webrtc: args.webrtc_image,
-        pull_policy: args.image_pull_policy,
+        runtime: args.runtime_image.clone(),
+        grpc: args.grpc_image.clone(),
+        webrtc: args.webrtc_image.clone(),
+        pull_policy: args.image_pull_policy.clone(),
     };
     let identity = args
         .identity
@@ -225,9 +189,8 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let mut exit_error = None;
-    if args.leader_elect {
-        let mut election = Election::join(
+    let exit_error = if args.leader_elect {
+        let election = Election::join(
             client.clone(),
             &args.lease_namespace,
             &args.lease_name,
@@ -237,37 +200,14 @@ async fn main() -> anyhow::Result<()> {
         .context("joining the leader election")?;
         // A standby serves the webhook, so it is ready too.
         readiness.set(true);
-        let led = tokio::select! {
-            led = election.wait_to_lead() => led,
-            () = stopped.clone() => false,
-        };
-        if led && !*stop_rx.borrow() {
-            tracing::info!(%identity, "leading");
-            metrics.set_leader(true);
-            let mut leader_rx = election.is_leader.clone();
-            let lost = async move {
-                let _ = leader_rx.wait_for(|l| !*l).await;
-            };
-            let stop = stopped.clone();
-            let end = async move {
-                tokio::select! {
-                    () = stop => {}
-                    () = lost => {}
-                }
-            }
-            .shared();
-            controller::run(context, scope, end).await;
-            metrics.set_leader(false);
-            if !*election.is_leader.borrow() && !*stop_rx.borrow() {
-                exit_error = Some("lost the leader lease; exiting so a fresh process rejoins");
-            }
-        }
-        election.leave().await;
+        let stop = (&stop_rx, stopped);
+        lead_while_elected(election, &identity, context, scope, &metrics, stop).await
     } else {
         readiness.set(true);
         metrics.set_leader(true);
-        controller::run(context, scope, stopped.clone()).await;
-    }
+        controller::run(context, scope, stopped).await;
+        None
+    };
 
     readiness.set(false);
     if let Some(task) = webhook_task {
@@ -279,4 +219,99 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Fails early and clearly when the CRD or the RBAC is missing, instead of a watch error loop.
+async fn check_crd_and_rbac(client: &Client, namespace: Option<&String>) -> anyhow::Result<()> {
+    let pipelines: Api<Pipeline> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    pipelines
+        .list(&ListParams::default().limit(1))
+        .await
+        .context(
+            "cannot list pipelines.remotemedia.dev: is the CRD installed (crds/) and RBAC granted?",
+        )?;
+    Ok(())
+}
+
+/// Serves the admission webhook over HTTPS (its certificate from the shared Secret, or made
+/// now) until `stopped`, keeping the webhook configuration's caBundle current.
+async fn serve_webhook(
+    args: &Args,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    stopped: Stopped,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let cert = match &args.webhook_secret {
+        Some(secret) => {
+            let Some((ns, name)) = secret.split_once('/') else {
+                bail!("--webhook-secret must be namespace/name, got {secret:?}");
+            };
+            webhook::ensure_serving_cert(client, ns, name, &args.webhook_names).await?
+        }
+        None => webhook::generate_serving_cert(&args.webhook_names)?,
+    };
+    if let Some(config) = &args.webhook_configuration {
+        webhook::inject_ca_bundle(client, config, &cert.ca_pem).await?;
+    }
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        cert.cert_pem.into_bytes(),
+        cert.key_pem.into_bytes(),
+    )
+    .await
+    .context("loading the webhook certificate")?;
+    let listener = std::net::TcpListener::bind(args.webhook_listen)
+        .with_context(|| format!("bind {}", args.webhook_listen))?;
+    listener.set_nonblocking(true)?;
+    tracing::info!(address = %listener.local_addr()?, path = webhook::VALIDATE_PATH, "serving the admission webhook");
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls)?
+        .handle(handle.clone())
+        .serve(webhook::router(metrics.clone()).into_make_service());
+    tokio::spawn(async move {
+        stopped.await;
+        handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    Ok(tokio::spawn(server))
+}
+
+/// Waits to lead, runs the controller while leading, then leaves the election. Returns why
+/// the process must exit with an error: it lost the lease without being asked to stop.
+async fn lead_while_elected(
+    mut election: Election,
+    identity: &str,
+    context: Arc<Context>,
+    scope: Scope,
+    metrics: &Arc<Metrics>,
+    (stop, stopped): (&watch::Receiver<bool>, Stopped),
+) -> Option<&'static str> {
+    let led = tokio::select! {
+        led = election.wait_to_lead() => led,
+        () = stopped.clone() => false,
+    };
+    let mut exit_error = None;
+    if led && !*stop.borrow() {
+        tracing::info!(%identity, "leading");
+        metrics.set_leader(true);
+        let mut leader_rx = election.is_leader.clone();
+        let lost = async move {
+            let _ = leader_rx.wait_for(|l| !*l).await;
+        };
+        let end = async move {
+            tokio::select! {
+                () = stopped => {}
+                () = lost => {}
+            }
+        }
+        .shared();
+        controller::run(context, scope, end).await;
+        metrics.set_leader(false);
+        if !*election.is_leader.borrow() && !*stop.borrow() {
+            exit_error = Some("lost the leader lease; exiting so a fresh process rejoins");
+        }
+    }
+    election.leave().await;
+    exit_error
 }

@@ -122,71 +122,100 @@ pub fn compute(
     observed: &Observed<'_>,
     now: &Time,
 ) -> PipelineStatus {
-    let desired = observed.desired_replicas;
     let rollout = observed.deployment.map(rollout);
+    let (progressing, ready) = progress(observed, rollout.as_ref());
+    let conditions = [
+        (types::MANIFEST_VALID, manifest_valid(observed)),
+        (types::PROGRESSING, progressing),
+        (types::READY, ready),
+        (
+            types::DEGRADED,
+            degraded(previous, observed, rollout.as_ref()),
+        ),
+    ]
+    .into_iter()
+    .map(|(type_, v)| condition(previous, type_, v, observed.generation, now))
+    .collect();
 
-    let manifest_valid = match &observed.manifest_errors {
+    PipelineStatus {
+        observed_generation: observed.generation,
+        conditions,
+        replicas: rollout.as_ref().map_or(0, |r| r.total),
+        ready_replicas: rollout.as_ref().map_or(0, |r| r.ready),
+        selector: Some(observed.selector.clone()),
+        endpoints: Some(observed.endpoints.clone()),
+        manifest_hash: rollout.and_then(|r| r.hash),
+    }
+}
+
+/// ManifestValid: whether the manifest passed validation, naming the errors if not.
+fn manifest_valid(observed: &Observed<'_>) -> Verdict {
+    match &observed.manifest_errors {
         None => verdict(true, "Valid", "the manifest passed validation"),
         Some(errors) => verdict(false, "InvalidManifest", errors.clone()),
-    };
+    }
+}
 
-    let (progressing, ready) = match &rollout {
-        None if observed.manifest_errors.is_some() => (
-            verdict(
-                false,
-                "InvalidManifest",
-                "nothing is deployed until the manifest is valid",
-            ),
-            verdict(
-                false,
-                "InvalidManifest",
-                "nothing is deployed until the manifest is valid",
-            ),
-        ),
-        None => (
+/// Progressing and Ready, from the worker Deployment's rollout.
+fn progress(observed: &Observed<'_>, rollout: Option<&Rollout>) -> (Verdict, Verdict) {
+    let desired = observed.desired_replicas;
+    let Some(r) = rollout else {
+        if observed.manifest_errors.is_some() {
+            let why = "nothing is deployed until the manifest is valid";
+            return (
+                verdict(false, "InvalidManifest", why),
+                verdict(false, "InvalidManifest", why),
+            );
+        }
+        return (
             verdict(true, "Creating", "creating the worker Deployment"),
             verdict(
                 false,
                 "Creating",
                 "the worker Deployment does not exist yet",
             ),
-        ),
-        Some(r) => {
-            let counts = format!(
-                "{} of {desired} updated, {} available, {} pods in total",
-                r.updated, r.available, r.total
-            );
-            let rolled_out = r.observed_current
-                && r.updated == desired
-                && r.total == desired
-                && r.available >= desired;
-            let progressing = if r.deadline_exceeded {
-                verdict(
-                    false,
-                    "ProgressDeadlineExceeded",
-                    format!("the rollout is stuck: {counts}"),
-                )
-            } else if rolled_out {
-                verdict(false, "RolloutComplete", counts.clone())
-            } else {
-                verdict(true, "RollingOut", counts.clone())
-            };
-            let ready = if desired == 0 {
-                verdict(false, "ScaledToZero", "spec.replicas is 0")
-            } else if rolled_out {
-                verdict(
-                    true,
-                    "Available",
-                    format!("{desired} of {desired} replicas available"),
-                )
-            } else {
-                verdict(false, "RollingOut", counts)
-            };
-            (progressing, ready)
-        }
+        );
     };
+    let counts = format!(
+        "{} of {desired} updated, {} available, {} pods in total",
+        r.updated, r.available, r.total
+    );
+    let rolled_out =
+        r.observed_current && r.updated == desired && r.total == desired && r.available >= desired;
+    let progressing = if r.deadline_exceeded {
+        verdict(
+            false,
+            "ProgressDeadlineExceeded",
+            format!("the rollout is stuck: {counts}"),
+        )
+    } else if rolled_out {
+        verdict(false, "RolloutComplete", counts.clone())
+    } else {
+        verdict(true, "RollingOut", counts.clone())
+    };
+    let ready = if desired == 0 {
+        verdict(false, "ScaledToZero", "spec.replicas is 0")
+    } else if rolled_out {
+        verdict(
+            true,
+            "Available",
+            format!("{desired} of {desired} replicas available"),
+        )
+    } else {
+        verdict(false, "RollingOut", counts)
+    };
+    (progressing, ready)
+}
 
-    let degraded = match (&observed.manifest_errors, &rollout) {
+/// Degraded: an invalid manifest (with the last valid one still serving), a stuck rollout,
+/// failing replicas, or pods that were all available and went away.
+fn degraded(
+    previous: Option<&PipelineStatus>,
+    observed: &Observed<'_>,
+    rollout: Option<&Rollout>,
+) -> Verdict {
+    let desired = observed.desired_replicas;
+    match (&observed.manifest_errors, rollout) {
         (Some(errors), Some(r)) => verdict(
             true,
             "InvalidManifest",
@@ -223,26 +252,6 @@ pub fn compute(
             )
         }
         _ => verdict(false, "AsExpected", "no problems observed"),
-    };
-
-    let conditions = [
-        (types::MANIFEST_VALID, manifest_valid),
-        (types::PROGRESSING, progressing),
-        (types::READY, ready),
-        (types::DEGRADED, degraded),
-    ]
-    .into_iter()
-    .map(|(type_, v)| condition(previous, type_, v, observed.generation, now))
-    .collect();
-
-    PipelineStatus {
-        observed_generation: observed.generation,
-        conditions,
-        replicas: rollout.as_ref().map_or(0, |r| r.total),
-        ready_replicas: rollout.as_ref().map_or(0, |r| r.ready),
-        selector: Some(observed.selector.clone()),
-        endpoints: Some(observed.endpoints.clone()),
-        manifest_hash: rollout.and_then(|r| r.hash),
     }
 }
 

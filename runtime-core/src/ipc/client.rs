@@ -235,7 +235,7 @@ impl IpcRunner {
             client.next_session.fetch_add(1, Ordering::Relaxed),
         );
         let unavailable = |e: IpcError| RunError::Unavailable {
-            reason: format!("link '{}': {e}", client.link),
+            reason: format!("link '{}': {}", client.link, crate::report::chain(&e)),
         };
         // Routed before the message goes out, so the answer finds its way. Until a session is
         // handed out, dropping `pending` unroutes it; a late `Opened` is then answered with
@@ -304,7 +304,7 @@ impl IpcRunner {
         *current = None;
         let worker_name = client.link.worker_node();
         let unavailable = |e: IpcError| RunError::Unavailable {
-            reason: format!("link '{}': {e}", client.link),
+            reason: format!("link '{}': {}", client.link, crate::report::chain(&e)),
         };
         let workers =
             live_nodes(client.node.config(), |name| name == worker_name).map_err(unavailable)?;

@@ -12,7 +12,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
-use super::pipe::{Ipc, IpcError, service_name, setup};
+use super::pipe::{Ipc, IpcError, io, service_name, setup};
 
 /// Processes that may share one inbox or shared pipe (a worker and its clients).
 const MAX_PROCESSES: usize = 256;
@@ -34,13 +34,12 @@ impl Inbox {
         let listener = event_service(node, name, slots)?
             .listener_builder()
             .create()
-            .map_err(|e| setup("listener", name)(format!("{e:?}")))?;
+            .map_err(setup("listener", name))?;
         let notifies: Arc<[watch::Sender<u64>]> =
             (0..slots).map(|_| watch::Sender::new(0)).collect();
-        tokio::runtime::Handle::try_current()
-            .map_err(|e| setup("inbox waiter", name)(e.to_string()))?;
-        let readable = ListenerFd::register(&listener)
-            .map_err(|e| setup("inbox registration", name)(e.to_string()))?;
+        tokio::runtime::Handle::try_current().map_err(setup("inbox waiter", name))?;
+        let readable =
+            ListenerFd::register(&listener).map_err(setup("inbox registration", name))?;
         let waiter = Waiter {
             readable,
             listener,
@@ -163,7 +162,7 @@ fn event_service(node: &Node<Ipc>, name: &str, slots: usize) -> Result<EventServ
         .max_notifiers(4 * MAX_PROCESSES)
         .max_nodes(MAX_PROCESSES)
         .open_or_create()
-        .map_err(|e| setup("event service", name)(format!("{e:?}")))
+        .map_err(setup("event service", name))
 }
 
 /// Rings slots of another process's [`Inbox`].
@@ -181,7 +180,7 @@ impl Doorbell {
         let notifier = event_service(node, name, slots)?
             .notifier_builder()
             .create()
-            .map_err(|e| setup("notifier", name)(format!("{e:?}")))?;
+            .map_err(setup("notifier", name))?;
         Ok(Self { notifier })
     }
 
@@ -194,11 +193,11 @@ impl Doorbell {
             .service_builder(&service_name(name)?)
             .event()
             .open()
-            .map_err(|e| setup("event service", name)(format!("{e:?}")))?;
+            .map_err(setup("event service", name))?;
         let notifier = event
             .notifier_builder()
             .create()
-            .map_err(|e| setup("notifier", name)(format!("{e:?}")))?;
+            .map_err(setup("notifier", name))?;
         Ok(Self { notifier })
     }
 
@@ -210,9 +209,6 @@ impl Doorbell {
         self.notifier
             .notify_with_custom_event_id(EventId::new(slot))
             .map(|_| ())
-            .map_err(|e| IpcError::Io {
-                what: "ring",
-                reason: format!("{e:?}"),
-            })
+            .map_err(io("ring"))
     }
 }

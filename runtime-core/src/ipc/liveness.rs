@@ -42,9 +42,6 @@ pub fn live_nodes(
         }
         CallbackProgression::Continue
     })
-    .map_err(|e| IpcError::Io {
-        what: "list nodes",
-        reason: format!("{e:?}"),
-    })?;
+    .map_err(super::pipe::io("list nodes"))?;
     Ok(found)
 }

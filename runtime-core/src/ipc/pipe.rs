@@ -51,28 +51,39 @@ const BUSY: Duration = Duration::from_millis(1);
 /// reader cannot ring every writer, and shared pipes carry only rare control messages.
 const SHARED_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Why an IPC operation failed. Wraps iceoryx2's many error types as text with context,
-/// because callers only report them.
+/// An error from iceoryx2 (or the OS under it), kept as the source of an [`IpcError`]:
+/// iceoryx2 has one error type per operation, and callers only report them.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an IPC operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IpcError {
     /// Creating or opening a service or port failed.
-    #[error("iceoryx2 {what} {name}: {reason}")]
+    #[error("iceoryx2 {what} {name} could not be set up")]
     Setup {
         /// What was being created, e.g. "event service".
         what: &'static str,
         /// The service name.
         name: String,
-        /// iceoryx2's error.
-        reason: String,
+        /// Why.
+        #[source]
+        source: Cause,
     },
     /// Sending or receiving failed.
-    #[error("iceoryx2 {what}: {reason}")]
+    #[error("iceoryx2 {what} failed")]
     Io {
         /// The operation.
         what: &'static str,
-        /// iceoryx2's error.
-        reason: String,
+        /// Why.
+        #[source]
+        source: Cause,
     },
+    /// A message was sent on a pipe nobody reads (the peer is gone).
+    #[error("no reader is connected to the pipe")]
+    NoReader,
+    /// The inbox this pipe waits on was closed.
+    #[error("the inbox was closed")]
+    InboxClosed,
     /// The slot number is beyond the inbox's capacity.
     #[error("slot {slot} is beyond the inbox's {capacity} slots")]
     SlotOutOfRange {
@@ -84,19 +95,35 @@ pub enum IpcError {
 }
 
 fn closed() -> IpcError {
-    IpcError::Io {
-        what: "wait",
-        reason: "the inbox was closed".to_owned(),
+    IpcError::InboxClosed
+}
+
+/// The error of setting up `what` named `name`, from its cause.
+pub(super) fn setup<E>(what: &'static str, name: &str) -> impl FnOnce(E) -> IpcError
+where
+    E: Into<Cause>,
+{
+    let name = name.to_owned();
+    move |e| IpcError::Setup {
+        what,
+        name,
+        source: e.into(),
     }
 }
 
-pub(super) fn setup(what: &'static str, name: &str) -> impl FnOnce(String) -> IpcError {
-    let name = name.to_owned();
-    move |reason| IpcError::Setup { what, name, reason }
+/// The error of the operation `what`, from its cause.
+pub(super) fn io<E>(what: &'static str) -> impl FnOnce(E) -> IpcError
+where
+    E: Into<Cause>,
+{
+    move |e| IpcError::Io {
+        what,
+        source: e.into(),
+    }
 }
 
 pub(super) fn service_name(name: &str) -> Result<ServiceName, IpcError> {
-    ServiceName::new(name).map_err(|e| setup("service name", name)(format!("{e:?}")))
+    ServiceName::new(name).map_err(setup("service name", name))
 }
 
 /// Creates this process's iceoryx2 node, named `name`, after removing what dead processes left
@@ -106,11 +133,11 @@ pub(super) fn service_name(name: &str) -> Result<ServiceName, IpcError> {
 /// # Errors
 /// The node name is invalid or the node could not be created.
 pub fn create_node(name: &str) -> Result<(Node<Ipc>, u64), IpcError> {
-    let node_name = NodeName::new(name).map_err(|e| setup("node name", name)(format!("{e:?}")))?;
+    let node_name = NodeName::new(name).map_err(setup("node name", name))?;
     let node = NodeBuilder::new()
         .name(&node_name)
         .create::<Ipc>()
-        .map_err(|e| setup("node", name)(format!("{e:?}")))?;
+        .map_err(setup("node", name))?;
     let cleaned = node.try_cleanup_dead_nodes();
     if cleaned.failed_cleanups > 0 {
         tracing::warn!(
@@ -225,7 +252,7 @@ fn data_port_factory(
         .max_subscribers(1)
         .history_size(0)
         .open_or_create()
-        .map_err(|e| setup("publish-subscribe service", &name)(format!("{e:?}")))
+        .map_err(setup("publish-subscribe service", &name))
 }
 
 impl PipeWriter {
@@ -291,7 +318,7 @@ impl PipeWriter {
             .max_loaned_samples(2)
             .set_backpressure_handler(|_| BackpressureAction::DiscardDataAndFail)
             .create()
-            .map_err(|e| setup("publisher", pipe)(format!("{e:?}")))?;
+            .map_err(setup("publisher", pipe))?;
         Ok(Self {
             service,
             publisher,
@@ -330,21 +357,12 @@ impl PipeWriter {
         let sample = self
             .publisher
             .loan_slice_uninit(bytes.len())
-            .map_err(|e| IpcError::Io {
-                what: "loan",
-                reason: format!("{e:?}"),
-            })?;
+            .map_err(io("loan"))?;
         match sample.write_from_slice(bytes).send() {
-            Ok(0) if !self.reader_connected() => Err(IpcError::Io {
-                what: "send",
-                reason: "no reader is connected".to_owned(),
-            }),
+            Ok(0) if !self.reader_connected() => Err(IpcError::NoReader),
             Ok(0) | Err(iceoryx2::port::SendError::UnableToDeliver) => Ok(false),
             Ok(_) => Ok(true),
-            Err(e) => Err(IpcError::Io {
-                what: "send",
-                reason: format!("{e:?}"),
-            }),
+            Err(e) => Err(io("send")(e)),
         }
     }
 
@@ -451,7 +469,7 @@ impl PipeReader {
             .subscriber_builder()
             .buffer_size(depth)
             .create()
-            .map_err(|e| setup("subscriber", pipe)(format!("{e:?}")))?;
+            .map_err(setup("subscriber", pipe))?;
         let spin = if writer_bell.is_some() {
             session_spin()
         } else {
@@ -529,12 +547,7 @@ impl PipeReader {
     /// # Errors
     /// iceoryx2 could not connect to a writer.
     pub fn connect(&self) -> Result<(), IpcError> {
-        self.subscriber
-            .update_connections()
-            .map_err(|e| IpcError::Io {
-                what: "connect",
-                reason: format!("{e:?}"),
-            })
+        self.subscriber.update_connections().map_err(io("connect"))
     }
 
     /// Takes a message if one is there.
@@ -558,10 +571,7 @@ impl PipeReader {
     /// # Errors
     /// iceoryx2 failed.
     pub fn try_recv_with<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>, IpcError> {
-        let sample = self.subscriber.receive().map_err(|e| IpcError::Io {
-            what: "receive",
-            reason: format!("{e:?}"),
-        })?;
+        let sample = self.subscriber.receive().map_err(io("receive"))?;
         let Some(sample) = sample else {
             self.run.store(0, Ordering::Relaxed);
             return Ok(None);

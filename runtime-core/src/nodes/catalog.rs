@@ -63,12 +63,13 @@ pub enum CatalogError {
         found: u32,
     },
     /// A node type's params schema does not compile.
-    #[error("node type '{node_type}': its params schema does not compile: {reason}")]
+    #[error("node type '{node_type}': its params schema does not compile")]
     Schema {
         /// The node type.
         node_type: String,
         /// The compiler's complaint.
-        reason: String,
+        #[source]
+        source: super::SchemaError,
     },
 }
 
@@ -135,10 +136,10 @@ impl NodeRegistry {
     pub fn from_catalog(catalog: &NodeCatalog) -> Result<Self, CatalogError> {
         let mut registry = Self::default();
         for info in &catalog.node_types {
-            let params = ParamsSchema::compile(info.params_schema.clone()).map_err(|reason| {
+            let params = ParamsSchema::compile(info.params_schema.clone()).map_err(|source| {
                 CatalogError::Schema {
                     node_type: info.node_type.clone(),
-                    reason,
+                    source,
                 }
             })?;
             registry.register_factory(Arc::new(Described {

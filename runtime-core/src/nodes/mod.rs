@@ -35,6 +35,7 @@ pub use channel_balance::ChannelBalanceNode;
 pub use channel_mixer::ChannelMixerNode;
 pub use clipping_detector::ClippingDetectorNode;
 pub use fast_resample::{FastResampleNode, ResampleQuality};
+pub use params::SchemaError;
 #[cfg(feature = "ipc")]
 pub(crate) use params::{ParamsSchema, object_or_empty};
 pub use passthrough::PassThrough;

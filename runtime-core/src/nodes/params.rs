@@ -15,10 +15,13 @@ pub(crate) struct ParamsSchema {
     known_params: Vec<String>,
 }
 
+/// Why a params schema does not compile (boxed: the compiler's error is large).
+pub type SchemaError = Box<jsonschema::ValidationError<'static>>;
+
 impl ParamsSchema {
     /// Compiles `schema`.
-    pub(crate) fn compile(schema: Value) -> Result<Self, String> {
-        let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
+    pub(crate) fn compile(schema: Value) -> Result<Self, SchemaError> {
+        let validator = jsonschema::validator_for(&schema).map_err(Box::new)?;
         let known_params = schema
             .get("properties")
             .and_then(Value::as_object)

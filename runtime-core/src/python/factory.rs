@@ -51,10 +51,10 @@ impl PythonFactory {
         } else {
             format!("{NODE_TYPE_PREFIX}{}", described.node_type)
         };
-        let params = ParamsSchema::compile(described.params_schema).map_err(|reason| {
+        let params = ParamsSchema::compile(described.params_schema).map_err(|source| {
             DiscoveryError::Schema {
                 node_type: node_type.clone(),
-                reason,
+                source,
             }
         })?;
         Ok(Self {
@@ -104,7 +104,9 @@ impl NodeFactory for PythonFactory {
             &object_or_empty(params),
             &self.options,
         )
-        .map_err(|e| CreateError::Start(format!("{}: {e}", self.node_type)))?;
+        .map_err(|e| {
+            CreateError::Start(format!("{}: {}", self.node_type, crate::report::chain(&e)))
+        })?;
         Ok(NodeInstance::Remote(Box::new(node)))
     }
 }

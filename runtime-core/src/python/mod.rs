@@ -115,20 +115,22 @@ pub enum DiscoveryError {
         stderr: String,
     },
     /// It printed something other than the expected JSON.
-    #[error("{interpreter:?} -m remotemedia_nodes describe printed unexpected output: {reason}")]
+    #[error("{interpreter:?} -m remotemedia_nodes describe printed unexpected output")]
     Output {
         /// The interpreter.
         interpreter: OsString,
-        /// What was wrong.
-        reason: String,
+        /// What was wrong with it.
+        #[source]
+        source: serde_json::Error,
     },
     /// A node type declared a params schema that does not compile.
-    #[error("Python node type '{node_type}' declares an invalid params schema: {reason}")]
+    #[error("Python node type '{node_type}' declares an invalid params schema")]
     Schema {
         /// The node type.
         node_type: String,
         /// The schema compiler's complaint.
-        reason: String,
+        #[source]
+        source: crate::nodes::SchemaError,
     },
 }
 
@@ -182,9 +184,9 @@ impl PythonNodes {
             });
         }
         let described: Vec<factory::Described> =
-            serde_json::from_slice(&output.stdout).map_err(|e| DiscoveryError::Output {
+            serde_json::from_slice(&output.stdout).map_err(|source| DiscoveryError::Output {
                 interpreter: interpreter.clone(),
-                reason: e.to_string(),
+                source,
             })?;
         let options = Arc::new(options);
         let factories = described

@@ -34,7 +34,7 @@ pub(super) enum StartError {
     #[error(transparent)]
     Ipc(#[from] IpcError),
     /// The interpreter could not be spawned.
-    #[error("could not spawn the Python interpreter: {0}")]
+    #[error("could not spawn the Python interpreter")]
     Spawn(#[from] std::io::Error),
 }
 
@@ -46,7 +46,7 @@ fn host() -> Result<&'static IoxNode<Ipc>, StartError> {
     HOST.get_or_init(|| {
         create_node(&name)
             .map(|(node, _)| node)
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::report::chain(&e))
     })
     .as_ref()
     .map_err(|e| StartError::Host(e.clone()))

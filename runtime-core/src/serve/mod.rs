@@ -13,7 +13,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::ipc::{ClientOptions, IpcRunner, LinkName};
+use crate::ipc::pipe::IpcError;
+use crate::ipc::{ClientOptions, IpcRunner, LinkName, LinkNameError};
 use crate::manifest::{Format, Manifest, Problem, check_document};
 use crate::nodes::NodeRegistry;
 use crate::{PipelineRunner, PipelineTransport, RunError};
@@ -40,9 +41,18 @@ pub enum BackendError {
     /// The manifest file is unreadable or invalid (the problems are in the message).
     #[error(transparent)]
     Manifest(#[from] ManifestFileError),
-    /// The link name is invalid or the link's client could not be created.
-    #[error("--connect: {0}")]
-    Link(String),
+    /// The `--connect` link name is invalid.
+    #[error("--connect")]
+    LinkName(#[source] LinkNameError),
+    /// The link's client could not be created.
+    #[error("--connect {link}: the link's client could not be created")]
+    Link {
+        /// The link.
+        link: String,
+        /// Why.
+        #[source]
+        source: IpcError,
+    },
     /// The manifest validated but could not be planned (its node types changed meanwhile).
     #[error("--manifest: the pipeline could not be planned")]
     Plan(#[source] RunError),
@@ -70,9 +80,13 @@ pub fn backend(
             Ok((Arc::new(runner), warnings))
         }
         ServeFrom::Link(name) => {
-            let link = LinkName::new(name).map_err(|e| BackendError::Link(e.to_string()))?;
-            let client = IpcRunner::connect(link, ClientOptions::default())
-                .map_err(|e| BackendError::Link(e.to_string()))?;
+            let link = LinkName::new(name).map_err(BackendError::LinkName)?;
+            let client = IpcRunner::connect(link, ClientOptions::default()).map_err(|source| {
+                BackendError::Link {
+                    link: name.to_owned(),
+                    source,
+                }
+            })?;
             Ok((Arc::new(client), Vec::new()))
         }
     }

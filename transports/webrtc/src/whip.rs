@@ -20,8 +20,8 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use remotemedia_runtime_core::PipelineTransport;
-use remotemedia_runtime_core::serve::{Admission, AdmitError, Tokens};
+use remotemedia_runtime_core::serve::{Admission, AdmitError, SessionSlot, Tokens};
+use remotemedia_runtime_core::{PipelineTransport, StreamSession};
 use remotemedia_server::Probes;
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
@@ -304,37 +304,14 @@ async fn post_offer(
     }
 }
 
+/// A WHIP offer to a running session: checked, admitted, answered, handed to the engine, and
+/// bridged to a pipeline session until either side ends.
 async fn open_session(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Refusal> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/sdp") {
-        return Err(Refusal::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "bad_content_type",
-            format!(
-                "a WHIP offer is sent as Content-Type: application/sdp (RFC 9725 section 4.2); \
-                 this request has {:?}",
-                if content_type.is_empty() {
-                    "none"
-                } else {
-                    content_type
-                }
-            ),
-        ));
-    }
-    let bad_offer =
-        |e: OfferError| Refusal::new(StatusCode::BAD_REQUEST, "bad_offer", e.to_string());
-    let text = offer::check(body).map_err(bad_offer)?;
-    let sdp = SdpOffer::from_sdp_string(text)
-        .map_err(|e| bad_offer(OfferError::Rejected(e.to_string())))?;
-
+    let sdp = read_offer(headers, body)?;
     let slot = shared
         .admission
         .admit(shared.options.max_sessions)
@@ -346,28 +323,7 @@ async fn open_session(
                 Refusal::new(StatusCode::TOO_MANY_REQUESTS, "full", e.to_string())
             }
         })?;
-
-    let mut rtc = Rtc::builder()
-        // The server has a known address and never initiates checks: ICE-lite answers the
-        // client's checks and learns the client's address from them (no trickle needed).
-        .set_ice_lite(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .set_dtls_cert(shared.cert.clone())
-        .build(Instant::now());
-    let candidate = Candidate::host(shared.candidate, "udp").map_err(|e| {
-        Refusal::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("host candidate {}: {e}", shared.candidate),
-        )
-    })?;
-    rtc.add_local_candidate(candidate);
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(sdp)
-        .map_err(|e| bad_offer(OfferError::Rejected(e.to_string())))?;
-
+    let (rtc, answer) = answer_offer(shared, sdp)?;
     let opened = shared.transport.open(None).await.map_err(|e| {
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -396,23 +352,100 @@ async fn open_session(
     }
     lock(&shared.sessions).insert(id.clone(), key);
     shared.metrics.open_sessions.inc();
-    let task_shared = shared.clone();
-    let task_id = id.clone();
-    tokio::spawn(async move {
-        let engine = task_shared.engine.clone();
-        let reason = bridge::run(key, opened.session, from_peer, engine).await;
-        lock(&task_shared.sessions).remove(&task_id);
-        task_shared.metrics.open_sessions.dec();
-        task_shared
-            .metrics
-            .sessions_ended
-            .with_label_values(&[reason.label()])
-            .inc();
-        tracing::info!(session = %task_id, reason = reason.label(), "session ended");
-        drop(slot);
-    });
+    tokio::spawn(bridge_session(
+        shared.clone(),
+        id.clone(),
+        key,
+        opened.session,
+        from_peer,
+        slot,
+    ));
+    Ok(answered(shared, &answer.to_sdp_string(), &id))
+}
 
-    let mut response = (StatusCode::CREATED, answer.to_sdp_string()).into_response();
+/// The offer in a WHIP POST: `application/sdp`, within our limits, parsed.
+fn read_offer(headers: &HeaderMap, body: &[u8]) -> Result<SdpOffer, Refusal> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/sdp") {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_content_type",
+            format!(
+                "a WHIP offer is sent as Content-Type: application/sdp (RFC 9725 section 4.2); \
+                 this request has {:?}",
+                if content_type.is_empty() {
+                    "none"
+                } else {
+                    content_type
+                }
+            ),
+        ));
+    }
+    let text = offer::check(body).map_err(|e| bad_offer(&e))?;
+    SdpOffer::from_sdp_string(text).map_err(|e| bad_offer(&OfferError::Rejected(e.to_string())))
+}
+
+fn bad_offer(e: &OfferError) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, "bad_offer", e.to_string())
+}
+
+/// A peer connection for `sdp` and its answer: ICE-lite with our one host candidate.
+fn answer_offer(
+    shared: &Shared,
+    sdp: SdpOffer,
+) -> Result<(Rtc, str0m::change::SdpAnswer), Refusal> {
+    let mut rtc = Rtc::builder()
+        // The server has a known address and never initiates checks: ICE-lite answers the
+        // client's checks and learns the client's address from them (no trickle needed).
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .set_dtls_cert(shared.cert.clone())
+        .build(Instant::now());
+    let candidate = Candidate::host(shared.candidate, "udp").map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("host candidate {}: {e}", shared.candidate),
+        )
+    })?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(sdp)
+        .map_err(|e| bad_offer(&OfferError::Rejected(e.to_string())))?;
+    Ok((rtc, answer))
+}
+
+/// Runs one session's bridge to its end, then forgets the session and frees its slot.
+async fn bridge_session(
+    shared: Arc<Shared>,
+    id: String,
+    key: PeerKey,
+    session: Box<dyn StreamSession>,
+    from_peer: mpsc::Receiver<engine::PeerEvent>,
+    slot: SessionSlot,
+) {
+    let engine = shared.engine.clone();
+    let reason = bridge::run(key, session, from_peer, engine).await;
+    lock(&shared.sessions).remove(&id);
+    shared.metrics.open_sessions.dec();
+    shared
+        .metrics
+        .sessions_ended
+        .with_label_values(&[reason.label()])
+        .inc();
+    tracing::info!(session = %id, reason = reason.label(), "session ended");
+    drop(slot);
+}
+
+/// `201 Created` with the answer, the session's `Location` and the ICE servers.
+fn answered(shared: &Shared, answer: &str, id: &str) -> Response {
+    let mut response = (StatusCode::CREATED, answer.to_owned()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -422,7 +455,7 @@ async fn open_session(
         headers.insert(header::LOCATION, location);
     }
     add_ice_servers(headers, &shared.options.ice_servers);
-    Ok(response)
+    response
 }
 
 async fn delete_session(
