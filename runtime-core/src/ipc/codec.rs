@@ -616,11 +616,15 @@ impl<'a> Reader<'a> {
                     self.error_at(self.pos, "samples", format!("{count} samples overflow"))
                 })?;
                 let raw = self.take(bytes_len, "samples")?;
-                // Straight into the shared buffer: one copy, not a Vec and then an Arc.
-                let samples: std::sync::Arc<[f32]> = raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
+                // Filled in place, which compiles to a plain copy on little-endian machines,
+                // then moved into the shared buffer (a memcpy). Collecting the mapped chunks
+                // straight into an Arc went sample by sample: 4.5% of a worker's CPU under load
+                // (docs/benchmarks.md, section 7).
+                let mut decoded = vec![0.0f32; count];
+                for (s, c) in decoded.iter_mut().zip(raw.chunks_exact(4)) {
+                    *s = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                let samples: std::sync::Arc<[f32]> = decoded.into();
                 let mut audio = AudioBuffer::new(samples, sample_rate, channels);
                 audio.stream_id = stream_id;
                 audio.timestamp_us = timestamp_us;
