@@ -30,7 +30,9 @@ pub async fn drain(sessions: &Admission, flags: DrainFlags) -> usize {
     remotemedia_runtime_core::serve::drain(sessions, policy).await
 }
 
-/// Runs the server `serve` builds until SIGTERM or SIGINT, then [drains](drain) `sessions`,
+/// Runs the server `serve` builds until `stop` resolves (a binary passes
+/// [`shutdown::requested`](remotemedia_runtime_core::shutdown::requested), called before it
+/// says it serves), then [drains](drain) `sessions`,
 /// resolves the [`Shutdown`] it was handed, and gives it 2 s to finish (connections
 /// still open after the drain deadline are cut by the process exiting). Prints how many
 /// sessions were cut.
@@ -39,6 +41,7 @@ pub async fn drain(sessions: &Admission, flags: DrainFlags) -> usize {
 ///
 /// The server failed before any stop was asked for.
 pub async fn serve_until_drained<S, E>(
+    stop: impl Future<Output = ()>,
     sessions: &Admission,
     flags: DrainFlags,
     serve: impl FnOnce(Shutdown) -> S,
@@ -47,13 +50,13 @@ where
     S: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(Box::pin(async {
         let _ = stopped.await;
     })));
     tokio::pin!(server);
     tokio::select! {
-        () = remotemedia_runtime_core::shutdown::requested() => {}
+        () = stop => {}
         ended = &mut server => {
             // The server stopped by itself: nothing to drain.
             return match ended {
@@ -64,7 +67,7 @@ where
         }
     }
     let cut = drain(sessions, flags).await;
-    let _ = stop.send(());
+    let _ = stop_server.send(());
     if let Ok(Ok(Err(e))) = tokio::time::timeout(STOP_GRACE, server).await {
         tracing::warn!(error = %e, "server stopped with an error");
     }

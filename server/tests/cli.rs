@@ -5,14 +5,12 @@ use std::process::{Command, Output};
 
 use remotemedia_runtime_core::nodes::{NodeCatalog, NodeRegistry};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_remotemedia-runtime"))
-}
+mod support;
 
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/pipelines")
-        .join(name)
+use support::{example, write_wav};
+
+fn bin() -> Command {
+    Command::new(support::runtime_bin())
 }
 
 /// `remotemedia-runtime run <examples/pipelines/manifest> --input <input>`, ready for more args.
@@ -27,29 +25,6 @@ fn run_example(manifest: &str, input: &Path) -> Command {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// 3 s of 48 kHz stereo: a tone, 600 ms of silence, a tone.
-fn write_wav(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..144_000u32 {
-        let silent = (60_000..88_800).contains(&i);
-        let v = if silent {
-            0.0
-        } else {
-            (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 48_000.0).sin() * 0.5
-        };
-        let s = (v * 32767.0) as i16;
-        w.write_sample(s).unwrap();
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 /// A temporary directory holding the test WAV; keep the directory alive while using the file.

@@ -338,6 +338,21 @@ async fn after_sigterm_the_port_lingers_refusing_new_sessions_retryably() {
     );
 }
 
+/// SIGTERM the moment the server says it serves: its signal handlers are in place before that
+/// line, so it drains and exits 0 every time, and is never killed by the signal's default
+/// action (which happened on a loaded machine while the handler was installed only once the
+/// server was running).
+#[test]
+fn sigterm_right_after_the_serving_line_drains_and_exits_cleanly() {
+    for _ in 0..5 {
+        let mut server =
+            Server::start(&["--manifest", example("calculator.json").to_str().unwrap()]);
+        server.terminate();
+        let status = server.wait_exit(LIMIT);
+        assert!(status.success(), "{status:?}");
+    }
+}
+
 /// The node id of the first output of a unary call, which must be a result.
 async fn first_result_node(
     client: &mut PipelineServiceClient<Channel>,

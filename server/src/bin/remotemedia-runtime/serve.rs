@@ -25,6 +25,8 @@ pub(crate) fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Listening from the start: SIGTERM must stop the worker cleanly, never kill it.
+        let stop = remotemedia_runtime_core::shutdown::requested();
         let pipeline = manifest.name().to_owned();
         let worker = Worker::bind(
             link.clone(),
@@ -52,9 +54,7 @@ pub(crate) fn serve(
             "serving pipeline '{pipeline}' on link '{link}' (pid {})",
             std::process::id()
         );
-        worker
-            .serve(remotemedia_runtime_core::shutdown::requested())
-            .await?;
+        worker.serve(stop).await?;
         eprintln!("worker on link '{link}' stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -63,6 +63,8 @@ struct Args {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Listening from the start: SIGTERM must drain, never kill, once anyone can see us.
+    let stop = remotemedia_runtime_core::shutdown::requested();
     let transport = args.source.transport()?;
     let auth = args
         .token_file
@@ -136,7 +138,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // No Nagle: a frame's response must not wait for the client's delayed ACK (measured:
     // 40 ms stalls at p99 without this; docs/benchmarks.md).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    serve_until_drained(&sessions, args.drain, |shutdown| {
+    serve_until_drained(stop, &sessions, args.drain, |shutdown| {
         server.serve_with_incoming_shutdown(incoming, shutdown)
     })
     .await?;

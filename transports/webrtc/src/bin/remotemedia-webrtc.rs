@@ -57,6 +57,8 @@ struct Args {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Listening from the start: SIGTERM must drain, never kill, once anyone can see us.
+    let stop = remotemedia_runtime_core::shutdown::requested();
     let transport = args.source.transport()?;
     let udp_bind = SocketAddr::new(args.listen.ip(), args.udp_port);
     let udp = tokio::net::UdpSocket::bind(udp_bind)
@@ -104,7 +106,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::process::id()
     );
     let sessions = server.admission();
-    serve_until_drained(&sessions, args.drain, move |shutdown| async move {
+    serve_until_drained(stop, &sessions, args.drain, move |shutdown| async move {
         server.serve(listener, shutdown).await
     })
     .await?;
