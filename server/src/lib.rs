@@ -23,7 +23,7 @@ mod probes;
 mod process;
 mod stop;
 
-pub use flags::{DrainFlags, SourceFlags};
+pub use flags::{DrainFlags, LinkFlags, SourceFlags};
 pub use probes::{Probes, bind, gauge};
 pub use process::{init_tracing, main};
 pub use stop::{Shutdown, drain, serve_until_drained};

@@ -43,6 +43,9 @@ pub struct ClientOptions {
     pub watch_interval: Duration,
     /// How long a unary call may take, as [`RunnerConfig::unary_deadline`](crate::RunnerConfig).
     pub unary_deadline: Duration,
+    /// How long the reader of the worker's pipe polls while it is busy before sleeping
+    /// ([`SPIN`](super::pipe::SPIN); zero never polls).
+    pub spin: Duration,
 }
 
 impl Default for ClientOptions {
@@ -52,6 +55,7 @@ impl Default for ClientOptions {
             open_timeout: Duration::from_secs(5),
             watch_interval: Duration::from_millis(200),
             unary_deadline: Duration::from_secs(30),
+            spin: super::pipe::SPIN,
         }
     }
 }
@@ -370,7 +374,8 @@ impl Connection {
             },
             &worker_inbox,
             client.inbox.clone(),
-        )?;
+        )?
+        .with_spin(client.options.spin);
         let up_name = link.up_pipe(worker.id, client.id);
         let up_pipe = PipeWriter::open(
             &client.node,

@@ -37,9 +37,10 @@ pub use super::inbox::{Doorbell, Inbox};
 /// The iceoryx2 service flavour: inter-process, with ports that may move between threads.
 pub type Ipc = ipc_threadsafe::Service;
 
-/// How long a reader of a busy pipe polls (yielding to other tasks between polls) before it
-/// sleeps on the inbox; env `REMOTEMEDIA_IPC_SPIN_US` overrides it, 0 turns spinning off.
-const SPIN: Duration = Duration::from_micros(50);
+/// How long a reader of a busy session pipe polls (yielding to other tasks between polls)
+/// before it sleeps on the inbox, unless set with [`PipeReader::with_spin`] (the binaries'
+/// `--ipc-spin-us`, env `REMOTEMEDIA_IPC_SPIN_US`; 0 turns spinning off).
+pub const SPIN: Duration = Duration::from_micros(50);
 /// A pipe counts as busy while messages arrive at most this far apart: only then does a
 /// reader spin. A stream at a steady 20 ms cadence never spins (each message costs one
 /// wake-up, no CPU in between); back-to-back traffic is caught by the spin without any
@@ -146,17 +147,6 @@ pub fn create_node(name: &str) -> Result<(Node<Ipc>, u64), IpcError> {
         );
     }
     Ok((node, cleaned.cleanups))
-}
-
-/// [`SPIN`], or env `REMOTEMEDIA_IPC_SPIN_US` when set to a number.
-fn session_spin() -> Duration {
-    static SPIN_US: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *SPIN_US.get_or_init(|| {
-        std::env::var("REMOTEMEDIA_IPC_SPIN_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(SPIN, Duration::from_micros)
-    })
 }
 
 /// Names of the services behind one pipe.
@@ -456,6 +446,13 @@ impl PipeReader {
         Self::create(node, pipe, depth, writers, slots, None, inbox)
     }
 
+    /// Polls a busy pipe for up to `spin` before sleeping (zero: never polls).
+    #[must_use]
+    pub fn with_spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
     fn create(
         node: &Node<Ipc>,
         pipe: &str,
@@ -470,8 +467,9 @@ impl PipeReader {
             .buffer_size(depth)
             .create()
             .map_err(setup("subscriber", pipe))?;
+        // A shared pipe carries rare control messages, and each poll scans every writer.
         let spin = if writer_bell.is_some() {
-            session_spin()
+            SPIN
         } else {
             Duration::ZERO
         };

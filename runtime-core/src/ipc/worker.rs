@@ -42,6 +42,9 @@ pub struct WorkerOptions {
     pub pipe_depth: usize,
     /// How often dead clients are looked for (their sessions are reclaimed within this).
     pub reap_interval: Duration,
+    /// How long the reader of a client's pipe polls while it is busy before sleeping
+    /// ([`SPIN`](super::pipe::SPIN); zero never polls).
+    pub spin: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -49,6 +52,7 @@ impl Default for WorkerOptions {
         Self {
             pipe_depth: link::PIPE_DEPTH,
             reap_interval: Duration::from_millis(500),
+            spin: super::pipe::SPIN,
         }
     }
 }
@@ -99,6 +103,8 @@ struct Shared {
     /// JSON of the runner's node catalog, built once: the answer to every `Describe`.
     catalog: String,
     pipe_depth: usize,
+    /// How long client pipes' readers poll while busy.
+    spin: Duration,
     open_sessions: AtomicUsize,
 }
 
@@ -172,6 +178,7 @@ impl Worker {
                 served,
                 runner,
                 pipe_depth: options.pipe_depth,
+                spin: options.spin,
                 open_sessions: AtomicUsize::new(0),
             }),
             control,
@@ -395,7 +402,8 @@ impl ClientPipes {
             },
             &client_inbox,
             shared.inbox.clone(),
-        )?;
+        )?
+        .with_spin(shared.spin);
         let down_name = link.down_pipe(worker, client);
         let down = Arc::new(PipeWriter::open(
             &shared.node,

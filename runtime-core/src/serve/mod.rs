@@ -69,6 +69,7 @@ pub enum BackendError {
 /// [`BackendError`].
 pub fn backend(
     from: ServeFrom<'_>,
+    link_options: ClientOptions,
 ) -> Result<(Arc<dyn PipelineTransport>, Vec<Problem>), BackendError> {
     let registry = NodeRegistry::with_builtins();
     match from {
@@ -81,12 +82,11 @@ pub fn backend(
         }
         ServeFrom::Link(name) => {
             let link = LinkName::new(name).map_err(BackendError::LinkName)?;
-            let client = IpcRunner::connect(link, ClientOptions::default()).map_err(|source| {
-                BackendError::Link {
+            let client =
+                IpcRunner::connect(link, link_options).map_err(|source| BackendError::Link {
                     link: name.to_owned(),
                     source,
-                }
-            })?;
+                })?;
             Ok((Arc::new(client), Vec::new()))
         }
     }
@@ -102,17 +102,18 @@ pub fn backend(
 pub fn backend_from_flags(
     manifest: Option<&Path>,
     connect: Option<&str>,
+    link_options: ClientOptions,
 ) -> Result<(Arc<dyn PipelineTransport>, Vec<String>), BackendError> {
     match (manifest, connect) {
         (Some(path), _) => {
-            let (served, warnings) = backend(ServeFrom::Manifest(path))?;
+            let (served, warnings) = backend(ServeFrom::Manifest(path), link_options)?;
             let lines = warnings
                 .iter()
                 .map(|w| format!("{}: {w}", path.display()))
                 .collect();
             Ok((served, lines))
         }
-        (None, Some(link)) => Ok((backend(ServeFrom::Link(link))?.0, Vec::new())),
+        (None, Some(link)) => Ok((backend(ServeFrom::Link(link), link_options)?.0, Vec::new())),
         (None, None) => Err(BackendError::NoSource),
     }
 }

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use remotemedia_runtime_core::ipc::link::{DEFAULT_LINK, LINK_ENV};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::python;
+use remotemedia_server::LinkFlags;
 
 /// RemoteMedia pipeline runtime.
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ struct Cli {
         default_value = python::DEFAULT_INTERPRETER
     )]
     python_interpreter: std::ffi::OsString,
+    #[command(flatten)]
+    link: LinkFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         } => report(match (connect, manifest) {
             (Some(link), manifest) => run::run_connected(
                 &link,
+                cli.link,
                 manifest.as_deref(),
                 &input,
                 output.as_deref(),
@@ -131,7 +135,13 @@ fn main() -> ExitCode {
             manifest,
             name,
             metrics_listen,
-        } => report(serve::serve(&manifest, &name, metrics_listen, registry)),
+        } => report(serve::serve(
+            &manifest,
+            &name,
+            metrics_listen,
+            cli.link,
+            registry,
+        )),
     }
 }
 

@@ -20,6 +20,7 @@ use remotemedia_runtime_core::{
     AudioBuffer, PipelineRunner, RuntimeData, SessionError, SessionOutput, StreamSession,
     TransportData,
 };
+use remotemedia_server::LinkFlags;
 use serde_json::json;
 
 /// Inputs longer than this get progress lines on stderr.
@@ -51,6 +52,7 @@ pub(crate) fn run(
 /// `manifest_path` when given).
 pub(crate) fn run_connected(
     link: &str,
+    link_flags: LinkFlags,
     manifest_path: Option<&Path>,
     input: &Path,
     output: Option<&Path>,
@@ -70,7 +72,11 @@ pub(crate) fn run_connected(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let runner = IpcRunner::connect(link, ClientOptions::default())?;
+        let options = ClientOptions {
+            spin: link_flags.spin(),
+            ..ClientOptions::default()
+        };
+        let runner = IpcRunner::connect(link, options)?;
         let session = match &manifest {
             Some(m) => runner.stream_manifest(m).await?,
             None => runner.stream_served().await?,

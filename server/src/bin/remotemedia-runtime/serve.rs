@@ -8,12 +8,13 @@ use std::sync::Arc;
 use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::nodes::NodeRegistry;
-use remotemedia_server::{Probes, bind, gauge};
+use remotemedia_server::{LinkFlags, Probes, bind, gauge};
 
 pub(crate) fn serve(
     manifest_path: &Path,
     name: &str,
     metrics_listen: Option<SocketAddr>,
+    link_flags: LinkFlags,
     registry: NodeRegistry,
 ) -> anyhow::Result<ExitCode> {
     let Some(manifest) = crate::run::load_manifest(manifest_path, &registry)? else {
@@ -32,7 +33,10 @@ pub(crate) fn serve(
             link.clone(),
             runner.clone(),
             Arc::new(manifest),
-            WorkerOptions::default(),
+            WorkerOptions {
+                spin: link_flags.spin(),
+                ..WorkerOptions::default()
+            },
         )?;
         if let Some(addr) = metrics_listen {
             let listener = bind(addr, "--metrics-listen").await?;
