@@ -79,7 +79,7 @@ bench-build-time:
 # Operator latency, 500-Pipeline convergence and memory, against a real control plane.
 bench-operator:
 	kind-tests/cluster.sh up control-plane
-	KUBECONFIG=$$(kind-tests/cluster.sh kubeconfig) cargo bench -p remotemedia-operator --bench operator_scale
+	KUBECONFIG=$$(kind-tests/cluster.sh kubeconfig) cargo bench -p remotemedia-operator --features cluster-tests --bench operator_scale
 
 # Without a cluster: the generated test WAV through the example pipelines, by the local CLI.
 demo-local:

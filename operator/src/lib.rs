@@ -6,7 +6,9 @@
 //! have), [`status`] (conditions from observations), [`webhook::review`] (admission
 //! decisions). IO parts: [`controller`] (watch, apply, prune, status, events), [`webhook`]
 //! (HTTPS server and its certificate), [`server`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`leader`] (Lease-based leader election), [`setup`] (CRD install for tests).
+//! [`leader`] (Lease-based leader election). Test-only, behind the `cluster-tests` feature:
+//! `setup` (installs the CRD on an empty control plane, for the cluster tests and the
+//! scale benchmark).
 
 pub mod controller;
 pub mod crd;
@@ -14,6 +16,7 @@ pub mod desired;
 pub mod leader;
 pub mod metrics;
 pub mod server;
+#[cfg(feature = "cluster-tests")]
 pub mod setup;
 pub mod status;
 pub mod validation;
