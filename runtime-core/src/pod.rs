@@ -7,6 +7,7 @@
 //! on one side only fails a unit test rather than the end-to-end suite.
 //!
 //! ```text
+//! catalog  remotemedia-runtime nodes --json          (a one-off pod: the image's node catalog)
 //! runtime  remotemedia-runtime serve --manifest /etc/remotemedia/manifest.json --name NAME
 //!              --metrics-listen 0.0.0.0:9090
 //! grpc     remotemedia-grpc --connect NAME --listen 0.0.0.0:PORT --metrics-listen 0.0.0.0:9091
@@ -81,6 +82,20 @@ impl Worker {
         flag(&mut args, "--name", &self.link);
         flag(&mut args, "--metrics-listen", Self::metrics_listen());
         args
+    }
+}
+
+/// The one-off container that prints a runtime image's node catalog (`remotemedia-runtime
+/// nodes --json`, the shape in docs/node-catalog.md) for the operator to validate Pipelines
+/// against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatalogProbe;
+
+impl CatalogProbe {
+    /// The container's args.
+    #[must_use]
+    pub fn args(self) -> Vec<String> {
+        vec!["nodes".to_owned(), "--json".to_owned()]
     }
 }
 

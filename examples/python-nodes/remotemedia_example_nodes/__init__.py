@@ -1,5 +1,6 @@
-"""Example Python nodes for RemoteMedia pipelines (``python:Gain``)."""
+"""Example Python nodes for RemoteMedia pipelines: ``python:Gain`` and ``python:VoiceActivity``."""
 
 from .gain import Gain
+from .vad import VoiceActivity
 
-__all__ = ["Gain"]
+__all__ = ["Gain", "VoiceActivity"]

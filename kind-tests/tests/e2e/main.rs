@@ -3,7 +3,8 @@
 //! Rust tonic client, aiortc over WebRTC) reaching them through the provisioned Services.
 //!
 //! One scenario in order, because each step builds on the cluster state the last one left:
-//! install, deploy and stream, refuse an invalid Pipeline, scale, roll out a new manifest while a
+//! install, deploy and stream, Python nodes from their own image, refuse an invalid Pipeline,
+//! scale, roll out a new manifest while a
 //! session stays open, kill the runtime container, restart the operator, delete. Each step
 //! prints its time. Run it with `make test` (which brings the cluster up and loads the images),
 //! or by hand: `kind-tests/cluster.sh up full && kind-tests/images.sh load`, then
@@ -15,6 +16,7 @@
 
 mod install;
 mod lifecycle;
+mod python_nodes;
 mod stream;
 mod support;
 
@@ -39,6 +41,11 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
     {
         let _step = Step::start("apply voice-echo, stream from this machine with aiortc (WebRTC)");
         stream::webrtc_from_host(&client, ns).await;
+    }
+    {
+        let _step =
+            Step::start("Python nodes on their own image: gain, voice activity, bad params");
+        python_nodes::python_nodes_in_pods(&client, ns, audio.path()).await;
     }
     {
         let _step = Step::start("an invalid Pipeline is refused");

@@ -169,7 +169,7 @@ pub async fn webrtc_from_host(client: &Client, ns: &str) {
 }
 
 /// Deletes a Pipeline and waits for its pods to go (later steps count the namespace's pods).
-async fn remove_pipeline(client: &Client, ns: &str, name: &str) {
+pub async fn remove_pipeline(client: &Client, ns: &str, name: &str) {
     run(kubectl().args(["delete", "pipeline", name, "-n", ns, "--wait=true"]));
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     wait_gone(&deployments, name).await;

@@ -269,7 +269,7 @@ async fn serve_webhook(
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls)?
         .handle(handle.clone())
-        .serve(webhook::router(metrics.clone()).into_make_service());
+        .serve(webhook::router(metrics.clone(), args.runtime_image.clone()).into_make_service());
     tokio::spawn(async move {
         stopped.await;
         handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));

@@ -22,6 +22,7 @@ use remotemedia_runtime_core::nodes::NodeRegistry;
 pub use backoff::Backoff;
 pub use reconcile::{ReconcileError, reconcile};
 
+use crate::catalog::fetch::Catalogs;
 use crate::crd::Pipeline;
 use crate::desired::{MANAGED_BY, MANAGED_BY_LABEL, WorkerImages};
 use crate::metrics::Metrics;
@@ -32,8 +33,10 @@ pub struct Context {
     pub client: Client,
     /// Worker images.
     pub images: WorkerImages,
-    /// Node types, for manifest validation.
+    /// Node types of the default runtime image (the built-ins), for manifest validation.
     pub registry: NodeRegistry,
+    /// Node types of other runtime images, read from the images themselves.
+    pub catalogs: Catalogs,
     /// Publishes Events on Pipelines.
     pub recorder: Recorder,
     /// Operator metrics.
@@ -62,6 +65,7 @@ impl Context {
             client,
             images,
             registry: NodeRegistry::with_builtins(),
+            catalogs: Catalogs::default(),
             recorder,
             metrics,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),

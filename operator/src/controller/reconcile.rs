@@ -19,15 +19,22 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
+use crate::catalog::fetch::{FetchError, Lookup};
+use crate::catalog::{self, Source};
 use crate::crd::{Pipeline, PipelineStatus};
 use crate::desired::{
     self, BuildError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL,
 };
-use crate::status::{self, Observed};
+use crate::status::{self, ManifestCheck, Observed};
 use crate::validation::{check_pipeline, summarize_errors};
 
 /// How often a settled Pipeline is looked at again even without a watch event.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a Pipeline whose image's catalog is being read is looked at again.
+const CATALOG_PENDING_RECHECK: Duration = Duration::from_secs(2);
+/// How soon a Pipeline whose image's catalog cannot be read is looked at again (the kubelet
+/// keeps retrying a pull meanwhile).
+const CATALOG_UNAVAILABLE_RECHECK: Duration = Duration::from_secs(30);
 
 /// Why a reconcile failed. Every variant is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,9 @@ pub enum ReconcileError {
     /// The Pipeline could not be turned into JSON for validation.
     #[error("serializing the Pipeline: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// Looking up the node catalog of the Pipeline's image failed.
+    #[error(transparent)]
+    Catalog(#[from] FetchError),
 }
 
 impl ReconcileError {
@@ -59,7 +69,7 @@ impl ReconcileError {
                 source: kube::Error::Api(s),
                 ..
             } if s.code == 409 => "conflict",
-            Self::Api { .. } => "api",
+            Self::Api { .. } | Self::Catalog(_) => "api",
             Self::Serialize(_) => "serialize",
         }
     }
@@ -169,10 +179,9 @@ async fn reconcile_pipeline(
     let client = &context.client;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
 
-    let report = check_pipeline(&serde_json::to_value(pipeline)?, &context.registry);
-    let manifest_errors = report.has_errors().then(|| summarize_errors(&report, 3));
+    let manifest = check_manifest(pipeline, context, &namespace).await?;
 
-    let deployment = if manifest_errors.is_none() {
+    let deployment = if manifest.is_valid() {
         let children = desired::children(pipeline, &context.images)?;
         apply(client, &namespace, &children.config_map).await?;
         let deployment = apply(client, &namespace, &children.deployment).await?;
@@ -203,7 +212,7 @@ async fn reconcile_pipeline(
         .await?;
         Some(deployment)
     } else {
-        // Invalid manifest: touch nothing, so the last valid version keeps running.
+        // Invalid or not yet checked: touch nothing, so the last valid version keeps running.
         deployments
             .get_opt(&name)
             .await
@@ -211,9 +220,14 @@ async fn reconcile_pipeline(
             .filter(|d| desired::is_owned_by(d.metadata.owner_references.as_deref(), &uid))
     };
 
+    let recheck = match &manifest {
+        ManifestCheck::CatalogPending(_) => CATALOG_PENDING_RECHECK,
+        ManifestCheck::CatalogUnavailable(_) => CATALOG_UNAVAILABLE_RECHECK,
+        ManifestCheck::Valid | ManifestCheck::Invalid(_) => RESYNC,
+    };
     let observed = Observed {
         generation: pipeline.metadata.generation,
-        manifest_errors,
+        manifest,
         deployment: deployment.as_ref(),
         desired_replicas: pipeline.spec.replicas,
         endpoints: desired::endpoints(pipeline),
@@ -250,7 +264,46 @@ async fn reconcile_pipeline(
             tracing::warn!(error = %e, "could not publish event");
         }
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(recheck))
+}
+
+/// Validates the manifest against the node types of the image the Pipeline runs: the
+/// built-ins for the default image, the image's own catalog for any other.
+async fn check_manifest(
+    pipeline: &Pipeline,
+    context: &Context,
+    namespace: &str,
+) -> Result<ManifestCheck, ReconcileError> {
+    let resource = serde_json::to_value(pipeline)?;
+    let image = pipeline.spec.runtime.image.as_deref();
+    let (registry, image) = match catalog::source(image, &context.images.runtime) {
+        Source::Builtins => (None, context.images.runtime.as_str()),
+        Source::Image(image) => {
+            let lookup = context
+                .catalogs
+                .lookup(
+                    &context.client,
+                    namespace,
+                    image,
+                    &context.images.pull_policy,
+                )
+                .await?;
+            match lookup {
+                Lookup::Ready(registry) => (Some(registry), image),
+                Lookup::Pending(why) => return Ok(ManifestCheck::CatalogPending(why)),
+                Lookup::Unavailable(why) => return Ok(ManifestCheck::CatalogUnavailable(why)),
+            }
+        }
+    };
+    let report = check_pipeline(&resource, registry.as_deref().unwrap_or(&context.registry));
+    Ok(if report.has_errors() {
+        ManifestCheck::Invalid(format!(
+            "{} (checked against the node types of image {image})",
+            summarize_errors(&report, 3)
+        ))
+    } else {
+        ManifestCheck::Valid
+    })
 }
 
 /// "Now", to the second: the apiserver stores condition times in seconds, and a finer time

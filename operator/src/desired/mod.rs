@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::{Endpoints, Pipeline};
 
-pub use pod::RUNTIME_CONTAINER;
+pub use pod::{RUNTIME_CONTAINER, hardened_container, pod_security};
 pub use remotemedia_runtime_core::pod::MANIFEST_FILE;
 pub use services::{grpc_service_name, webrtc_service_name};
 

@@ -95,20 +95,27 @@ pub(super) fn template(
                     + i64::from(sessions.drain_seconds)
                     + STOP_MARGIN_SECONDS,
             ),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(WORKER_UID),
-                run_as_group: Some(WORKER_UID),
-                fs_group: Some(WORKER_UID),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    localhost_profile: None,
-                }),
-                ..PodSecurityContext::default()
-            }),
+            security_context: Some(pod_security()),
             ..PodSpec::default()
         }),
     })
+}
+
+/// The pod-level security settings of every pod the operator runs: the unprivileged user of
+/// the images, the runtime's default seccomp profile.
+#[must_use]
+pub fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(WORKER_UID),
+        run_as_group: Some(WORKER_UID),
+        fs_group: Some(WORKER_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            localhost_profile: None,
+        }),
+        ..PodSecurityContext::default()
+    }
 }
 
 fn sessions(pipeline: &Pipeline) -> Result<contract::Sessions, BuildError> {
@@ -339,8 +346,15 @@ fn volumes(pipeline: &Pipeline, config_map: &str) -> Vec<Volume> {
 /// sessions (retryably) while the open ones run on and their port stays open for
 /// [`ENDPOINT_REMOVAL_SECONDS`].
 fn hardened(images: &WorkerImages) -> Container {
+    hardened_container(&images.pull_policy)
+}
+
+/// A container with read-only root, no capabilities and no privilege escalation, pulled with
+/// `pull_policy`.
+#[must_use]
+pub fn hardened_container(pull_policy: &str) -> Container {
     Container {
-        image_pull_policy: Some(images.pull_policy.clone()),
+        image_pull_policy: Some(pull_policy.to_owned()),
         security_context: Some(SecurityContext {
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),

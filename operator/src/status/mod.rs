@@ -2,7 +2,9 @@
 //! every combination is unit-tested without a cluster.
 //!
 //! Conditions:
-//! - `ManifestValid`: runtime-core's validator accepts `spec.manifest`.
+//! - `ManifestValid`: runtime-core's validator accepts `spec.manifest`, against the node types
+//!   of the image the Pipeline runs; `Unknown` while that image's catalog is being read or
+//!   cannot be read.
 //! - `Progressing`: the Deployment is rolling out the current spec.
 //! - `Ready`: the current spec is fully rolled out and every wanted replica is available.
 //!   (Not merely "some pods answer": KServe #4626 reported Ready during rollouts.)
@@ -27,13 +29,44 @@ pub mod types {
     pub const DEGRADED: &str = "Degraded";
 }
 
+/// What checking the manifest found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManifestCheck {
+    /// Valid against the image's node types.
+    Valid,
+    /// Invalid: a summary of the problems.
+    Invalid(String),
+    /// Not checked yet: the image's node catalog is being read (a few seconds).
+    CatalogPending(String),
+    /// Cannot be checked: the image's node catalog cannot be read (why).
+    CatalogUnavailable(String),
+}
+
+impl ManifestCheck {
+    /// Whether the manifest may be deployed.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Self::Valid)
+    }
+
+    /// Why it may not be deployed (`None` when valid), and whether that needs a human.
+    fn problem(&self) -> Option<(&'static str, &str, bool)> {
+        match self {
+            Self::Valid => None,
+            Self::Invalid(why) => Some(("InvalidManifest", why, true)),
+            Self::CatalogPending(why) => Some(("CatalogPending", why, false)),
+            Self::CatalogUnavailable(why) => Some(("CatalogUnavailable", why, true)),
+        }
+    }
+}
+
 /// Everything status is computed from.
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
     /// `metadata.generation` of the Pipeline.
     pub generation: Option<i64>,
-    /// `Some(summary)` when the manifest is invalid.
-    pub manifest_errors: Option<String>,
+    /// Whether the manifest is valid against the image's node types.
+    pub manifest: ManifestCheck,
     /// The worker Deployment as last read or applied.
     pub deployment: Option<&'a Deployment>,
     /// `spec.replicas` of the Pipeline.
@@ -60,14 +93,22 @@ pub struct Transition {
 }
 
 struct Verdict {
-    status: bool,
+    status: &'static str,
     reason: &'static str,
     message: String,
 }
 
 fn verdict(status: bool, reason: &'static str, message: impl Into<String>) -> Verdict {
     Verdict {
-        status,
+        status: if status { "True" } else { "False" },
+        reason,
+        message: message.into(),
+    }
+}
+
+fn unknown(reason: &'static str, message: impl Into<String>) -> Verdict {
+    Verdict {
+        status: "Unknown",
         reason,
         message: message.into(),
     }
@@ -148,11 +189,14 @@ pub fn compute(
     }
 }
 
-/// ManifestValid: whether the manifest passed validation, naming the errors if not.
+/// ManifestValid: whether the manifest passed validation, naming the errors if not; Unknown
+/// while the image's node types are not known.
 fn manifest_valid(observed: &Observed<'_>) -> Verdict {
-    match &observed.manifest_errors {
-        None => verdict(true, "Valid", "the manifest passed validation"),
-        Some(errors) => verdict(false, "InvalidManifest", errors.clone()),
+    match &observed.manifest {
+        ManifestCheck::Valid => verdict(true, "Valid", "the manifest passed validation"),
+        ManifestCheck::Invalid(errors) => verdict(false, "InvalidManifest", errors.clone()),
+        ManifestCheck::CatalogPending(why) => unknown("CatalogPending", why.clone()),
+        ManifestCheck::CatalogUnavailable(why) => unknown("CatalogUnavailable", why.clone()),
     }
 }
 
@@ -160,12 +204,9 @@ fn manifest_valid(observed: &Observed<'_>) -> Verdict {
 fn progress(observed: &Observed<'_>, rollout: Option<&Rollout>) -> (Verdict, Verdict) {
     let desired = observed.desired_replicas;
     let Some(r) = rollout else {
-        if observed.manifest_errors.is_some() {
-            let why = "nothing is deployed until the manifest is valid";
-            return (
-                verdict(false, "InvalidManifest", why),
-                verdict(false, "InvalidManifest", why),
-            );
+        if let Some((reason, _, _)) = observed.manifest.problem() {
+            let why = "nothing is deployed until the manifest is known to be valid";
+            return (verdict(false, reason, why), verdict(false, reason, why));
         }
         return (
             verdict(true, "Creating", "creating the worker Deployment"),
@@ -215,18 +256,20 @@ fn degraded(
     rollout: Option<&Rollout>,
 ) -> Verdict {
     let desired = observed.desired_replicas;
-    match (&observed.manifest_errors, rollout) {
-        (Some(errors), Some(r)) => verdict(
+    match (observed.manifest.problem(), rollout) {
+        // Reading a catalog takes seconds and needs no one: not Degraded.
+        (Some((_, _, false)), _) => verdict(false, "AsExpected", "no problems observed"),
+        (Some((reason, why, true)), Some(r)) => verdict(
             true,
-            "InvalidManifest",
+            reason,
             format!(
-                "still serving the last valid manifest ({}); {errors}",
+                "still serving the last valid manifest ({}); {why}",
                 r.hash
                     .as_deref()
                     .map_or("unknown", |h| &h[..h.len().min(12)])
             ),
         ),
-        (Some(errors), None) => verdict(true, "InvalidManifest", errors.clone()),
+        (Some((reason, why, true)), None) => verdict(true, reason, why),
         (None, Some(r)) if r.deadline_exceeded => verdict(
             true,
             "ProgressDeadlineExceeded",
@@ -294,7 +337,7 @@ fn condition(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let status = if v.status { "True" } else { "False" }.to_owned();
+    let status = v.status.to_owned();
     let last_transition_time = previous
         .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
         .filter(|c| c.status == status)
@@ -331,7 +374,7 @@ pub fn transitions(previous: Option<&PipelineStatus>, next: &PipelineStatus) -> 
             warning: matches!(
                 (c.type_.as_str(), c.status.as_str()),
                 (types::MANIFEST_VALID, "False") | (types::DEGRADED, "True")
-            ),
+            ) || c.reason == "CatalogUnavailable",
         })
         .collect()
 }

@@ -46,7 +46,9 @@ fn observed<'a>(
 ) -> Observed<'a> {
     Observed {
         generation: Some(7),
-        manifest_errors: errors.map(ToOwned::to_owned),
+        manifest: errors.map_or(ManifestCheck::Valid, |e| {
+            ManifestCheck::Invalid(e.to_owned())
+        }),
         deployment,
         desired_replicas: desired,
         endpoints: Endpoints {
@@ -235,4 +237,63 @@ fn a_failed_reconcile_degrades_and_keeps_the_rest() {
         &at(300),
     );
     assert_eq!(again, failed, "a repeated failure rewrites nothing");
+}
+
+#[test]
+fn a_catalog_being_read_is_unknown_and_not_degraded() {
+    let d = deployment(2, 2, 2, 2, 2);
+    let mut o = observed(Some(&d), None, 2);
+    o.manifest = ManifestCheck::CatalogPending("reading image x".to_owned());
+    let status = compute(None, &o, &at(100));
+    let valid = get(&status, types::MANIFEST_VALID);
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("Unknown", "CatalogPending")
+    );
+    assert_eq!(get(&status, types::DEGRADED).status, "False");
+    // The last valid version keeps serving meanwhile.
+    assert_eq!(get(&status, types::READY).status, "True");
+}
+
+#[test]
+fn an_unreadable_catalog_degrades_naming_why_and_warns() {
+    let d = deployment(2, 2, 2, 2, 2);
+    let mut o = observed(Some(&d), None, 2);
+    o.manifest =
+        ManifestCheck::CatalogUnavailable("image x cannot be pulled: ErrImageNeverPull".to_owned());
+    let status = compute(None, &o, &at(100));
+    assert_eq!(get(&status, types::MANIFEST_VALID).status, "Unknown");
+    let degraded = get(&status, types::DEGRADED);
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "CatalogUnavailable")
+    );
+    assert!(
+        degraded.message.contains("ErrImageNeverPull"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        degraded
+            .message
+            .starts_with("still serving the last valid manifest"),
+        "{}",
+        degraded.message
+    );
+    let events = transitions(None, &status);
+    assert!(
+        events
+            .iter()
+            .any(|t| t.type_ == types::MANIFEST_VALID && t.warning),
+        "{events:?}"
+    );
+    // With nothing deployed yet, nothing is: not Ready, saying why.
+    let mut first = observed(None, None, 1);
+    first.manifest = o.manifest;
+    let status = compute(None, &first, &at(100));
+    let ready = get(&status, types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "CatalogUnavailable")
+    );
 }

@@ -1,6 +1,10 @@
 //! The validating admission webhook: runs runtime-core's validator on every Pipeline create and
 //! update, so `kubectl apply` (and `--dry-run=server`) refuses an invalid manifest at once,
-//! naming each problem's field path and node.
+//! naming each problem's field path and node. That is for Pipelines on the default runtime
+//! image, whose node types are this build's built-ins. A Pipeline naming another image is
+//! admitted with a warning: its node types are the image's own, which the controller reads
+//! from the image (see [`crate::catalog`]) and checks the manifest against, reporting on the
+//! `ManifestValid` condition. Admission stays fast and never waits for an image pull.
 
 mod certs;
 
@@ -18,6 +22,7 @@ pub use certs::{
     inject_ca_bundle,
 };
 
+use crate::catalog::{self, Source};
 use crate::metrics::Metrics;
 use crate::validation::{check_pipeline, summarize_errors};
 
@@ -31,6 +36,7 @@ const MAX_LISTED: usize = 10;
 pub fn review(
     request: &AdmissionRequest<DynamicObject>,
     registry: &NodeRegistry,
+    default_image: &str,
 ) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
@@ -43,6 +49,17 @@ pub fn review(
         Ok(v) => v,
         Err(e) => return response.deny(format!("the object is not valid JSON: {e}")),
     };
+    let image = value
+        .pointer("/spec/runtime/image")
+        .and_then(serde_json::Value::as_str);
+    if let Source::Image(image) = catalog::source(image, default_image) {
+        let mut response = response;
+        response.warnings = Some(vec![format!(
+            "the manifest is checked against the node types of image {image} once the operator \
+             has read them: see the Pipeline's ManifestValid condition"
+        )]);
+        return response;
+    }
     let report = check_pipeline(&value, registry);
     let warnings: Vec<String> = report.warnings().map(ToString::to_string).collect();
     let mut response = if report.has_errors() {
@@ -58,13 +75,16 @@ pub fn review(
 
 struct WebhookState {
     registry: NodeRegistry,
+    default_image: String,
     metrics: Arc<Metrics>,
 }
 
-/// The webhook's HTTP routes (served over TLS by the caller).
-pub fn router(metrics: Arc<Metrics>) -> Router {
+/// The webhook's HTTP routes (served over TLS by the caller); `default_image` is the runtime
+/// image of Pipelines that name none.
+pub fn router(metrics: Arc<Metrics>, default_image: String) -> Router {
     let state = Arc::new(WebhookState {
         registry: NodeRegistry::with_builtins(),
+        default_image,
         metrics,
     });
     Router::new()
@@ -79,7 +99,7 @@ async fn validate(
     let request: Result<AdmissionRequest<DynamicObject>, _> = review_body.try_into();
     let response = match request {
         Ok(request) => {
-            let response = review(&request, &state.registry);
+            let response = review(&request, &state.registry, &state.default_image);
             tracing::info!(
                 name = %request.name,
                 namespace = request.namespace.as_deref().unwrap_or(""),

@@ -2,7 +2,21 @@ use serde_json::{Value, json};
 
 use super::*;
 
+const DEFAULT_IMAGE: &str = "localhost/remotemedia-runtime:t";
+
 fn request(operation: &str, manifest: &Value) -> AdmissionRequest<DynamicObject> {
+    request_on(operation, manifest, None)
+}
+
+fn request_on(
+    operation: &str,
+    manifest: &Value,
+    image: Option<&str>,
+) -> AdmissionRequest<DynamicObject> {
+    let mut spec = json!({"manifest": manifest});
+    if let Some(image) = image {
+        spec["runtime"] = json!({"image": image});
+    }
     let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -20,7 +34,7 @@ fn request(operation: &str, manifest: &Value) -> AdmissionRequest<DynamicObject>
                 "apiVersion": "remotemedia.dev/v1alpha1",
                 "kind": "Pipeline",
                 "metadata": {"name": "p", "namespace": "default"},
-                "spec": {"manifest": manifest},
+                "spec": spec,
             },
             "dryRun": false,
         }
@@ -38,6 +52,7 @@ fn a_valid_pipeline_is_allowed() {
             &json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]}),
         ),
         &registry,
+        DEFAULT_IMAGE,
     );
     assert!(r.allowed);
     assert_eq!(r.uid, "0f6f6d3c-1111-2222-3333-444455556666");
@@ -55,7 +70,7 @@ fn an_invalid_pipeline_is_denied_naming_paths_and_nodes() {
         ],
         "connections": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}],
     });
-    let r = review(&request("UPDATE", &manifest), &registry);
+    let r = review(&request("UPDATE", &manifest), &registry, DEFAULT_IMAGE);
     assert!(!r.allowed);
     let message = r.result.message;
     assert!(
@@ -73,7 +88,7 @@ fn an_invalid_pipeline_is_denied_naming_paths_and_nodes() {
 fn warnings_are_passed_on_without_denying() {
     let registry = NodeRegistry::with_builtins();
     let manifest = json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough", "is_streaming": true}]});
-    let r = review(&request("CREATE", &manifest), &registry);
+    let r = review(&request("CREATE", &manifest), &registry, DEFAULT_IMAGE);
     assert!(r.allowed);
     let warnings = r.warnings.unwrap_or_default();
     assert!(
@@ -88,6 +103,42 @@ fn deletes_are_always_allowed() {
     let r = review(
         &request("DELETE", &json!({"version": "v9", "nodes": []})),
         &registry,
+        DEFAULT_IMAGE,
     );
     assert!(r.allowed);
+}
+
+#[test]
+fn python_nodes_on_the_default_image_are_denied_naming_the_type() {
+    let registry = NodeRegistry::with_builtins();
+    let manifest = json!({"version": "v1", "nodes": [{"id": "g", "node_type": "python:Gain"}]});
+    let r = review(&request("CREATE", &manifest), &registry, DEFAULT_IMAGE);
+    assert!(!r.allowed);
+    assert!(
+        r.result.message.contains("python:Gain"),
+        "{}",
+        r.result.message
+    );
+}
+
+#[test]
+fn another_image_is_admitted_with_a_warning_naming_it() {
+    let registry = NodeRegistry::with_builtins();
+    let manifest = json!({"version": "v1", "nodes": [{"id": "g", "node_type": "python:Gain"}]});
+    let image = "localhost/remotemedia-example-nodes:0.1.0";
+    let r = review(
+        &request_on("CREATE", &manifest, Some(image)),
+        &registry,
+        DEFAULT_IMAGE,
+    );
+    assert!(r.allowed);
+    let warnings = r.warnings.unwrap_or_default();
+    assert!(warnings.iter().any(|w| w.contains(image)), "{warnings:?}");
+    // Naming the default image explicitly is the default image.
+    let r = review(
+        &request_on("CREATE", &manifest, Some(DEFAULT_IMAGE)),
+        &registry,
+        DEFAULT_IMAGE,
+    );
+    assert!(!r.allowed);
 }

@@ -183,7 +183,7 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use remotemedia_runtime_core::pod::Worker;
+    use remotemedia_runtime_core::pod::{CatalogProbe, Worker};
 
     use super::*;
 
@@ -208,5 +208,25 @@ mod tests {
         assert_eq!(manifest, Worker::manifest());
         assert_eq!(name, "voice");
         assert_eq!(metrics_listen, Some(Worker::metrics_listen()));
+    }
+
+    /// The catalog probe's args parse to `nodes --json`.
+    #[test]
+    fn parses_the_catalog_probe_args() {
+        let argv = std::iter::once("remotemedia-runtime".to_owned()).chain(CatalogProbe.args());
+        let cli = Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"));
+        assert!(
+            matches!(
+                cli.command,
+                Command::Nodes {
+                    json: true,
+                    python: false
+                }
+            ),
+            "{:?}",
+            cli.command
+        );
+        assert_eq!(cli.python_nodes, PythonNodes::Auto);
     }
 }
