@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-webrtc bench-webrtc bench-operator bench-build-time demo-local clean
+.PHONY: test fmt lint unit generate cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
 
 test:
 	@./scripts/test.sh
@@ -39,7 +39,7 @@ demo:
 	@./scripts/demo.sh
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
-bench: bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-webrtc bench-build-time bench-operator
+bench: bench-router bench-resample bench-ipc bench-session bench-vad bench-grpc bench-python bench-webrtc bench-build-time bench-operator
 
 bench-router:
 	cargo bench -p remotemedia-runtime-core --bench router_latency
@@ -54,6 +54,16 @@ bench-ipc:
 # idle CPU of a worker with 100 sessions and of a Python node process.
 bench-session:
 	REMOTEMEDIA_TEST_PYTHON=$$(scripts/python-env.sh) cargo bench -p remotemedia-server --bench session_rtt
+
+# python:VoiceActivity (Silero VAD) in a session vs the same node called directly in Python:
+# CPU per second of audio and event latency.
+bench-vad:
+	REMOTEMEDIA_TEST_PYTHON=$$(scripts/python-env.sh) cargo bench -p remotemedia-server --bench vad
+
+# A new worker pod's start to Ready on the Python image vs the plain runtime image (local
+# cluster; sets it up as `make demo` does).
+bench-pod-start:
+	./scripts/bench-pod-start.sh
 
 # gRPC streaming round trip vs a bare tonic echo, and 500 sessions at 50 frames/s.
 bench-grpc:

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes a WAV of spoken phrases with silence between them, and prints where each phrase is.
 
-Speech from espeak-ng (Debian package `espeak-ng`), resampled to 48 kHz mono 16-bit: 0.5 s of
+Speech from espeak-ng (Debian package `espeak-ng`), resampled to 48 kHz (or --rate) mono 16-bit: 0.5 s of
 silence, then each phrase followed by 1 s of silence. Prints one JSON line:
 ``{"phrases": [{"text", "start_s", "end_s"}], "seconds": total}``, where a phrase starts at its
 first and ends after its last 10 ms frame within 40 dB of its loudest frame (measured on the
 phrase itself, so espeak-ng's own leading and trailing silence is not counted as speech).
 
-    python3 examples/audio/make_speech.py out.wav ["phrase" ...]
+    python3 examples/audio/make_speech.py out.wav [--rate HZ] ["phrase" ...]
 """
 import argparse
 import json
@@ -18,7 +18,7 @@ import tempfile
 import wave
 from pathlib import Path
 
-RATE = 48_000
+RATE = 48_000  # --rate sets it
 PHRASES = ["The quick brown fox jumps over the lazy dog.", "Hello there.", "Speech detection works."]
 
 
@@ -53,10 +53,13 @@ def active(samples: list) -> tuple:
 
 
 def main():
+    global RATE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("phrases", nargs="*", default=PHRASES)
+    parser.add_argument("--rate", type=int, default=48_000)
     args = parser.parse_args()
+    RATE = args.rate
     samples = [0.0] * (RATE // 2)
     phrases = []
     for text in args.phrases:

@@ -46,6 +46,7 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
         let _step =
             Step::start("Python nodes on their own image: gain, voice activity, bad params");
         python_nodes::python_nodes_in_pods(&client, ns, audio.path()).await;
+        python_nodes::unpullable_image_is_reported(&client, ns).await;
     }
     {
         let _step = Step::start("an invalid Pipeline is refused");

@@ -5,13 +5,15 @@
 
 use std::path::Path;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use remotemedia_operator::crd::Pipeline;
 use serde_json::{Value, json};
 
 use crate::stream::{deploy_example, remove_pipeline, serving_addr};
-use crate::support::{python, python_stream, repo, run, wait_for};
+use crate::support::{apply, kubectl, python, python_stream, repo, run, wait_for, wait_gone};
 
 const NAME: &str = "python-voice";
 const IMAGE: &str = "localhost/remotemedia-example-nodes:0.1.0";
@@ -65,6 +67,74 @@ pub async fn python_nodes_in_pods(client: &Client, ns: &str, dir: &Path) {
     // ... and it still serves.
     stream_and_check(client, ns, &speech, &truth).await;
     remove_pipeline(client, ns, NAME).await;
+}
+
+/// A Pipeline on an image that cannot be pulled: ManifestValid=Unknown saying so, nothing
+/// deployed, and its probe pod goes with the Pipeline.
+pub async fn unpullable_image_is_reported(client: &Client, ns: &str) {
+    let image = "localhost/remotemedia-missing:0.0.0";
+    let yaml = format!(
+        "apiVersion: remotemedia.dev/v1alpha1
+kind: Pipeline
+metadata: {{name: missing-image}}
+spec:
+  runtime: {{image: {image}}}
+  manifest:
+    version: v1
+    nodes: [{{id: gain, node_type: python:Gain}}]
+"
+    );
+    let out = apply(ns, &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let api: Api<Pipeline> = Api::namespaced(client.clone(), ns);
+    let pipeline = wait_for(
+        &api,
+        "missing-image",
+        "ManifestValid=Unknown (CatalogUnavailable)",
+        |p: Option<&Pipeline>| {
+            p.and_then(|p| p.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "ManifestValid" && c.reason == "CatalogUnavailable")
+            })
+        },
+    )
+    .await;
+    let status = pipeline.status.expect("status");
+    let valid = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ManifestValid")
+        .expect("ManifestValid");
+    assert_eq!(valid.status, "Unknown", "{valid:?}");
+    assert!(
+        valid.message.contains(image) && valid.message.contains("cannot be pulled"),
+        "{}",
+        valid.message
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    assert!(
+        deployments
+            .get_opt("missing-image")
+            .await
+            .expect("get")
+            .is_none(),
+        "nothing is deployed"
+    );
+    run(kubectl().args([
+        "delete",
+        "pipeline",
+        "missing-image",
+        "-n",
+        ns,
+        "--wait=true",
+    ]));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_gone(&pods, &remotemedia_operator::catalog::object_name(image)).await;
 }
 
 /// Replaces node 0 of the manifest.

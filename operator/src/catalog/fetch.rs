@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -52,7 +53,7 @@ pub struct Catalogs {
 
 impl Catalogs {
     /// `image`'s node types in `namespace`, reading them with a probe pod (pulled with
-    /// `pull_policy`) when no ConfigMap holds them yet.
+    /// `pull_policy`, owned by `owner`) when no ConfigMap holds them yet.
     ///
     /// # Errors
     /// [`FetchError`] when an API call fails.
@@ -62,6 +63,7 @@ impl Catalogs {
         namespace: &str,
         image: &str,
         pull_policy: &str,
+        owner: Option<OwnerReference>,
     ) -> Result<Lookup, FetchError> {
         let name = object_name(image);
         let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
@@ -81,7 +83,7 @@ impl Catalogs {
             match pods
                 .create(
                     &PostParams::default(),
-                    &probe_pod(namespace, image, pull_policy),
+                    &probe_pod(namespace, image, pull_policy, owner),
                 )
                 .await
             {

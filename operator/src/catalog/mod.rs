@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{
     VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use remotemedia_runtime_core::nodes::{CatalogError, NodeCatalog, NodeRegistry};
 use remotemedia_runtime_core::pod::CatalogProbe;
 
@@ -90,12 +90,21 @@ fn meta(namespace: &str, image: &str) -> ObjectMeta {
 }
 
 /// The one-off pod printing `image`'s catalog. Its stdout is the catalog; on failure its
-/// last log lines become the termination message the operator reports.
+/// last log lines become the termination message the operator reports. `owner` (the
+/// Pipeline that asked, not as controller) takes a probe that never finishes, say on an image
+/// that cannot be pulled, away with it.
 #[must_use]
-pub fn probe_pod(namespace: &str, image: &str, pull_policy: &str) -> Pod {
+pub fn probe_pod(
+    namespace: &str,
+    image: &str,
+    pull_policy: &str,
+    owner: Option<OwnerReference>,
+) -> Pod {
     let quantity = |q: &str| Quantity(q.to_owned());
+    let mut metadata = meta(namespace, image);
+    metadata.owner_references = owner.map(|o| vec![o]);
     Pod {
-        metadata: meta(namespace, image),
+        metadata,
         spec: Some(PodSpec {
             containers: vec![Container {
                 name: PROBE_CONTAINER.to_owned(),

@@ -20,7 +20,7 @@ fn only_another_image_needs_its_catalog_read() {
 
 #[test]
 fn the_probe_runs_nodes_json_once_hardened_and_bounded() {
-    let pod = probe_pod("media", IMAGE, "Never");
+    let pod = probe_pod("media", IMAGE, "Never", None);
     assert_eq!(pod.metadata.name, Some(object_name(IMAGE)));
     assert_ne!(object_name(IMAGE), object_name("localhost/other:1"));
     let spec = pod.spec.expect("spec");
@@ -51,7 +51,7 @@ fn the_probe_runs_nodes_json_once_hardened_and_bounded() {
 }
 
 fn pod_in(phase: &str, state: ContainerState) -> Pod {
-    let mut pod = probe_pod("media", IMAGE, "IfNotPresent");
+    let mut pod = probe_pod("media", IMAGE, "IfNotPresent", None);
     pod.status = Some(PodStatus {
         phase: Some(phase.to_owned()),
         container_statuses: Some(vec![ContainerStatus {
@@ -119,7 +119,7 @@ fn a_probe_pods_state_says_what_happened() {
         probe_state(&pod_in("Pending", waiting("ContainerCreating", ""))),
         ProbeState::Running("ContainerCreating".to_owned())
     );
-    let mut unscheduled = probe_pod("media", IMAGE, "IfNotPresent");
+    let mut unscheduled = probe_pod("media", IMAGE, "IfNotPresent", None);
     unscheduled.status = None;
     assert_eq!(
         probe_state(&unscheduled),

@@ -286,6 +286,7 @@ async fn check_manifest(
                     namespace,
                     image,
                     &context.images.pull_policy,
+                    pipeline.owner_ref(&()),
                 )
                 .await?;
             match lookup {

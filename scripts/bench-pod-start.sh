@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make bench-pod-start`: how long a new worker pod takes to become Ready, on the Python image
+# (python-voice: python:Gain and python:VoiceActivity, so two Python node types listed at
+# start) against the plain runtime image (audio-health: built-ins only), same run, on the
+# local cluster. Each round scales a Pipeline from 1 to 2 replicas and times, from the patch,
+# until its status counts 2 ready replicas (the operator's reconcile, the scheduler, the
+# kubelet's sandbox and containers, the runtime's startup probe); then scales back. Rounds
+# alternate between the two Pipelines. Sets up what it needs as `make demo` does; the cluster
+# stays up. REMOTEMEDIA_IMAGE_PROFILE=dev packs debug binaries (what `make test` loads).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-7}
+say() { printf '[bench-pod-start] %s\n' "$*" >&2; }
+
+kind-tests/cluster.sh up full >&2
+K8S_BIN=$(kind-tests/cluster.sh bin)
+export KUBECONFIG; KUBECONFIG=$(kind-tests/cluster.sh kubeconfig)
+kubectl() { "$K8S_BIN/kubectl" "$@"; }
+kind-tests/images.sh load >&2
+"$K8S_BIN/helm" upgrade --install remotemedia-operator charts/remotemedia-operator \
+  --namespace remotemedia-system --create-namespace --wait --timeout 3m >&2
+kubectl create namespace bench --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+
+ready_replicas() { # pipeline count
+  kubectl wait -n bench "pipeline/$1" --for=jsonpath='{.status.readyReplicas}'="$2" --timeout=180s >/dev/null
+}
+for p in audio-health python-voice; do
+  kubectl apply -n bench -f "examples/pipelines/$p.yaml" >/dev/null
+  kubectl wait -n bench "pipeline/$p" --for=condition=Ready --timeout=180s >/dev/null
+  ready_replicas "$p" 1
+done
+
+declare -A times
+for round in $(seq "$ROUNDS"); do
+  for p in audio-health python-voice; do
+    started=$(date +%s.%N)
+    kubectl patch -n bench "pipeline/$p" --type merge -p '{"spec":{"replicas":2}}' >/dev/null
+    ready_replicas "$p" 2
+    took=$(python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.2f}')" "$(date +%s.%N)" "$started")
+    times[$p]+="$took "
+    say "round $round $p: ${took}s"
+    kubectl patch -n bench "pipeline/$p" --type merge -p '{"spec":{"replicas":1}}' >/dev/null
+    # Wait until the second pod is gone, so the next round starts from one pod.
+    kubectl wait -n bench "pipeline/$p" --for=jsonpath='{.status.replicas}'=1 --timeout=180s >/dev/null
+  done
+done
+
+python3 - "${times[audio-health]}" "${times[python-voice]}" <<'EOF'
+import statistics, sys
+plain, python = ([float(x) for x in arg.split()] for arg in sys.argv[1:3])
+p50 = lambda v: statistics.median(v)
+print(f"new pod to Ready, {len(plain)} rounds each (median, min-max):")
+print(f"  plain runtime image (audio-health): {p50(plain):.2f} s ({min(plain):.2f}-{max(plain):.2f})")
+print(f"  Python image (python-voice):        {p50(python):.2f} s ({min(python):.2f}-{max(python):.2f})")
+print(f"  ratio Python/plain: {p50(python) / p50(plain):.2f}")
+EOF
+kubectl delete namespace bench --wait=false >/dev/null
