@@ -1,6 +1,7 @@
 //! Finding an image's node catalog: in its ConfigMap (one GET per reconcile, parsed once per
 //! version of the ConfigMap), else by running the probe pod and reading its log. Deleting the
-//! ConfigMap makes the next reconcile read the image again (a tag that moved, say).
+//! ConfigMap makes the next reconcile read the image again (a tag that moved, say); so does a
+//! kept catalog this build cannot read (written by an operator of another version).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,6 +46,13 @@ fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> FetchErro
 
 type Parsed = Arc<remotemedia_runtime_core::nodes::NodeRegistry>;
 
+/// What a kept ConfigMap holds.
+enum Kept {
+    Found(Lookup),
+    /// A catalog this build does not read (another version): to be read again.
+    Stale,
+}
+
 /// Parsed catalogs by (namespace, image, ConfigMap resourceVersion).
 #[derive(Default)]
 pub struct Catalogs {
@@ -72,7 +80,17 @@ impl Catalogs {
             .await
             .map_err(api_error(format!("get ConfigMap {namespace}/{name}")))?
         {
-            return Ok(self.read_kept(namespace, image, &kept));
+            match self.read_kept(namespace, image, &kept) {
+                // Kept by an operator that wrote another catalog version: read the image again.
+                Kept::Stale => match config_maps.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => {
+                        return Err(api_error(format!("delete ConfigMap {namespace}/{name}"))(e));
+                    }
+                },
+                Kept::Found(lookup) => return Ok(lookup),
+            }
         }
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let Some(pod) = pods
@@ -151,29 +169,29 @@ impl Catalogs {
         )))
     }
 
-    fn read_kept(&self, namespace: &str, image: &str, kept: &ConfigMap) -> Lookup {
+    fn read_kept(&self, namespace: &str, image: &str, kept: &ConfigMap) -> Kept {
         let key = (namespace.to_owned(), image.to_owned());
         let version = kept.resource_version().unwrap_or_default();
         let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((v, registry)) = parsed.get(&key)
             && *v == version
         {
-            return Lookup::Ready(registry.clone());
+            return Kept::Found(Lookup::Ready(registry.clone()));
         }
         match from_config_map(kept, image) {
             Some(Ok(registry)) => {
                 let registry = Arc::new(registry);
                 parsed.insert(key, (version, registry.clone()));
-                Lookup::Ready(registry)
+                Kept::Found(Lookup::Ready(registry))
             }
-            Some(Err(e)) => Lookup::Unavailable(format!(
-                "ConfigMap {namespace}/{} holds an unreadable catalog of image {image} (delete it to read the image again): {e}",
-                kept.name_any()
-            )),
-            None => Lookup::Unavailable(format!(
+            Some(Err(e)) => {
+                tracing::info!(%namespace, %image, error = %e, "kept node catalog unreadable; reading the image again");
+                Kept::Stale
+            }
+            None => Kept::Found(Lookup::Unavailable(format!(
                 "ConfigMap {namespace}/{} exists but is not the node catalog of image {image}",
                 kept.name_any()
-            )),
+            ))),
         }
     }
 
