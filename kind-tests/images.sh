@@ -21,6 +21,8 @@
 #                                and the remotemedia-nodes package with iceoryx2 (pip)
 #   remotemedia-example-nodes    that plus examples/python-nodes, made by scripts/node-image.sh,
 #                                the no-Docker recipe for users' own node images
+#   remotemedia-broken-nodes     (`load` only, for the end-to-end suite) a node package that
+#                                fails to import
 # Why a Debian base rather than an `ldd` closure: an interpreter loads modules and libraries
 # (the stdlib's extension modules, numpy's BLAS, wheels' libstdc++) that no `ldd` of one binary
 # shows; installing the packages lets dpkg resolve them, as Debian's own images are made.
@@ -141,11 +143,19 @@ python_images() {
     "$repo/examples/python-nodes"
 }
 
+# For the end-to-end suite only: a node package whose module fails to import.
+broken_image() {
+  "$repo/scripts/node-image.sh" "$IMAGES_DIR/remotemedia-runtime-python.tar" \
+    "localhost/remotemedia-broken-nodes:$VERSION" "$IMAGES_DIR/remotemedia-broken-nodes.tar" \
+    "$here/fixtures/broken-nodes"
+}
+
 load() {
   build
+  broken_image
   local entry bin flavour
   flavour=$(cluster_flavour)
-  for entry in $IMAGES remotemedia-runtime-python: remotemedia-example-nodes:; do
+  for entry in $IMAGES remotemedia-runtime-python: remotemedia-example-nodes: remotemedia-broken-nodes:; do
     bin=${entry%%:*}
     if [ "$flavour" = kind ]; then
       kind load image-archive --name "$KIND_NAME" "$IMAGES_DIR/$bin.tar"
@@ -160,6 +170,6 @@ load() {
 case "${1:-}" in
   build) build ;;
   load) load ;;
-  python) python_images ;; # only the Python images, from binaries built before
+  python) python_images && broken_image ;; # only the Python images, from binaries built before
   *) die "usage: $0 build|load|python" ;;
 esac

@@ -43,10 +43,9 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
         stream::webrtc_from_host(&client, ns).await;
     }
     {
-        let _step =
-            Step::start("Python nodes on their own image: gain, voice activity, bad params");
+        let _step = Step::start("Python nodes on their own image; bad params; unusable images");
         python_nodes::python_nodes_in_pods(&client, ns, audio.path()).await;
-        python_nodes::unpullable_image_is_reported(&client, ns).await;
+        python_nodes::unusable_images_are_reported(&client, ns).await;
     }
     {
         let _step = Step::start("an invalid Pipeline is refused");
