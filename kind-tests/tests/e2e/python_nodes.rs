@@ -13,7 +13,9 @@ use remotemedia_operator::crd::Pipeline;
 use serde_json::{Value, json};
 
 use crate::stream::{deploy_example, remove_pipeline, serving_addr};
-use crate::support::{apply, kubectl, python, python_stream, repo, run, wait_for, wait_gone};
+use crate::support::{
+    apply, kubectl, pipeline_condition, python, python_stream, repo, run, wait_for, wait_gone,
+};
 
 const NAME: &str = "python-voice";
 const IMAGE: &str = "localhost/remotemedia-example-nodes:0.1.0";
@@ -166,16 +168,12 @@ async fn set_node(api: &Api<Pipeline>, node: Value) {
 
 /// Waits until ManifestValid=False for the current generation; its message.
 async fn wait_manifest_invalid(api: &Api<Pipeline>) -> String {
-    let pipeline = wait_for(api, NAME, "ManifestValid=False", |p: Option<&Pipeline>| {
-        p.and_then(|p| Some((p.metadata.generation?, p.status.as_ref()?)))
-            .is_some_and(|(generation, status)| {
-                status.observed_generation == Some(generation)
-                    && status
-                        .conditions
-                        .iter()
-                        .any(|c| c.type_ == "ManifestValid" && c.status == "False")
-            })
-    })
+    let pipeline = wait_for(
+        api,
+        NAME,
+        "ManifestValid=False",
+        pipeline_condition("ManifestValid", "False"),
+    )
     .await;
     let status = pipeline.status.expect("status");
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready");

@@ -131,14 +131,19 @@ where
 
 /// The Pipeline reports Ready for its current generation.
 pub fn pipeline_ready() -> impl Condition<Pipeline> {
-    |p: Option<&Pipeline>| {
+    pipeline_condition("Ready", "True")
+}
+
+/// The Pipeline's condition `type_` is `status` for its current generation.
+pub fn pipeline_condition(type_: &'static str, status: &'static str) -> impl Condition<Pipeline> {
+    move |p: Option<&Pipeline>| {
         p.and_then(|p| Some((p.metadata.generation?, p.status.as_ref()?)))
-            .is_some_and(|(generation, status)| {
-                status.observed_generation == Some(generation)
-                    && status
+            .is_some_and(|(generation, observed)| {
+                observed.observed_generation == Some(generation)
+                    && observed
                         .conditions
                         .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                        .any(|c| c.type_ == type_ && c.status == status)
             })
     }
 }
