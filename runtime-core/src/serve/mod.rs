@@ -23,7 +23,7 @@ mod admission;
 mod tokens;
 
 pub use admission::{Admission, AdmitError, DrainPolicy, SessionSlot, drain};
-pub use tokens::{TokenFileError, TokenRefusal, Tokens};
+pub use tokens::{TokenFileError, TokenHolder, TokenRefusal, Tokens};
 
 /// Where a server's pipeline runs, as its command line says: `--manifest FILE` (in this
 /// process) or `--connect NAME` (the pod's worker on that iceoryx2 link).

@@ -80,19 +80,49 @@ impl Tokens {
     ///
     /// [`TokenRefusal`] naming what is wrong.
     pub fn check(&self, authorization: Option<&str>) -> Result<(), TokenRefusal> {
+        self.holder(authorization).map(|_| ())
+    }
+
+    /// Checks the value of an `authorization` header and says which accepted token it holds,
+    /// so what one caller opened can be told apart from what another did.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenRefusal`] naming what is wrong.
+    pub fn holder(&self, authorization: Option<&str>) -> Result<TokenHolder, TokenRefusal> {
         let header = authorization.ok_or(TokenRefusal::Missing)?;
         let token = header
             .strip_prefix("Bearer ")
             .ok_or(TokenRefusal::Malformed)?;
-        if self
-            .0
-            .iter()
-            .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-        {
-            Ok(())
-        } else {
-            Err(TokenRefusal::Unknown)
-        }
+        // Every listed token is compared, matched or not, so timing says nothing of the list.
+        let matched = self.0.iter().enumerate().fold(None, |found, (i, t)| {
+            if constant_time_eq(t.as_bytes(), token.as_bytes()) {
+                Some(i)
+            } else {
+                found
+            }
+        });
+        matched
+            .map(|i| TokenHolder(Arc::from(self.0[i].as_str())))
+            .ok_or(TokenRefusal::Unknown)
+    }
+}
+
+/// The accepted token a request presented (compared in constant time; never printed).
+#[derive(Clone)]
+pub struct TokenHolder(Arc<str>);
+
+impl PartialEq for TokenHolder {
+    fn eq(&self, other: &Self) -> bool {
+        constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for TokenHolder {}
+
+impl std::fmt::Debug for TokenHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHolder(..)")
     }
 }
 
@@ -107,6 +137,20 @@ mod tests {
 
     fn tokens() -> Tokens {
         Tokens(vec!["old-secret".to_owned(), "new-secret".to_owned()].into())
+    }
+
+    #[test]
+    fn the_holder_says_which_token_was_presented() {
+        let tokens = tokens();
+        let old = tokens.holder(Some("Bearer old-secret")).unwrap();
+        let new = tokens.holder(Some("Bearer new-secret")).unwrap();
+        assert_ne!(old, new);
+        assert_eq!(old, tokens.holder(Some("Bearer old-secret")).unwrap());
+        assert_eq!(
+            tokens.holder(Some("Bearer old-secre")),
+            Err(TokenRefusal::Unknown)
+        );
+        assert_eq!(format!("{old:?}"), "TokenHolder(..)", "never printed");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! WHIP signalling (RFC 9725) over HTTP, used both ways: `POST /whip` with an SDP offer opens
 //! a session and answers `201 Created` with the SDP answer and the session's `Location`;
-//! `DELETE` on that location ends it. The answer accepts the offer's audio as `sendrecv`, so
+//! `DELETE` on that location ends it. A location names its session by 128 random bits, and
+//! with tokens on only the token that opened a session can end it: anyone else gets the same
+//! 404 as for a name that does not exist. The answer accepts the offer's audio as `sendrecv`, so
 //! the pipeline's audio comes back on the same peer connection; its other outputs arrive on
 //! the `events` data channel the client opened in its offer.
 //!
@@ -20,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use remotemedia_runtime_core::serve::{Admission, AdmitError, SessionSlot, Tokens};
+use remotemedia_runtime_core::serve::{Admission, AdmitError, SessionSlot, TokenHolder, Tokens};
 use remotemedia_runtime_core::{PipelineTransport, StreamSession};
 use remotemedia_server::Probes;
 use str0m::change::SdpOffer;
@@ -108,8 +110,25 @@ struct Shared {
     /// One DTLS certificate for every peer connection: generating one per session would cost
     /// every offer a key generation.
     cert: DtlsCert,
-    sessions: Mutex<HashMap<String, PeerKey>>,
+    /// Open sessions by resource name.
+    sessions: Mutex<HashMap<String, Resource>>,
     next_key: AtomicU64,
+}
+
+/// A session as its WHIP resource: the engine's key for its peer, and the token that opened
+/// it (when tokens are on), the only one that may end it.
+struct Resource {
+    key: PeerKey,
+    owner: Option<TokenHolder>,
+}
+
+/// A new resource name: 128 random bits from the OS, as 32 hex digits. Not derived from the
+/// pipeline session's id, which a `--connect` sidecar gets from the worker as a per-process
+/// prefix and a counter: guessable from one answer.
+fn resource_name() -> std::io::Result<String> {
+    let mut bits = [0u8; 16];
+    getrandom::fill(&mut bits).map_err(std::io::Error::other)?;
+    Ok(bits.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Why the server could not start.
@@ -261,16 +280,18 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The bearer token check of `POST`, `DELETE` and `PATCH`, when tokens are configured.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
+/// The bearer token check of `POST`, `DELETE` and `PATCH`, when tokens are configured: which
+/// token the caller holds (`None` when tokens are off).
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Option<TokenHolder>, Refusal> {
     let Some(tokens) = &shared.options.tokens else {
-        return Ok(());
+        return Ok(None);
     };
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
     tokens
-        .check(header)
+        .holder(header)
+        .map(Some)
         .map_err(|e| Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))
 }
 
@@ -281,7 +302,7 @@ async fn post_offer(
 ) -> Response {
     let started = Instant::now();
     let opened = match authorize(&shared, &headers) {
-        Ok(()) => open_session(&shared, &headers, &body).await,
+        Ok(owner) => open_session(&shared, &headers, &body, owner).await,
         Err(refusal) => Err(refusal),
     };
     match opened {
@@ -310,6 +331,7 @@ async fn open_session(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
     body: &[u8],
+    owner: Option<TokenHolder>,
 ) -> Result<Response, Refusal> {
     let sdp = read_offer(headers, body)?;
     let slot = shared
@@ -333,9 +355,14 @@ async fn open_session(
     })?;
 
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
-    // The resource name is the pipeline session's id: unguessable (a v4 UUID), so nobody
-    // ends a session they did not open.
-    let id = opened.session.session_id().to_owned();
+    let id = resource_name().map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("no random bits for the session's name: {e}"),
+        )
+    })?;
+    tracing::info!(session = %id, pipeline_session = %opened.session.session_id(), "session opened");
     let (to_session, from_peer) = mpsc::channel(TO_SESSION_CAPACITY);
     let peer = NewPeer {
         key,
@@ -350,7 +377,7 @@ async fn open_session(
             "the media engine has stopped",
         ));
     }
-    lock(&shared.sessions).insert(id.clone(), key);
+    lock(&shared.sessions).insert(id.clone(), Resource { key, owner });
     shared.metrics.open_sessions.inc();
     tokio::spawn(bridge_session(
         shared.clone(),
@@ -494,11 +521,16 @@ async fn patch_session(
     response
 }
 
-/// The session a request on `/whip/{id}` is about: the caller authorized, the id known.
+/// The session a request on `/whip/{id}` is about: the caller authorized, the id known and,
+/// with tokens on, opened with the caller's token. Someone else's session is answered exactly
+/// as one that does not exist, so trying names reveals nothing.
 fn known_session(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<PeerKey, Refusal> {
-    authorize(shared, headers)?;
-    let key = lock(&shared.sessions).get(id).copied();
-    key.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "", format!("no session {id}")))
+    let caller = authorize(shared, headers)?;
+    let key = lock(&shared.sessions)
+        .get(id)
+        .filter(|resource| resource.owner == caller)
+        .map(|resource| resource.key);
+    key.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "", "no such session"))
 }
 
 async fn options_whip(State(shared): State<Arc<Shared>>) -> Response {

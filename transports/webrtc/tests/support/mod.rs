@@ -159,6 +159,18 @@ pub fn http(
     content_type: &str,
     body: &[u8],
 ) -> (u16, HashMap<String, String>, String) {
+    http_as(server, None, method, path, content_type, body)
+}
+
+/// The same with `authorization: Bearer <token>` when `token` is given.
+pub fn http_as(
+    server: &Server,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, HashMap<String, String>, String) {
     let mut stream = std::net::TcpStream::connect(server.http).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     let mut head = format!(
@@ -167,6 +179,9 @@ pub fn http(
     );
     if !content_type.is_empty() {
         head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
