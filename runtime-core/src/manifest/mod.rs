@@ -22,7 +22,9 @@ use serde_json::Value;
 
 pub use problem::{Problem, ProblemKind, Severity, ValidationReport};
 pub use read::read_manifest;
-pub use source::{Format, Position, SourceMap, SyntaxError};
+pub use source::{
+    Format, MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH, Position, SourceMap, SyntaxError,
+};
 pub use validate::{MAX_NODE_ID_LEN, validate};
 
 use crate::nodes::NodeRegistry;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr_parser::Event;
 use serde_json::{Map, Number, Value};
 
 /// The syntax a manifest is written in.
@@ -86,12 +87,22 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// The largest manifest text read: real ones are a few KiB; this bounds what one document
+/// can make a process allocate.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// The deepest nesting of sequences and mappings read: real manifests nest about 6 deep (a
+/// Pipeline resource's params); this keeps every recursive step over the tree far from the
+/// stack's end (100,000 nested `- ` once overflowed it).
+pub const MAX_MANIFEST_DEPTH: usize = 64;
+
 /// Parses `text` as `format` into a JSON value and its source map.
 ///
 /// # Errors
 /// Returns a [`SyntaxError`] with line and column when the text is not well-formed, holds more
-/// than one YAML document, or uses YAML features with no JSON meaning (aliases, non-string keys).
+/// than one YAML document, uses YAML features with no JSON meaning (aliases, non-string keys),
+/// is larger than [`MAX_MANIFEST_BYTES`] or nests deeper than [`MAX_MANIFEST_DEPTH`].
 pub fn parse(text: &str, format: Format) -> Result<(Value, SourceMap), SyntaxError> {
+    check_limits(text, format)?;
     match format {
         Format::Json => {
             let value: Value = serde_json::from_str(text).map_err(|e| SyntaxError {
@@ -111,6 +122,53 @@ pub fn parse(text: &str, format: Format) -> Result<(Value, SourceMap), SyntaxErr
         }
         Format::Yaml => marked_document(text, format),
     }
+}
+
+/// Refuses a text over [`MAX_MANIFEST_BYTES`], or one nesting deeper than
+/// [`MAX_MANIFEST_DEPTH`], before any tree is built. JSON is YAML, so one event scan covers
+/// both; a syntax error stops the scan and is reported by the real parse.
+fn check_limits(text: &str, format: Format) -> Result<(), SyntaxError> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(SyntaxError {
+            format,
+            position: Position { line: 1, column: 1 },
+            message: format!(
+                "the manifest is {} bytes; at most {MAX_MANIFEST_BYTES} are read",
+                text.len()
+            ),
+        });
+    }
+    let too_deep = |line: usize, col: usize| SyntaxError {
+        format,
+        position: Position {
+            line,
+            column: col + 1,
+        },
+        message: format!("nested deeper than {MAX_MANIFEST_DEPTH} levels of lists and maps"),
+    };
+    let mut depth = 0usize;
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        let (event, span) = match event {
+            Ok(ok) => ok,
+            // The scanner's own bound on flow nesting (`[[[`), met while it reads ahead.
+            Err(e) if e.info().contains("recursion limit") => {
+                return Err(too_deep(e.marker().line(), e.marker().col()));
+            }
+            // Any other syntax error is reported, with its position, by the parse itself.
+            Err(_) => break,
+        };
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_MANIFEST_DEPTH {
+                    return Err(too_deep(span.start.line(), span.start.col()));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn strip_serde_position(msg: &str) -> String {
@@ -224,6 +282,45 @@ fn scalar_to_json(scalar: &Scalar<'_>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deep_nesting_is_an_error_naming_the_limit_not_a_crash() {
+        for (text, format) in [
+            (format!("{}x\n", "- ".repeat(100_000)), Format::Yaml),
+            (
+                format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+                Format::Yaml,
+            ),
+            (
+                format!("{}1{}", "{\"a\":".repeat(3_000), "}".repeat(3_000)),
+                Format::Json,
+            ),
+        ] {
+            let err = parse(&text, format).expect_err("too deep");
+            assert!(
+                err.message.contains("nested deeper than 64"),
+                "{format:?}: {err}"
+            );
+            assert_eq!(err.position.line, 1, "{err}");
+        }
+        // 64 levels are fine.
+        let ok = format!("{}x\n", "- ".repeat(MAX_MANIFEST_DEPTH));
+        assert!(parse(&ok, Format::Yaml).is_ok());
+    }
+
+    #[test]
+    fn an_oversized_manifest_is_an_error_naming_the_limit() {
+        let text = format!(
+            "version: v1\nmetadata: {{description: \"{}\"}}\n",
+            "x".repeat(MAX_MANIFEST_BYTES)
+        );
+        let err = parse(&text, Format::Yaml).expect_err("too big");
+        assert!(
+            err.message
+                .contains(&format!("at most {MAX_MANIFEST_BYTES}")),
+            "{err}"
+        );
+    }
+
     use super::*;
 
     #[test]
