@@ -2,8 +2,11 @@
 //!
 //! str0m is sans-IO: a peer connection ([`Rtc`]) is a state machine fed datagrams and clock
 //! ticks, which hands back datagrams to send, its next deadline and events. So all sessions
-//! share one socket: an incoming datagram goes to the peer whose ICE credentials or address
-//! it matches ([`Rtc::accepts`]), which is what lets a pod expose a single UDP port.
+//! share one socket: an incoming datagram goes to the peer whose address it last came from,
+//! or, from a new address, to the peer named by its STUN check's username (the server's ICE
+//! ufrag), each a map lookup; that is what lets a pod expose a single UDP port. Datagrams from
+//! unknown addresses are looked at within a budget (`UNKNOWN_PER_SECOND`), so noise on the
+//! public port costs bounded CPU however many peers there are.
 //!
 //! The engine does network work only. Codec and pipeline work happen in each session's own
 //! task (`bridge`), which gets the peer's Opus payloads through a bounded channel and sends
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
+use str0m::ice::StunMessage;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -38,6 +42,11 @@ const QUEUED_EVENTS_MAX: usize = 256;
 pub(crate) const TO_SESSION_CAPACITY: usize = 50;
 /// A UDP datagram is at most this big on the networks we run on (str0m's MTU is below it).
 const DATAGRAM_MAX: usize = 2_000;
+/// Datagrams from addresses no peer uses that the engine looks at per second (a new peer
+/// sends a few ICE checks a second until one succeeds); more are dropped unread.
+pub(crate) const UNKNOWN_PER_SECOND: f64 = 2_000.0;
+/// How many such datagrams may come at once within that rate.
+const UNKNOWN_BURST: f64 = 400.0;
 
 /// What a session's task hears from its peer.
 #[derive(Debug)]
@@ -130,6 +139,8 @@ pub(crate) fn spawn(
         metrics,
         peers: HashMap::new(),
         by_source: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        unknown: Budget::new(UNKNOWN_PER_SECOND, UNKNOWN_BURST),
     };
     let task = tokio::spawn(engine.run(inbox));
     (EngineHandle { commands }, task)
@@ -142,6 +153,41 @@ struct Engine {
     peers: HashMap<PeerKey, Peer>,
     /// Where datagrams last came from for each peer: the fast path of demultiplexing.
     by_source: HashMap<SocketAddr, PeerKey>,
+    /// Each peer by its local ICE ufrag, the first half of its STUN checks' username.
+    by_ufrag: HashMap<String, PeerKey>,
+    /// What datagrams from unknown addresses may still cost.
+    unknown: Budget,
+}
+
+/// A token bucket: `rate` a second, at most `burst` at once.
+struct Budget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Budget {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 struct Peer {
@@ -213,12 +259,22 @@ impl Engine {
             .get(&source)
             .copied()
             .filter(|key| self.peers.get(key).is_some_and(|p| p.rtc.accepts(&input)));
-        let key = known.or_else(|| {
-            self.peers
-                .iter()
-                .find(|(_, p)| p.rtc.accepts(&input))
-                .map(|(key, _)| *key)
-        });
+        let key = match known {
+            Some(key) => Some(key),
+            None if !self.unknown.take(Instant::now()) => {
+                self.metrics.datagrams_rate_limited.inc();
+                return;
+            }
+            // From a new address only an ICE check can start (or move) a peer: find the peer
+            // its username names. Media from an address no check came from is not ours.
+            None => StunMessage::parse(data)
+                .ok()
+                .and_then(|stun| {
+                    let (local, _remote) = stun.split_username()?;
+                    self.by_ufrag.get(local).copied()
+                })
+                .filter(|key| self.peers.get(key).is_some_and(|p| p.rtc.accepts(&input))),
+        };
         let Some(key) = key else {
             // Common for a few packets: the client's first STUN checks can race the answer.
             self.metrics.datagrams_ignored.inc();
@@ -256,6 +312,8 @@ impl Engine {
                     queued_events: VecDeque::new(),
                     ended: None,
                 };
+                let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+                self.by_ufrag.insert(ufrag, key);
                 peer.drive(&self.socket, &self.metrics);
                 self.peers.insert(key, peer);
             }
@@ -315,6 +373,7 @@ impl Engine {
             };
             peer.rtc.disconnect();
             self.by_source.retain(|_, k| *k != key);
+            self.by_ufrag.retain(|_, k| *k != key);
             // The session's task may be full of media; the end must still reach it.
             let to_session = peer.to_session.clone();
             tokio::spawn(async move {
@@ -444,5 +503,22 @@ impl Peer {
             // Not written: the channel's buffer is full (a client that stopped reading).
             Ok(false) | Err(_) => metrics.events_dropped.inc(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_allows_its_burst_then_its_rate() {
+        let start = Instant::now();
+        let mut budget = Budget::new(1_000.0, 10.0);
+        budget.last = start;
+        let allowed = (0..100).filter(|_| budget.take(start)).count();
+        assert_eq!(allowed, 10, "the burst, then nothing at the same instant");
+        let later = start + Duration::from_millis(50);
+        let allowed = (0..100).filter(|_| budget.take(later)).count();
+        assert_eq!(allowed, 10, "50 ms at 1000/s earns 50, capped at the burst");
     }
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub events_dropped: IntCounter,
     /// Datagrams no peer accepted (late, stray or foreign traffic).
     pub datagrams_ignored: IntCounter,
+    /// Datagrams from unknown sources dropped unread: more arrived than the engine looks at.
+    pub datagrams_rate_limited: IntCounter,
     /// Datagrams the socket would not send.
     pub datagrams_send_failed: IntCounter,
 }
@@ -106,6 +108,10 @@ impl Metrics {
             datagrams_ignored: counter(
                 "datagrams_ignored_total",
                 "UDP datagrams no peer accepted.",
+            ),
+            datagrams_rate_limited: counter(
+                "datagrams_rate_limited_total",
+                "UDP datagrams from unknown sources dropped unread (over the engine's budget).",
             ),
             datagrams_send_failed: counter(
                 "datagrams_send_failed_total",

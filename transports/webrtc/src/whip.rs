@@ -11,6 +11,7 @@
 //! `GET /metrics`.
 
 use std::collections::HashMap;
+use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -97,6 +98,8 @@ impl IceServer {
 #[derive(Clone)]
 pub struct WhipServer {
     shared: Arc<Shared>,
+    /// The media engine's task, watched by [`WhipServer::serve`].
+    engine_task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 struct Shared {
@@ -163,7 +166,7 @@ impl WhipServer {
             .generate_certificate()
             .ok_or(StartError::Certificate)?;
         let metrics = Arc::new(Metrics::new());
-        let (engine, _task) = engine::spawn(udp, candidate, metrics.clone());
+        let (engine, engine_task) = engine::spawn(udp, candidate, metrics.clone());
         Ok(Self {
             shared: Arc::new(Shared {
                 transport,
@@ -176,6 +179,7 @@ impl WhipServer {
                 sessions: Mutex::new(HashMap::new()),
                 next_key: AtomicU64::new(1),
             }),
+            engine_task: Arc::new(Mutex::new(Some(engine_task))),
         })
     }
 
@@ -230,18 +234,40 @@ impl WhipServer {
 
     /// Serves HTTP on `listener` until `shutdown` completes (then lets requests in flight
     /// finish). Sessions are not touched: drain them with [`WhipServer::admission`] first.
+    /// Watches the media engine meanwhile: if it stops, every session's media has stopped
+    /// while HTTP would still answer, so serving ends with an error (the process exits and the
+    /// kubelet restarts the container) instead of staying green.
     ///
     /// # Errors
     ///
-    /// When the listener fails.
+    /// When the listener fails or the media engine stops; `serve` runs once per server.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let engine = lock(&self.engine_task)
+            .take()
+            .ok_or_else(|| std::io::Error::other("the WHIP server is already serving"))?;
+        let serving = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
+            .into_future();
+        until_engine_stops(serving, engine).await
+    }
+}
+
+/// `serving`'s result, or an error as soon as the media engine's task ends (it only ends on
+/// its own by failing: its handles live as long as the server).
+async fn until_engine_stops(
+    serving: impl Future<Output = std::io::Result<()>>,
+    engine: tokio::task::JoinHandle<()>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        served = serving => served,
+        ended = engine => Err(std::io::Error::other(match ended {
+            Ok(()) => "the media engine stopped".to_owned(),
+            Err(e) => format!("the media engine stopped: {e}"),
+        })),
     }
 }
 
@@ -578,4 +604,32 @@ fn add_ice_servers(headers: &mut HeaderMap, servers: &[IceServer]) {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere cannot leave the map half-updated (single inserts and removes).
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopped_engine_ends_serving_with_an_error_saying_so() {
+        let engine = tokio::spawn(async { panic!("boom") });
+        let err = until_engine_stops(pending(), engine)
+            .await
+            .expect_err("serving must end");
+        assert!(
+            err.to_string().starts_with("the media engine stopped"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn serving_that_ends_first_is_the_result() {
+        let engine = tokio::spawn(pending::<()>());
+        until_engine_stops(async { Ok(()) }, engine)
+            .await
+            .expect("served");
+    }
 }

@@ -237,3 +237,103 @@ fn a_manifest_with_errors_stops_the_server_with_them() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("many-problems.yaml:"), "{stderr}");
 }
+
+/// Noise on the public UDP port, random bytes and STUN checks naming no session, sent while a
+/// session streams: the session keeps streaming, the engine drops what is over its budget
+/// unread (the STUN checks alone are twice the budget), and the server's CPU stays bounded.
+#[test]
+fn a_flood_of_foreign_datagrams_does_not_stop_a_streaming_session() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let server = Server::start(&["--manifest", example("voice-echo.yaml").as_str()]);
+    let client = spawn_client(&server, &["--seconds", "4"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let flooder = {
+        let (stop, sent, target) = (stop.clone(), sent.clone(), server.media);
+        std::thread::spawn(move || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut random = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..200u32 {
+                    let datagram = if i % 2 == 0 {
+                        (0..100).map(|_| random() as u8).collect::<Vec<u8>>()
+                    } else {
+                        stun_check(
+                            &format!("{:08x}:{:08x}", random() as u32, random() as u32),
+                            random(),
+                        )
+                    };
+                    let _ = socket.send_to(&datagram, target);
+                }
+                sent.fetch_add(200, Ordering::Relaxed);
+                // About 20,000 datagrams a second.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let cpu_before = server.cpu_time();
+    let started = std::time::Instant::now();
+    let summary = client.finish();
+    let (cpu, wall) = (server.cpu_time() - cpu_before, started.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    flooder.join().unwrap();
+    assert_eq!(summary["connection"], "connected", "{summary}");
+    assert!(summary["events"].as_u64().unwrap_or(0) >= 20, "{summary}");
+    assert!(
+        summary["audio_rms"].as_f64().unwrap_or(0.0) > 0.1,
+        "{summary}"
+    );
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(
+        sent > 20_000,
+        "the flood was too thin to mean anything: {sent}"
+    );
+    assert!(
+        server.metric("remotemedia_webrtc_datagrams_rate_limited_total") > 0.0,
+        "nothing over the budget was dropped unread ({sent} sent)"
+    );
+    let cores = cpu.as_secs_f64() / wall.as_secs_f64();
+    println!(
+        "flood: {sent} datagrams in {wall:?}, {} dropped unread, {} ignored, server {cores:.3} cores",
+        server.metric("remotemedia_webrtc_datagrams_rate_limited_total"),
+        server.metric("remotemedia_webrtc_datagrams_ignored_total")
+    );
+    assert!(
+        cores < 0.5,
+        "the server used {cores:.2} cores during the flood"
+    );
+}
+
+/// A STUN binding request with `username`, a random transaction id, a PRIORITY and a
+/// MESSAGE-INTEGRITY that checks against nothing (RFC 8489 layout): it parses as an ICE check,
+/// so the engine must look up the session it names.
+fn stun_check(username: &str, id: u64) -> Vec<u8> {
+    let name = username.as_bytes();
+    let padded = name.len().div_ceil(4) * 4;
+    let attributes = 4 + padded + 8 + 4 + 20;
+    let mut out = Vec::with_capacity(20 + attributes);
+    out.extend_from_slice(&0x0001u16.to_be_bytes()); // Binding request
+    out.extend_from_slice(&(attributes as u16).to_be_bytes());
+    out.extend_from_slice(&0x2112_A442u32.to_be_bytes()); // magic cookie
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&(id as u32).to_be_bytes());
+    out.extend_from_slice(&0x0006u16.to_be_bytes()); // USERNAME
+    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    out.extend_from_slice(name);
+    out.resize(20 + 4 + padded, 0);
+    out.extend_from_slice(&0x0024u16.to_be_bytes()); // PRIORITY
+    out.extend_from_slice(&4u16.to_be_bytes());
+    out.extend_from_slice(&0x6e00_01ffu32.to_be_bytes());
+    out.extend_from_slice(&0x0008u16.to_be_bytes()); // MESSAGE-INTEGRITY
+    out.extend_from_slice(&20u16.to_be_bytes());
+    out.extend_from_slice(&[0xAB; 20]);
+    out
+}

@@ -28,6 +28,8 @@ pub fn example(name: &str) -> String {
 pub struct Server {
     child: Child,
     pub http: SocketAddr,
+    /// The one UDP port of every session's media.
+    pub media: SocketAddr,
     stderr: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
@@ -44,22 +46,46 @@ impl Server {
         let stderr = lines_of(child.stderr.take().unwrap());
         let deadline = Instant::now() + LIMIT;
         let mut seen = Vec::new();
-        let http = loop {
+        let (http, media) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = stderr
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("the server did not start: {seen:?}"));
             if let Some(rest) = line.strip_prefix("serving WHIP on http://") {
-                break rest.split('/').next().unwrap().parse().unwrap();
+                let http = rest.split('/').next().unwrap().parse().unwrap();
+                let media = rest
+                    .split("media on udp ")
+                    .nth(1)
+                    .and_then(|m| m.split(' ').next())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                break (http, media);
             }
             seen.push(line);
         };
         Self {
             child,
             http,
+            media,
             stderr,
             seen,
         }
+    }
+
+    /// CPU time the server process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces): utime and stime are the
+        // 12th and 13th, in clock ticks (100 a second on Linux).
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = after
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        Duration::from_millis((fields[0] + fields[1]) * 10)
     }
 
     pub fn url(&self) -> String {
