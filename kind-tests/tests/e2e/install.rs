@@ -6,6 +6,14 @@ use crate::support::{OPERATOR_NS, RELEASE, helm, kubectl, output, repo, run};
 /// localhost/*:<appVersion>, what kind-tests/images.sh loads), waiting until it is ready.
 pub fn operator_chart() {
     adopt_existing_crd();
+    // The operator runs under the restricted Pod Security Standard too.
+    let exists = output(kubectl().args(["get", "namespace", OPERATOR_NS]))
+        .status
+        .success();
+    if !exists {
+        run(kubectl().args(["create", "namespace", OPERATOR_NS]));
+    }
+    enforce_restricted(OPERATOR_NS);
     run(helm()
         .args(["upgrade", "--install", RELEASE])
         .arg(repo().join("charts/remotemedia-operator"))
@@ -63,12 +71,45 @@ pub struct Namespace {
 }
 
 impl Namespace {
+    /// Creates it enforcing the restricted Pod Security Standard, as a hardened cluster's
+    /// namespaces do: every pod the operator makes there (workers with their gRPC and WebRTC
+    /// sidecars, catalog probes) must be admitted under it.
     pub fn create(name: &str) -> Self {
         run(kubectl().args(["create", "namespace", name]));
+        enforce_restricted(name);
         Self {
             name: name.to_owned(),
         }
     }
+}
+
+/// Labels `namespace` to enforce the restricted Pod Security Standard and checks that the
+/// apiserver does: a privileged pod is refused there (server-side dry run), so a suite that
+/// passes in it proves the operator's pods comply rather than that nothing was checked.
+fn enforce_restricted(namespace: &str) {
+    run(kubectl().args([
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+        "--overwrite",
+    ]));
+    let out = output(kubectl().args([
+        "run",
+        "pod-security-check",
+        "-n",
+        namespace,
+        "--image=localhost/remotemedia-runtime:0.1.0",
+        "--restart=Never",
+        "--privileged",
+        "--dry-run=server",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("violates PodSecurity"),
+        "a privileged pod was not refused in {namespace}: {stderr}"
+    );
 }
 
 impl Drop for Namespace {
