@@ -82,13 +82,7 @@ impl Catalogs {
         {
             match self.read_kept(namespace, image, &kept) {
                 // Kept by an operator that wrote another catalog version: read the image again.
-                Kept::Stale => match config_maps.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => {
-                        return Err(api_error(format!("delete ConfigMap {namespace}/{name}"))(e));
-                    }
-                },
+                Kept::Stale => delete_if_present(&config_maps, namespace, &name).await?,
                 Kept::Found(lookup) => return Ok(lookup),
             }
         }
@@ -148,7 +142,7 @@ impl Catalogs {
                                 ))(e));
                             }
                         };
-                        delete_pod(&pods, &name).await?;
+                        delete_if_present(&pods, namespace, &name).await?;
                         let registry = Arc::new(registry);
                         self.remember(namespace, image, &stored, &registry);
                         return Ok(Lookup::Ready(registry));
@@ -162,7 +156,7 @@ impl Catalogs {
             .creation_timestamp()
             .map_or(0, |t| Timestamp::now().as_second() - t.0.as_second());
         if age > RETRY_FAILED_AFTER_SECONDS {
-            delete_pod(&pods, &name).await?;
+            delete_if_present(&pods, namespace, &name).await?;
         }
         Ok(Lookup::Unavailable(format!(
             "image {image} did not list its node types (pod {name}): {failed}"
@@ -208,10 +202,17 @@ impl Catalogs {
     }
 }
 
-async fn delete_pod(pods: &Api<Pod>, name: &str) -> Result<(), FetchError> {
-    match pods.delete(name, &DeleteParams::background()).await {
+/// Deletes `name` (in the background); one already gone is fine.
+async fn delete_if_present<K>(api: &Api<K>, namespace: &str, name: &str) -> Result<(), FetchError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(api_error(format!("delete Pod {name}"))(e)),
+        Err(e) => Err(api_error(format!(
+            "delete {} {namespace}/{name}",
+            K::kind(&())
+        ))(e)),
     }
 }
