@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::codec::{self, DecodeError, EncodeError, Envelope, Message};
@@ -128,6 +128,8 @@ struct Route {
     inbound: mpsc::UnboundedSender<Delivery>,
     credits: Arc<Semaphore>,
     untaken: Arc<Untaken>,
+    /// Turns true when the peer's `Close` arrives, ahead of whatever is queued before it.
+    closing: watch::Sender<bool>,
 }
 
 /// Items queued for a session and not yet taken, shared by its route and its [`Inbound`].
@@ -172,18 +174,21 @@ impl Routes {
         let (inbound, queue) = mpsc::unbounded_channel();
         let credits = Arc::new(Semaphore::new(SESSION_WINDOW as usize));
         let untaken = Arc::new(Untaken::default());
+        let (closing, closing_seen) = watch::channel(false);
         routes.insert(
             session.0,
             Route {
                 inbound,
                 credits: credits.clone(),
                 untaken: untaken.clone(),
+                closing,
             },
         );
         let inbound = Inbound {
             queue,
             untaken,
             taken: 0,
+            closing: closing_seen,
         };
         let credits = SendCredits {
             credits,
@@ -217,6 +222,11 @@ impl Routes {
             let room = (SESSION_WINDOW as usize).saturating_sub(route.credits.available_permits());
             route.credits.add_permits((count as usize).min(room));
             return None;
+        }
+        if let Ok(Message::Close) = delivery {
+            // Queued as well, but a session blocked on a full pipeline (its inputs untaken)
+            // must hear it now, not after the inputs queued before it.
+            route.closing.send_replace(true);
         }
         if is_item(&delivery)
             && route.untaken.items.fetch_add(1, Ordering::AcqRel) >= MAX_UNTAKEN_ITEMS
@@ -277,9 +287,21 @@ pub(super) struct Inbound {
     queue: mpsc::UnboundedReceiver<Delivery>,
     untaken: Arc<Untaken>,
     taken: u32,
+    closing: watch::Receiver<bool>,
 }
 
 impl Inbound {
+    /// Completes once the peer's `Close` for this session arrived, whatever is queued before
+    /// it; never, if the route ends without one.
+    pub(super) fn close_requested(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.clone();
+        async move {
+            if closing.wait_for(|closing| *closing).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// The next message.
     ///
     /// # Errors
@@ -396,6 +418,22 @@ mod tests {
         let (mut other_inbound, _) = routes.add(other).unwrap();
         assert!(routes.deliver(other.0, input(1)).is_none());
         assert!(other_inbound.recv().await.unwrap().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_is_heard_ahead_of_the_inputs_queued_before_it() {
+        let routes = Routes::default();
+        let id = SessionId(7);
+        let (inbound, _credits) = routes.add(id).unwrap();
+        let close_requested = inbound.close_requested();
+        tokio::pin!(close_requested);
+        assert!(routes.deliver(id.0, input(1)).is_none());
+        let quiet = tokio::time::timeout(Duration::from_secs(1), &mut close_requested).await;
+        assert!(quiet.is_err(), "no close yet");
+        assert!(routes.deliver(id.0, Ok(Message::Close)).is_none());
+        tokio::time::timeout(Duration::from_secs(1), close_requested)
+            .await
+            .expect("the close is heard with the input still queued");
     }
 
     #[tokio::test]

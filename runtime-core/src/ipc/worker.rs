@@ -509,9 +509,13 @@ async fn run_session(
     link.send(Message::Opened {
         manifest: manifest_json,
     })?;
+    let close_requested = inbound.close_requested();
     let relay = tokio::select! {
         result = relay_inputs(link, &mut inbound, &session) => result?,
         result = relay_outputs(link, &session) => result?,
+        // The client's `Close` overtakes inputs queued behind a full pipeline (a client that
+        // stopped reading outputs has its pipeline blocked on it).
+        () = close_requested => Relay::ClosedByClient,
         reason = aborted => Relay::Aborted(reason.unwrap_or_else(|_| "worker stopped".to_owned())),
     };
     session.close().await;
