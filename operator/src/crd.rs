@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use remotemedia_runtime_core::manifest::{MAX_NODE_ID_LEN, Manifest};
+use remotemedia_runtime_core::pod as contract;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -130,6 +131,75 @@ pub struct GrpcTransport {
     /// clients must send. Unset: no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<String>,
+    /// How the server lets go of clients that stopped sending, reading or answering.
+    #[serde(default)]
+    pub timeouts: GrpcTimeouts,
+    /// Streams one client connection may have open at once.
+    #[serde(default = "default_max_streams_per_connection")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_streams_per_connection: i32,
+}
+
+/// Timeouts of the gRPC sidecar, in seconds. A client whose network vanished loses its session
+/// within `keepaliveSeconds + keepaliveTimeoutSeconds`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcTimeouts {
+    /// A new stream must send `open` within this long.
+    #[serde(default = "default_open_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub open_seconds: i32,
+    /// A session whose client sends nothing for this long ends.
+    #[serde(default = "default_idle_seconds")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub idle_seconds: i32,
+    /// A session whose input the pipeline does not take, or whose responses the client does
+    /// not read, for this long ends.
+    #[serde(default = "default_stall_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub stall_seconds: i32,
+    /// A connection quiet for this long is pinged (HTTP/2 PING and TCP keepalive).
+    #[serde(default = "default_keepalive_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub keepalive_seconds: i32,
+    /// A ping unanswered for this long drops the connection and its sessions.
+    #[serde(default = "default_keepalive_timeout_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub keepalive_timeout_seconds: i32,
+}
+
+// One source for these defaults: the binary's flags use the same values.
+const GRPC: contract::GrpcTimeouts = contract::GrpcTimeouts::DEFAULT;
+
+fn default_open_seconds() -> i32 {
+    GRPC.open_seconds.cast_signed()
+}
+fn default_idle_seconds() -> i32 {
+    GRPC.idle_seconds.cast_signed()
+}
+fn default_stall_seconds() -> i32 {
+    GRPC.stall_seconds.cast_signed()
+}
+fn default_keepalive_seconds() -> i32 {
+    GRPC.keepalive_seconds.cast_signed()
+}
+fn default_keepalive_timeout_seconds() -> i32 {
+    GRPC.keepalive_timeout_seconds.cast_signed()
+}
+fn default_max_streams_per_connection() -> i32 {
+    GRPC.max_streams_per_connection.cast_signed()
+}
+
+impl Default for GrpcTimeouts {
+    fn default() -> Self {
+        Self {
+            open_seconds: default_open_seconds(),
+            idle_seconds: default_idle_seconds(),
+            stall_seconds: default_stall_seconds(),
+            keepalive_seconds: default_keepalive_seconds(),
+            keepalive_timeout_seconds: default_keepalive_timeout_seconds(),
+        }
+    }
 }
 
 fn enabled() -> bool {
@@ -146,6 +216,8 @@ impl Default for GrpcTransport {
             port: default_grpc_port(),
             service_type: ServiceType::default(),
             token_secret: None,
+            timeouts: GrpcTimeouts::default(),
+            max_streams_per_connection: default_max_streams_per_connection(),
         }
     }
 }

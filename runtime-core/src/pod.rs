@@ -12,6 +12,8 @@
 //!              --metrics-listen 0.0.0.0:9090
 //! grpc     remotemedia-grpc --connect NAME --listen 0.0.0.0:PORT --metrics-listen 0.0.0.0:9091
 //!              --max-sessions N --drain-seconds S --linger-seconds L [--token-file F]
+//!              --open-timeout-secs O --idle-timeout-secs I --stall-timeout-secs T
+//!              --keepalive-secs K --keepalive-timeout-secs A --max-streams-per-connection M
 //! webrtc   remotemedia-webrtc --connect NAME --listen 0.0.0.0:HTTP --udp-port UDP
 //!              --advertise IP|$(ADVERTISE_ADDRESS) --max-sessions N --drain-seconds S
 //!              --linger-seconds L [--token-file F]
@@ -119,6 +121,62 @@ impl Sessions {
     }
 }
 
+/// How the gRPC server lets go of clients that stopped talking, reading or answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcTimeouts {
+    /// Seconds a new stream may take to send `open` (`--open-timeout-secs`).
+    pub open_seconds: u32,
+    /// Seconds a stream may send nothing before its session ends (`--idle-timeout-secs`).
+    pub idle_seconds: u32,
+    /// Seconds a session may wait on an input the pipeline does not take, or on responses
+    /// the client does not read, before it ends (`--stall-timeout-secs`).
+    pub stall_seconds: u32,
+    /// Seconds a connection may stay quiet before the server pings it (HTTP/2 PING, and TCP
+    /// keepalive probes) (`--keepalive-secs`).
+    pub keepalive_seconds: u32,
+    /// Seconds a ping may go unanswered before the connection and its sessions are dropped
+    /// (`--keepalive-timeout-secs`).
+    pub keepalive_timeout_seconds: u32,
+    /// Streams one connection may have open at once (`--max-streams-per-connection`).
+    pub max_streams_per_connection: u32,
+}
+
+impl GrpcTimeouts {
+    /// The defaults of both the binary's flags and the Pipeline's fields: a vanished client's
+    /// session is gone within 30 s (keepalive plus its timeout) whatever it was doing.
+    pub const DEFAULT: Self = Self {
+        open_seconds: 10,
+        idle_seconds: 60,
+        stall_seconds: 15,
+        keepalive_seconds: 20,
+        keepalive_timeout_seconds: 10,
+        max_streams_per_connection: 100,
+    };
+
+    fn push(&self, args: &mut Vec<String>) {
+        flag(args, "--open-timeout-secs", self.open_seconds);
+        flag(args, "--idle-timeout-secs", self.idle_seconds);
+        flag(args, "--stall-timeout-secs", self.stall_seconds);
+        flag(args, "--keepalive-secs", self.keepalive_seconds);
+        flag(
+            args,
+            "--keepalive-timeout-secs",
+            self.keepalive_timeout_seconds,
+        );
+        flag(
+            args,
+            "--max-streams-per-connection",
+            self.max_streams_per_connection,
+        );
+    }
+}
+
+impl Default for GrpcTimeouts {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// The gRPC sidecar: `remotemedia-grpc --connect`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrpcSidecar {
@@ -128,6 +186,8 @@ pub struct GrpcSidecar {
     pub port: u16,
     /// Sessions.
     pub sessions: Sessions,
+    /// Timeouts and per-connection limits.
+    pub timeouts: GrpcTimeouts,
     /// Whether a token Secret is mounted at [`token_file`].
     pub token: bool,
 }
@@ -147,6 +207,7 @@ impl GrpcSidecar {
         flag(&mut args, "--listen", any_address(self.port));
         flag(&mut args, "--metrics-listen", Self::metrics_listen());
         self.sessions.push(&mut args);
+        self.timeouts.push(&mut args);
         if self.token {
             flag(&mut args, "--token-file", token_file().display());
         }

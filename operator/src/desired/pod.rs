@@ -127,6 +127,30 @@ fn sessions(pipeline: &Pipeline) -> Result<contract::Sessions, BuildError> {
     })
 }
 
+fn grpc_timeouts(grpc: &GrpcTransport) -> Result<contract::GrpcTimeouts, BuildError> {
+    let t = &grpc.timeouts;
+    Ok(contract::GrpcTimeouts {
+        open_seconds: non_negative("spec.transports.grpc.timeouts.openSeconds", t.open_seconds)?,
+        idle_seconds: non_negative("spec.transports.grpc.timeouts.idleSeconds", t.idle_seconds)?,
+        stall_seconds: non_negative(
+            "spec.transports.grpc.timeouts.stallSeconds",
+            t.stall_seconds,
+        )?,
+        keepalive_seconds: non_negative(
+            "spec.transports.grpc.timeouts.keepaliveSeconds",
+            t.keepalive_seconds,
+        )?,
+        keepalive_timeout_seconds: non_negative(
+            "spec.transports.grpc.timeouts.keepaliveTimeoutSeconds",
+            t.keepalive_timeout_seconds,
+        )?,
+        max_streams_per_connection: non_negative(
+            "spec.transports.grpc.maxStreamsPerConnection",
+            grpc.max_streams_per_connection,
+        )?,
+    })
+}
+
 /// The runtime: a native sidecar, started before and stopped after the transport containers.
 fn runtime_container(pipeline: &Pipeline, images: &WorkerImages) -> Container {
     let worker = contract::Worker {
@@ -176,6 +200,7 @@ fn grpc_container(
         link: link.to_owned(),
         port: port_number("spec.transports.grpc.port", grpc.port)?,
         sessions,
+        timeouts: grpc_timeouts(grpc)?,
         token: grpc.token_secret.is_some(),
     };
     let mut mounts = transport_mounts();

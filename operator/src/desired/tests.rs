@@ -478,3 +478,43 @@ fn an_advertise_address_that_is_not_an_ip_is_an_error_naming_the_field() {
     // A fixed address needs no variable for the kubelet to expand.
     assert_eq!(webrtc.env, None);
 }
+
+#[test]
+fn grpc_timeouts_reach_the_sidecar_and_default_to_the_binarys_defaults() {
+    let flag = |args: &[String], name: &str| {
+        args.windows(2)
+            .find(|w| w[0] == name)
+            .map(|w| w[1].clone())
+            .unwrap_or_else(|| panic!("no {name} in {args:?}"))
+    };
+    let c = children(&basic(), &images()).expect("children");
+    let args = pod_spec(&c).containers[0].args.clone().unwrap_or_default();
+    let defaults = remotemedia_runtime_core::pod::GrpcTimeouts::DEFAULT;
+    assert_eq!(
+        flag(&args, "--stall-timeout-secs"),
+        defaults.stall_seconds.to_string()
+    );
+    assert_eq!(
+        flag(&args, "--keepalive-secs"),
+        defaults.keepalive_seconds.to_string()
+    );
+
+    let p = pipeline(json!({
+        "manifest": basic().spec.manifest,
+        "transports": {"grpc": {
+            "timeouts": {"openSeconds": 3, "stallSeconds": 7, "keepaliveTimeoutSeconds": 4},
+            "maxStreamsPerConnection": 12,
+        }},
+    }));
+    let c = children(&p, &images()).expect("children");
+    let args = pod_spec(&c).containers[0].args.clone().unwrap_or_default();
+    assert_eq!(flag(&args, "--open-timeout-secs"), "3");
+    assert_eq!(flag(&args, "--stall-timeout-secs"), "7");
+    assert_eq!(flag(&args, "--keepalive-timeout-secs"), "4");
+    assert_eq!(flag(&args, "--max-streams-per-connection"), "12");
+    assert_eq!(
+        flag(&args, "--idle-timeout-secs"),
+        defaults.idle_seconds.to_string(),
+        "fields left out keep their defaults"
+    );
+}

@@ -14,12 +14,16 @@
 
 pub mod auth;
 pub mod client;
+pub mod connections;
 pub mod convert;
+mod outbox;
 pub mod service;
 pub mod status;
 
 pub use client::{GrpcRunner, GrpcSession};
+pub use connections::ConnectionOptions;
 // What sessions open on and how they are counted live in runtime-core (every server shares them).
+pub use outbox::ResponseStream;
 pub use remotemedia_runtime_core::serve::Admission;
 pub use remotemedia_runtime_core::{OpenedSession, PipelineTransport};
 pub use service::{GrpcService, ServiceOptions};

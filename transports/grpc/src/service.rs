@@ -6,11 +6,11 @@ use std::time::Duration;
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::serve::{Admission, AdmitError, SessionSlot};
 use remotemedia_runtime_core::{PipelineTransport, SessionOutput, StreamSession, execute_session};
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{failure_to_wire, item_from_wire, item_to_wire, output_to_wire};
+use crate::outbox::{Outbox, ResponseStream, Undelivered};
 use crate::pb::pipeline_service_server::{PipelineService, PipelineServiceServer};
 use crate::pb::{self, stream_request, stream_response};
 use crate::status::{from_convert_error, from_run_error, from_session_error};
@@ -27,6 +27,13 @@ pub struct ServiceOptions {
     pub max_sessions: usize,
     /// A stream whose client sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// A stream whose first message (`open`) does not come within this long ends with
+    /// DEADLINE_EXCEEDED, freeing what it held.
+    pub open_timeout: Duration,
+    /// How long a session may wait on an input the pipeline does not take, or on a response
+    /// buffer the client does not read, before it ends (with `closed`, or DEADLINE_EXCEEDED
+    /// when the client reads nothing).
+    pub stall_timeout: Duration,
     /// How long a unary call may take.
     pub unary_deadline: Duration,
 }
@@ -37,6 +44,8 @@ impl Default for ServiceOptions {
             allow_client_manifests: false,
             max_sessions: 1_000,
             idle_timeout: Duration::from_secs(60),
+            open_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(15),
             unary_deadline: Duration::from_secs(30),
         }
     }
@@ -138,14 +147,22 @@ impl PipelineService for GrpcService {
         }))
     }
 
-    type StreamStream = ReceiverStream<Result<pb::StreamResponse, Status>>;
+    type StreamStream = ResponseStream;
 
     async fn stream(
         &self,
         request: Request<Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let mut inbound = request.into_inner();
-        let open = match inbound.message().await? {
+        let open_timeout = self.options.open_timeout;
+        let first = tokio::time::timeout(open_timeout, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no `open` message within {open_timeout:?} of the stream's start"
+                ))
+            })?;
+        let open = match first? {
             Some(pb::StreamRequest {
                 kind: Some(stream_request::Kind::Open(open)),
             }) => open,
@@ -169,13 +186,13 @@ impl PipelineService for GrpcService {
             .await
             .map_err(|e| from_run_error(&e))?;
         let session: Arc<dyn StreamSession> = Arc::from(opened.session);
-        let (responses, stream) = mpsc::channel(STREAM_BUFFER);
+        let (responses, stream) = Outbox::new(STREAM_BUFFER, self.options.stall_timeout);
         let ready = pb::Ready {
             session_id: session.session_id().to_owned(),
             manifest_json: serde_json::to_string(opened.manifest.as_ref()).unwrap_or_default(),
         };
         // Cannot fail: the channel is new and has room.
-        let _ = responses.try_send(Ok(response(stream_response::Kind::Ready(ready))));
+        let _ = responses.try_deliver(Ok(response(stream_response::Kind::Ready(ready))));
         let slot = Arc::new(slot);
         let ending = Arc::new(OnceLock::new());
         let (relay_done, relay_finished) = watch::channel(false);
@@ -192,7 +209,7 @@ impl PipelineService for GrpcService {
             relay(session, responses, ending, slot).await;
             relay_done.send_replace(true);
         });
-        Ok(Response::new(ReceiverStream::new(stream)))
+        Ok(Response::new(stream))
     }
 
     async fn list_node_types(
@@ -247,12 +264,10 @@ fn request_kind(request: &pb::StreamRequest) -> &'static str {
     }
 }
 
-type Responses = mpsc::Sender<Result<pb::StreamResponse, Status>>;
-
 /// The client's half of a stream: items into the session.
 struct Feed {
     session: Arc<dyn StreamSession>,
-    responses: Responses,
+    responses: Outbox,
     /// Why the session is being closed early, for the `closed` response.
     ending: Arc<OnceLock<String>>,
     idle_timeout: Duration,
@@ -298,41 +313,64 @@ impl Feed {
                     // A request that could not be read (too large, not protobuf) ends the
                     // stream with its status; for a client that vanished, nobody reads it.
                     let reason = format!("the request stream failed: {}", status.message());
-                    let _ = self.responses.send(Err(status)).await;
-                    return self.end(reason).await;
+                    return self.fail(status, reason).await;
                 }
             };
             let result = match kind {
-                Some(stream_request::Kind::Input(_)) if input_ended => {
-                    Err(Status::failed_precondition("`input` after `end_input`"))
-                }
+                Some(stream_request::Kind::Input(_)) if input_ended => Err(Stop::Refused(
+                    Status::failed_precondition("`input` after `end_input`"),
+                )),
                 Some(stream_request::Kind::Input(item)) => self.send(item).await,
                 Some(stream_request::Kind::EndInput(_)) => {
                     input_ended = true;
                     self.session.end_input().await;
                     Ok(())
                 }
-                Some(stream_request::Kind::Open(_)) => Err(Status::failed_precondition(
-                    "`open` may only be the first message of a stream",
+                Some(stream_request::Kind::Open(_)) => Err(Stop::Refused(
+                    Status::failed_precondition("`open` may only be the first message of a stream"),
                 )),
-                None => Err(Status::invalid_argument("kind: no request kind is set")),
+                None => Err(Stop::Refused(Status::invalid_argument(
+                    "kind: no request kind is set",
+                ))),
             };
-            if let Err(status) = result {
-                let reason = status.message().to_owned();
-                let _ = self.responses.send(Err(status)).await;
-                return self.end(reason).await;
+            match result {
+                Ok(()) => {}
+                Err(Stop::Refused(status)) => {
+                    let reason = status.message().to_owned();
+                    return self.fail(status, reason).await;
+                }
+                Err(Stop::Stalled(reason)) => {
+                    tracing::info!(%reason, "session ended");
+                    return self.end(reason).await;
+                }
             }
         }
     }
 
-    async fn send(&self, item: pb::Item) -> Result<(), Status> {
-        let item = item_from_wire(item).map_err(|e| from_convert_error(e, "input"))?;
-        match self.session.send_input(item).await {
-            Ok(()) => Ok(()),
+    /// Hands `item` to the session; an input the pipeline does not take within the stall
+    /// deadline ends the session (the relay then says why in `closed`).
+    async fn send(&self, item: pb::Item) -> Result<(), Stop> {
+        let item =
+            item_from_wire(item).map_err(|e| Stop::Refused(from_convert_error(e, "input")))?;
+        let stall_timeout = self.responses.stall_timeout();
+        match tokio::time::timeout(stall_timeout, self.session.send_input(item)).await {
+            Ok(Ok(())) => Ok(()),
             // The relay reports a failed session as `closed`; nothing to add here.
-            Err(remotemedia_runtime_core::SessionError::Aborted { .. }) => Ok(()),
-            Err(e) => Err(from_session_error(&e)),
+            Ok(Err(remotemedia_runtime_core::SessionError::Aborted { .. })) => Ok(()),
+            Ok(Err(e)) => Err(Stop::Refused(from_session_error(&e))),
+            Err(_) => Err(Stop::Stalled(format!(
+                "the pipeline took no input for {stall_timeout:?}: its outputs are not being \
+                 read, or it is slower than its input"
+            ))),
         }
+    }
+
+    /// Ends the stream with `status` after the responses already queued.
+    async fn fail(&self, status: Status, reason: String) {
+        if self.responses.deliver(Err(status.clone())).await == Err(Undelivered::Stalled) {
+            self.responses.abort(status);
+        }
+        self.end(reason).await;
     }
 
     async fn end(&self, reason: String) {
@@ -341,23 +379,37 @@ impl Feed {
     }
 }
 
-/// The server's half of a stream: session outputs to the client, `closed` last.
+/// Why the client's half stops early.
+enum Stop {
+    /// A request the server refuses: the stream ends with this status.
+    Refused(Status),
+    /// The pipeline took no input within the stall deadline: the session ends, `closed` says
+    /// why.
+    Stalled(String),
+}
+
+/// The server's half of a stream: session outputs to the client, `closed` last. A client that
+/// reads nothing for the stall deadline ends the session, and its stream with
+/// DEADLINE_EXCEEDED ahead of what is still queued.
 async fn relay(
     session: Arc<dyn StreamSession>,
-    responses: Responses,
+    responses: Outbox,
     ending: Arc<OnceLock<String>>,
     _slot: Arc<SessionSlot>,
 ) {
     loop {
-        let kind = match session.recv_output().await {
+        // `finished`: the session ended by itself, so there is nothing left to close.
+        let (kind, last, finished) = match session.recv_output().await {
             Ok(Some(SessionOutput::Data { node_id, data })) => {
-                stream_response::Kind::Result(pb::Result {
+                let result = pb::Result {
                     node_id,
                     item: Some(item_to_wire(&data)),
-                })
+                };
+                (stream_response::Kind::Result(result), false, false)
             }
             Ok(Some(SessionOutput::Error(failure))) => {
-                stream_response::Kind::Error(failure_to_wire(&failure))
+                let error = failure_to_wire(&failure);
+                (stream_response::Kind::Error(error), false, false)
             }
             Ok(None) => {
                 let closed = match ending.get() {
@@ -367,25 +419,31 @@ async fn relay(
                         ending: pb::closed::Ending::Completed.into(),
                     },
                 };
-                let _ = responses
-                    .send(Ok(response(stream_response::Kind::Closed(closed))))
-                    .await;
-                return;
+                (stream_response::Kind::Closed(closed), true, true)
             }
             Err(e) => {
                 let closed = aborted(e.to_string());
-                let _ = responses
-                    .send(Ok(response(stream_response::Kind::Closed(closed))))
-                    .await;
-                session.close().await;
-                return;
+                (stream_response::Kind::Closed(closed), true, false)
             }
         };
-        if responses.send(Ok(response(kind))).await.is_err() {
+        match responses.deliver(Ok(response(kind))).await {
+            Ok(()) if !last => continue,
+            Ok(()) if finished => return,
+            Ok(()) => {}
             // The client is gone: nobody will read the rest.
-            session.close().await;
-            return;
+            Err(Undelivered::Gone) => {}
+            Err(Undelivered::Stalled) => {
+                let reason = format!(
+                    "the client read no response for {:?}",
+                    responses.stall_timeout()
+                );
+                tracing::info!(%reason, "session ended");
+                let _ = ending.set(reason.clone());
+                responses.abort(Status::deadline_exceeded(reason));
+            }
         }
+        session.close().await;
+        return;
     }
 }
 

@@ -1,18 +1,14 @@
 //! The `remotemedia-grpc` binary as a process: health, tokens, metrics, drain on SIGTERM, the
 //! `--connect` sidecar mode in front of a worker, and grpcurl as a real third-party client.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use remotemedia_grpc::convert::item_to_wire;
 use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
 use remotemedia_grpc::pb::{self, stream_request, stream_response};
 use remotemedia_grpc::{GrpcRunner, PipelineTransport};
-use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
-use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::python::{PythonNodes, PythonOptions};
 use remotemedia_runtime_core::{AudioBuffer, PipelineRunner, RuntimeData, TransportData};
@@ -25,109 +21,11 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod support;
+
+use support::{LIMIT, LinkedWorker, Server, example, grpcurl, http_get};
+
 const TOKEN: &str = "s3cret-token";
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/pipelines")
-        .join(name)
-}
-
-/// A `remotemedia-grpc` process, killed and reaped on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    metrics: Option<SocketAddr>,
-    stderr: std::sync::mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-grpc"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn remotemedia-grpc");
-        let stderr = lines_of(child.stderr.take().unwrap());
-        let (mut addr, mut metrics) = (None, None);
-        let deadline = Instant::now() + LIMIT;
-        while addr.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .expect("the server started in time");
-            if let Some(rest) = line.strip_prefix("metrics on http://") {
-                metrics = rest.strip_suffix("/metrics").map(|a| a.parse().unwrap());
-            }
-            if let Some(rest) = line.strip_prefix("serving gRPC on ") {
-                addr = Some(rest.split(' ').next().unwrap().parse().unwrap());
-            }
-        }
-        Self {
-            child,
-            addr: addr.unwrap(),
-            metrics,
-            stderr,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            for line in self.stderr.try_iter() {
-                eprintln!("server: {line}");
-            }
-        }
-    }
-}
-
-fn lines_of(stream: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
 
 async fn health(channel: Channel, service: &str) -> ServingStatus {
     let status = HealthClient::new(channel)
@@ -170,19 +68,6 @@ fn calc_request() -> pb::ExecuteRequest {
         input: Some(item_to_wire(&TransportData::new(data))),
         manifest: String::new(),
     }
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,49 +250,6 @@ async fn first_result_node(
     result.node_id.clone()
 }
 
-/// A worker serving the example calculator pipeline on a fresh link, in this process.
-struct LinkedWorker {
-    link: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<Result<(), remotemedia_runtime_core::ipc::WorkerError>>,
-}
-
-impl LinkedWorker {
-    fn start(runner: PipelineRunner) -> Self {
-        let link = format!(
-            "t-grpc-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let manifest = Manifest::from_text(
-            &std::fs::read_to_string(example("calculator.json")).unwrap(),
-            Format::Json,
-            runner.registry(),
-        )
-        .unwrap();
-        let worker = Worker::bind(
-            LinkName::new(&link).unwrap(),
-            runner,
-            manifest,
-            WorkerOptions::default(),
-        )
-        .unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(worker.serve(async {
-            let _ = stopped.await;
-        }));
-        Self {
-            link,
-            stop,
-            serving,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.serving.await.unwrap().unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_a_sidecar_it_serves_the_workers_pipeline_and_tracks_its_health() {
     let worker = LinkedWorker::start(PipelineRunner::new());
@@ -572,29 +414,6 @@ fn grpcurl_lists_checks_health_and_calls_through_reflection() {
     let json: serde_json::Value =
         serde_json::from_str(result["item"]["data"]["json"].as_str().unwrap()).unwrap();
     assert_eq!(json["result"], 42.0, "{answer}");
-}
-
-/// grpcurl: env `REMOTEMEDIA_GRPCURL`, else on `PATH` or in `~/go/bin` (`make test` installs
-/// it with `go install`).
-fn grpcurl() -> PathBuf {
-    if let Some(path) = std::env::var_os("REMOTEMEDIA_GRPCURL") {
-        return path.into();
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    for candidate in [
-        home.join("go/bin/grpcurl"),
-        PathBuf::from("/usr/local/bin/grpcurl"),
-    ] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!(
-        "grpcurl is needed: run scripts/grpc-tools.sh (go install, cached) \
-         (or set REMOTEMEDIA_GRPCURL)"
-    );
 }
 
 /// The interpreter with grpcio installed (`scripts/python-env.sh`, which `make test` runs).

@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 use remotemedia_grpc::convert::{item_to_wire, output_from_wire, result_from_wire};
 use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
 use remotemedia_grpc::pb::{self, stream_request, stream_response};
-use remotemedia_grpc::{Admission, GrpcService, ServiceOptions};
+use remotemedia_grpc::{Admission, GrpcService, PipelineTransport, ServiceOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
-use remotemedia_runtime_core::{PipelineRunner, RuntimeData, SessionOutput, TransportData};
+use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::{
+    OpenedSession, PipelineRunner, RunError, RuntimeData, SessionError, SessionOutput,
+    TransportData,
+};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -45,10 +49,12 @@ impl Drop for Served {
 }
 
 async fn serve(served: Arc<Manifest>, options: ServiceOptions) -> Served {
-    let service = GrpcService::new(
-        Arc::new(PipelineRunner::new().serving(served).expect("plans")),
-        options,
-    );
+    let runner = PipelineRunner::new().serving(served).expect("plans");
+    serve_transport(Arc::new(runner), options).await
+}
+
+async fn serve_transport(transport: Arc<dyn PipelineTransport>, options: ServiceOptions) -> Served {
+    let service = GrpcService::new(transport, options);
     let open = service.open_sessions();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -539,4 +545,155 @@ async fn messages_that_are_not_protobuf_are_refused_and_the_server_goes_on() {
         .await
         .expect("a good call after the bad ones");
     assert_eq!(answer.into_inner().outputs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_never_sends_open_ends_with_deadline_exceeded() {
+    let options = ServiceOptions {
+        open_timeout: Duration::from_secs(1),
+        ..ServiceOptions::default()
+    };
+    let mut served = serve(passthrough(), options).await;
+    let (tx, rx) = mpsc::channel::<pb::StreamRequest>(1);
+    let started = Instant::now();
+    let refused = tokio::time::timeout(LIMIT, served.client.stream(ReceiverStream::new(rx)))
+        .await
+        .expect("the server gave up on the silent stream")
+        .expect_err("a stream without `open` is refused");
+    assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
+    assert!(
+        refused.message().contains("no `open` message within 1s"),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    drop(tx);
+    assert_eq!(served.open.open(), 0);
+}
+
+/// Audio of one second, large enough that a few dozen fill every buffer between the session
+/// and a client that does not read.
+fn one_second() -> RuntimeData {
+    RuntimeData::Audio(remotemedia_runtime_core::AudioBuffer::new(
+        vec![0.25; 48_000],
+        48_000,
+        1,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_session_after_the_stall_deadline() {
+    let options = ServiceOptions {
+        stall_timeout: Duration::from_secs(1),
+        ..ServiceOptions::default()
+    };
+    let mut served = serve(passthrough(), options).await;
+    let (tx, responses) = stream(&mut served.client, open("")).await;
+    let mut responses = responses.unwrap();
+    assert!(matches!(
+        next(&mut responses).await,
+        stream_response::Kind::Ready(_)
+    ));
+    // Inputs go on, responses are never read: the buffers fill, then the session waits.
+    let feeding = tokio::spawn(async move {
+        for sequence in 0..10_000 {
+            if tx.send(input(&one_second(), sequence)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    while served.open.open() != 0 {
+        assert!(Instant::now() < deadline, "the session stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Whatever was queued is skipped: the stream ends with the reason.
+    let status = ending_status(&mut responses).await;
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("the client read no response for 1s"),
+        "{status:?}"
+    );
+    feeding.abort();
+}
+
+/// A transport whose sessions never take an input: a pipeline stuck on something.
+struct Stuck;
+
+struct StuckSession {
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+impl StuckSession {
+    async fn until_closed(&self) {
+        let mut closed = self.closed.subscribe();
+        let _ = closed.wait_for(|closed| *closed).await;
+    }
+}
+
+#[tonic::async_trait]
+impl remotemedia_runtime_core::StreamSession for StuckSession {
+    fn session_id(&self) -> &str {
+        "stuck"
+    }
+    async fn send_input(&self, _input: TransportData) -> Result<(), SessionError> {
+        self.until_closed().await;
+        Err(SessionError::Closed {
+            session_id: "stuck".to_owned(),
+        })
+    }
+    async fn end_input(&self) {}
+    async fn recv_output(&self) -> Result<Option<SessionOutput>, SessionError> {
+        self.until_closed().await;
+        Ok(None)
+    }
+    async fn close(&self) {
+        self.closed.send_replace(true);
+    }
+    fn is_active(&self) -> bool {
+        !*self.closed.borrow()
+    }
+}
+
+#[tonic::async_trait]
+impl PipelineTransport for Stuck {
+    async fn open(&self, _manifest: Option<Arc<Manifest>>) -> Result<OpenedSession, RunError> {
+        Ok(OpenedSession {
+            session: Box::new(StuckSession {
+                closed: tokio::sync::watch::Sender::new(false),
+            }),
+            manifest: passthrough(),
+        })
+    }
+    async fn node_types(&self) -> Result<Arc<NodeRegistry>, RunError> {
+        Ok(Arc::new(NodeRegistry::with_builtins()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_the_pipeline_never_takes_ends_the_session_saying_why() {
+    let options = ServiceOptions {
+        stall_timeout: Duration::from_secs(1),
+        ..ServiceOptions::default()
+    };
+    let mut served = serve_transport(Arc::new(Stuck), options).await;
+    let (tx, responses) = stream(&mut served.client, open("")).await;
+    let mut responses = responses.unwrap();
+    assert!(matches!(
+        next(&mut responses).await,
+        stream_response::Kind::Ready(_)
+    ));
+    tx.send(input(&one_second(), 0)).await.unwrap();
+    match next(&mut responses).await {
+        stream_response::Kind::Closed(closed) => {
+            assert_eq!(closed.ending(), pb::closed::Ending::Aborted);
+            assert!(
+                closed.reason.contains("the pipeline took no input for 1s"),
+                "{closed:?}"
+            );
+        }
+        other => panic!("expected closed, got {other:?}"),
+    }
+    await_zero(&served.open).await;
 }

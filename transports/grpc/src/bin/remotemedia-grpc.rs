@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use remotemedia_grpc::auth::BearerAuth;
-use remotemedia_grpc::{Admission, GrpcService, PipelineTransport, ServiceOptions, pb};
+use remotemedia_grpc::{
+    Admission, ConnectionOptions, GrpcService, PipelineTransport, ServiceOptions, pb,
+};
+use remotemedia_runtime_core::pod::GrpcTimeouts;
 use remotemedia_server::{DrainFlags, Probes, SourceFlags, bind, gauge, serve_until_drained};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 /// The service name health checks ask about (besides "", the whole server).
@@ -57,9 +59,46 @@ struct Args {
     /// Largest message accepted or sent, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_message_bytes: usize,
-    /// Close a stream whose client sent nothing for this many seconds.
-    #[arg(long, default_value_t = 60)]
-    idle_timeout_secs: u64,
+    #[command(flatten)]
+    timeouts: TimeoutFlags,
+}
+
+/// How the server lets go of clients that stopped talking, reading or answering.
+#[derive(Debug, clap::Args)]
+struct TimeoutFlags {
+    /// End a stream that sends no `open` within this many seconds.
+    #[arg(long, default_value_t = GrpcTimeouts::DEFAULT.open_seconds)]
+    open_timeout_secs: u32,
+    /// End a session whose client sent nothing for this many seconds.
+    #[arg(long, default_value_t = GrpcTimeouts::DEFAULT.idle_seconds)]
+    idle_timeout_secs: u32,
+    /// End a session whose input the pipeline has not taken, or whose responses the client
+    /// has not read, for this many seconds.
+    #[arg(long, default_value_t = GrpcTimeouts::DEFAULT.stall_seconds)]
+    stall_timeout_secs: u32,
+    /// Ping a connection (HTTP/2 PING, TCP keepalive) quiet for this many seconds.
+    #[arg(long, default_value_t = GrpcTimeouts::DEFAULT.keepalive_seconds)]
+    keepalive_secs: u32,
+    /// Drop a connection, and its sessions, whose ping goes unanswered this many seconds.
+    #[arg(long, default_value_t = GrpcTimeouts::DEFAULT.keepalive_timeout_seconds)]
+    keepalive_timeout_secs: u32,
+    /// Streams one connection may have open at once.
+    #[arg(long, default_value_t = GrpcTimeouts::DEFAULT.max_streams_per_connection)]
+    max_streams_per_connection: u32,
+}
+
+impl TimeoutFlags {
+    fn connections(&self) -> ConnectionOptions {
+        ConnectionOptions {
+            keepalive_interval: secs(self.keepalive_secs),
+            keepalive_timeout: secs(self.keepalive_timeout_secs),
+            max_streams_per_connection: self.max_streams_per_connection,
+        }
+    }
+}
+
+fn secs(seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(seconds))
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -78,7 +117,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ServiceOptions {
             allow_client_manifests: args.allow_client_manifests,
             max_sessions: args.max_sessions,
-            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            idle_timeout: secs(args.timeouts.idle_timeout_secs),
+            open_timeout: secs(args.timeouts.open_timeout_secs),
+            stall_timeout: secs(args.timeouts.stall_timeout_secs),
             ..ServiceOptions::default()
         },
     );
@@ -125,7 +166,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::spawn(probes.serve(metrics));
     }
 
-    let server = tonic::transport::Server::builder()
+    let connections = args.timeouts.connections();
+    let server = connections
+        .server()
         .add_service(health_service)
         .add_service(InterceptedService::new(
             service.into_server(args.max_message_bytes),
@@ -135,9 +178,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .add_service(InterceptedService::new(reflection_v1alpha, auth));
     // Tests and operators wait for this line.
     eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
-    // No Nagle: a frame's response must not wait for the client's delayed ACK (measured:
-    // 40 ms stalls at p99 without this; docs/benchmarks.md).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = connections.incoming(listener);
     serve_until_drained(stop, &sessions, args.drain, |shutdown| {
         server.serve_with_incoming_shutdown(incoming, shutdown)
     })
@@ -202,6 +243,14 @@ mod tests {
                 drain_seconds: 120,
                 linger_seconds: 5,
             },
+            timeouts: GrpcTimeouts {
+                open_seconds: 3,
+                idle_seconds: 40,
+                stall_seconds: 9,
+                keepalive_seconds: 25,
+                keepalive_timeout_seconds: 7,
+                max_streams_per_connection: 11,
+            },
             token: true,
         };
         let argv = std::iter::once("remotemedia-grpc".to_owned()).chain(sidecar.args());
@@ -214,6 +263,23 @@ mod tests {
         assert_eq!(args.max_sessions, 7);
         assert_eq!(args.drain.policy(), DrainPolicy::from_secs(120, 5));
         assert_eq!(args.token_file, Some(token_file()));
+        let t = &args.timeouts;
+        assert_eq!(
+            (
+                t.open_timeout_secs,
+                t.idle_timeout_secs,
+                t.stall_timeout_secs
+            ),
+            (3, 40, 9)
+        );
+        assert_eq!(
+            t.connections(),
+            ConnectionOptions {
+                keepalive_interval: Duration::from_secs(25),
+                keepalive_timeout: Duration::from_secs(7),
+                max_streams_per_connection: 11,
+            }
+        );
 
         let without_token = GrpcSidecar {
             token: false,
