@@ -4,6 +4,8 @@
 //! `ValueError` and carry attributes); this module builds them from the runtime's error enums,
 //! adding the manifest path of the node concerned.
 
+use std::time::Duration;
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyType};
@@ -28,6 +30,7 @@ exception_type!(node_error_type, "NodeError");
 exception_type!(timeout_type, "PipelineTimeout");
 exception_type!(closed_type, "SessionClosed");
 exception_type!(aborted_type, "SessionAborted");
+exception_type!(send_timeout_type, "SendTimeout");
 exception_type!(base_type, "RemoteMediaError");
 
 /// Instantiates `class(message, **attrs)` as a `PyErr`; if even that fails (the package is
@@ -96,6 +99,19 @@ pub(crate) fn session_error(py: Python<'_>, error: SessionError) -> PyErr {
         SessionError::InvalidInput(reason) => pyo3::exceptions::PyValueError::new_err(reason),
         _ => raise(py, base_type(py), message, |_| Ok(())),
     }
+}
+
+/// `SendTimeout`: the pipeline took no input for `timeout`.
+pub(crate) fn send_timeout(py: Python<'_>, session_id: &str, timeout: Duration) -> PyErr {
+    let message = format!(
+        "session {session_id}: the pipeline took no input for {timeout:?}; its queues are full, \
+         most often because nobody reads the outputs. Read them while sending \
+         (`Session.stream`, or iterate the session in another task), or pass a longer timeout"
+    );
+    raise(py, send_timeout_type(py), message, |kw| {
+        kw.set_item("session_id", session_id)?;
+        kw.set_item("timeout", timeout.as_secs_f64())
+    })
 }
 
 /// The exception for a pipeline that could not run, or did not finish.

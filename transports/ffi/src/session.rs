@@ -8,8 +8,9 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_async_runtimes::tokio::future_into_py;
@@ -17,7 +18,7 @@ use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::{PipelineTransport, SessionOutput, StreamSession};
 
 use crate::convert::item_from_py;
-use crate::errors::{run_error, session_error};
+use crate::errors::{run_error, send_timeout, session_error};
 use crate::output::{Output, output_to_py};
 use crate::pipeline::manifest_of;
 use crate::runtime::runner;
@@ -95,22 +96,41 @@ impl NativeSession {
         })
     }
 
-    /// Sends one item (converted now, so a bad one raises before anything is awaited).
-    #[pyo3(signature = (item, *, sequence = None, metadata = None))]
+    /// Sends one item (converted now, so a bad one raises before anything is awaited). With
+    /// `timeout` (seconds), a pipeline that takes nothing for that long raises `SendTimeout`
+    /// and the item is not sent.
+    #[pyo3(signature = (item, *, sequence = None, metadata = None, timeout = None))]
     fn send<'py>(
         &self,
         py: Python<'py>,
         item: &Bound<'py, PyAny>,
         sequence: Option<u64>,
         metadata: Option<&Bound<'py, PyDict>>,
+        timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let session = self.started()?;
         let item = item_from_py(item, sequence, metadata)?;
+        let timeout = timeout
+            .map(|secs| {
+                Duration::try_from_secs_f64(secs).map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "timeout: {secs} is not a number of seconds >= 0"
+                    ))
+                })
+            })
+            .transpose()?;
         future_into_py(py, async move {
-            session
-                .send_input(item)
-                .await
-                .map_err(|e| Python::attach(|py| session_error(py, e)))
+            let sent = match timeout {
+                None => session.send_input(item).await,
+                Some(limit) => match tokio::time::timeout(limit, session.send_input(item)).await {
+                    Ok(sent) => sent,
+                    Err(_) => {
+                        let id = session.session_id().to_owned();
+                        return Err(Python::attach(|py| send_timeout(py, &id, limit)));
+                    }
+                },
+            };
+            sent.map_err(|e| Python::attach(|py| session_error(py, e)))
         })
     }
 

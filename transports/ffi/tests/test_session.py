@@ -225,3 +225,71 @@ def test_the_gil_is_released_while_the_runtime_works():
     # The thread sleeps 1 ms per tick: held GIL or not, it cannot exceed elapsed/1 ms. If the
     # runtime held the GIL it would barely tick at all.
     assert ticks > elapsed / 0.001 * 0.3, f"{ticks} ticks in {elapsed:.3f} s"
+
+
+def test_a_send_nobody_reads_for_fails_after_its_timeout_saying_why():
+    """The README's one-item example extended to many items without reading: the bounded
+    queues fill, and the send that cannot get in says why instead of hanging."""
+
+    async def main():
+        frame = remotemedia.Audio(np.zeros(960, np.float32), 48_000)
+        async with remotemedia.open_session(single("PassThrough"), send_timeout=0.5) as s:
+            sent = 0
+            with pytest.raises(remotemedia.SendTimeout) as caught:
+                for _ in range(100_000):
+                    await s.send(frame)
+                    sent += 1
+            error = caught.value
+            assert isinstance(error, TimeoutError)
+            assert "nobody reads the outputs" in str(error), str(error)
+            assert error.timeout == 0.5 and error.session_id == s.id
+            # The session goes on: read what is queued, and sending works again.
+            for _ in range(sent):
+                assert (await within(s.recv())) is not None
+            await s.send(frame, timeout=None)
+            assert (await within(s.recv())) is not None
+
+    run(main())
+
+
+def test_stream_sends_a_whole_input_while_reading_its_outputs():
+    async def main():
+        count = 3_000  # far more than the queues hold
+        async with remotemedia.open_session(single("PassThrough"), send_timeout=5) as s:
+            items = (i.to_bytes(4, "little") for i in range(count))
+            got = [int.from_bytes(o.data, "little") async for o in s.stream(items)]
+            assert got == list(range(count))
+            assert not s.active
+
+        async def frames():
+            for i in range(500):
+                yield f"frame {i}"
+
+        async with remotemedia.open_session(single("PassThrough")) as s:
+            got = [o.data async for o in s.stream(frames())]
+            assert got == [f"frame {i}" for i in range(500)]
+
+    run(main())
+
+
+def test_stream_raises_the_error_of_an_item_it_could_not_send():
+    async def main():
+        async with remotemedia.open_session(single("PassThrough")) as s:
+            with pytest.raises(TypeError):
+                async for _ in s.stream(["fine", object()]):
+                    pass
+            assert not s.active
+
+    run(main())
+
+
+def test_a_send_timeout_must_be_a_number_of_seconds():
+    with pytest.raises(ValueError, match="send_timeout"):
+        remotemedia.open_session(single("PassThrough"), send_timeout=-1)
+
+    async def main():
+        async with remotemedia.open_session(single("PassThrough")) as s:
+            with pytest.raises(ValueError, match="timeout"):
+                await s.send("x", timeout=float("nan"))
+
+    run(main())

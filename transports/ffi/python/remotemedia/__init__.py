@@ -41,6 +41,7 @@ from .errors import (
     PipelineTimeout,
     RemoteMediaError,
     SessionAborted,
+    SendTimeout,
     SessionClosed,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "RemoteMediaError",
     "Session",
     "SessionAborted",
+    "SendTimeout",
     "SessionClosed",
     "__version__",
     "execute",

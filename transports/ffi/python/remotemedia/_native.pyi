@@ -129,6 +129,7 @@ class NativeSession:
         *,
         sequence: Optional[int] = None,
         metadata: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> "asyncio.Future[None]": ...
     def end_input(self) -> "asyncio.Future[None]": ...
     def wait_output(self) -> "asyncio.Future[bool]":

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
-from typing import AsyncIterator, Mapping, Optional, Type
+from typing import AsyncIterable, AsyncIterator, Iterable, Mapping, Optional, Type, Union
 
 from . import _native
 from ._types import Item, ManifestSource
+
+
+#: Seconds ``Session.send`` waits for a full pipeline to take an item before it raises
+#: :class:`SendTimeout`, unless the session or the call says otherwise.
+DEFAULT_SEND_TIMEOUT = 10.0
+
+_SESSION_DEFAULT = object()
 
 
 class Session(AsyncIterator[_native.Output]):
@@ -18,19 +26,29 @@ class Session(AsyncIterator[_native.Output]):
             async for output in session:
                 ...
 
-    ``send`` and iteration may run in different tasks at once: that is how a producer keeps
-    feeding while a consumer reads. Queues are bounded, so ``send`` waits while the pipeline
-    is full; nothing is dropped.
+    To send many items, read the outputs while sending: :meth:`stream` does both::
+
+        async with remotemedia.open_session("pipeline.yaml") as session:
+            async for output in session.stream(items):
+                ...
+
+    ``send`` and iteration may also run in different tasks of your own. Queues are bounded,
+    so ``send`` waits while the pipeline is full; nothing is dropped. A pipeline that stays
+    full (nobody reads its outputs) makes ``send`` raise :class:`SendTimeout` after the
+    session's ``send_timeout`` instead of waiting for ever.
 
     Cancelling a task that awaits a receive loses nothing (the next receive returns the
     output). A cancelled ``send`` may still have delivered its item if the pipeline took it
     just before the cancellation.
     """
 
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "_send_timeout")
 
-    def __init__(self, native: _native.NativeSession) -> None:
+    def __init__(
+        self, native: _native.NativeSession, send_timeout: Optional[float] = DEFAULT_SEND_TIMEOUT
+    ) -> None:
         self._native = native
+        self._send_timeout = send_timeout
 
     async def start(self) -> "Session":
         """Starts the nodes; ``async with`` does this for you. Returns the session."""
@@ -54,12 +72,54 @@ class Session(AsyncIterator[_native.Output]):
         *,
         sequence: Optional[int] = None,
         metadata: Optional[Mapping[str, str]] = None,
+        timeout: Union[float, None, object] = _SESSION_DEFAULT,
     ) -> None:
         """Sends one item, waiting while the pipeline is full. ``sequence`` and ``metadata``
         come back on every output derived from it (without a sequence, the session numbers
-        items from 0). Raises ``TypeError`` for an item of an unsupported type and
-        :class:`SessionClosed` after :meth:`end_input` or :meth:`close`."""
-        await self._native.send(item, sequence=sequence, metadata=metadata)
+        items from 0). Raises ``TypeError`` for an item of an unsupported type,
+        :class:`SessionClosed` after :meth:`end_input` or :meth:`close`, and
+        :class:`SendTimeout` when the pipeline takes nothing for ``timeout`` seconds (default:
+        the session's ``send_timeout``; None waits for ever)."""
+        limit = self._send_timeout if timeout is _SESSION_DEFAULT else timeout
+        await self._native.send(item, sequence=sequence, metadata=metadata, timeout=limit)
+
+    async def stream(
+        self, items: Union[Iterable[Item], AsyncIterable[Item]]
+    ) -> AsyncIterator[_native.Output]:
+        """Sends every item of ``items`` (an iterable or an async iterable), then ends the
+        input, while yielding the outputs as they come: the way to run a whole file through a
+        session. Items are numbered from 0. Raises what :meth:`send` raises (a bad item ends
+        the session) and, as iteration does, :class:`NodeError` for a node's failure."""
+        failure: list[BaseException] = []
+
+        async def feed() -> None:
+            try:
+                if isinstance(items, AsyncIterable):
+                    async for item in items:
+                        await self.send(item)
+                else:
+                    for item in items:
+                        await self.send(item)
+                await self.end_input()
+            except Exception as e:  # noqa: BLE001 - re-raised in the reading task below
+                failure.append(e)
+                # Ends the iteration below, which then raises this.
+                await self.close()
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            async for output in self:
+                yield output
+            await feeder
+            if failure:
+                raise failure[0]
+        finally:
+            if not feeder.done():
+                feeder.cancel()
+                try:
+                    await feeder
+                except asyncio.CancelledError:
+                    pass
 
     async def end_input(self) -> None:
         """Declares that no more input follows: nodes flush, then iteration ends."""
@@ -103,8 +163,13 @@ class Session(AsyncIterator[_native.Output]):
         return f"Session(pipeline={self._native.pipeline!r}, id={self.id!r}, active={self.active})"
 
 
-def open_session(manifest: ManifestSource) -> Session:
+def open_session(
+    manifest: ManifestSource, *, send_timeout: Optional[float] = DEFAULT_SEND_TIMEOUT
+) -> Session:
     """A session of ``manifest`` (a path, YAML/JSON text, a dict or a :class:`Pipeline`),
     started by ``async with`` or ``await session.start()``. The manifest is checked now: a bad
-    one raises :class:`ManifestError` at once."""
-    return Session(_native.open_session(manifest))
+    one raises :class:`ManifestError` at once. ``send_timeout`` is how many seconds a
+    :meth:`Session.send` waits for a full pipeline (None: for ever)."""
+    if send_timeout is not None and not send_timeout >= 0:
+        raise ValueError(f"send_timeout: {send_timeout!r} is not a number of seconds >= 0")
+    return Session(_native.open_session(manifest), send_timeout)

@@ -75,6 +75,17 @@ class PipelineTimeout(RemoteMediaError, TimeoutError):
         self.unfinished_nodes = list(unfinished_nodes)
 
 
+class SendTimeout(RemoteMediaError, TimeoutError):
+    """``Session.send`` waited longer than its timeout for the pipeline to take the item: the
+    session's queues are full, most often because nobody reads its outputs. The item was not
+    sent; the session goes on."""
+
+    def __init__(self, message: str, *, session_id: Optional[str] = None, timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.timeout = timeout
+
+
 class SessionClosed(RemoteMediaError):
     """The session no longer accepts this call: it was closed, or its input was ended."""
 
