@@ -87,6 +87,7 @@ def main() -> int:
     parser.add_argument("--server", required=True)
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--token-file", type=Path)
+    parser.add_argument("--ca", type=Path, help="connect with TLS, trusting this CA certificate (PEM)")
     parser.add_argument("--frame-ms", type=int, default=20)
     args = parser.parse_args()
     pb, pb_grpc = generated_modules()
@@ -94,7 +95,12 @@ def main() -> int:
     if args.token_file:
         metadata.append(("authorization", f"Bearer {args.token_file.read_text().split()[0]}"))
 
-    with grpc.insecure_channel(args.server) as channel:
+    if args.ca:
+        credentials = grpc.ssl_channel_credentials(root_certificates=args.ca.read_bytes())
+        channel = grpc.secure_channel(args.server, credentials)
+    else:
+        channel = grpc.insecure_channel(args.server)
+    with channel:
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
         if health.status != health_pb2.HealthCheckResponse.SERVING:
             print(json.dumps({"health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}))

@@ -1,16 +1,21 @@
-//! Bearer tokens a server accepts (`--token-file`): read once, compared in constant time.
-//! Transports map a refusal to their own wire error (gRPC UNAUTHENTICATED, HTTP 401).
+//! Bearer tokens a server accepts (`--token-file`): read from their file (and again when it
+//! changes, see [`Tokens::reload`]), compared in constant time. Transports map a refusal to
+//! their own wire error (gRPC UNAUTHENTICATED, HTTP 401).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
-/// The accepted tokens; cheap to clone.
+/// The accepted tokens; cheap to clone, and every clone sees a reload.
 #[derive(Clone)]
-pub struct Tokens(Arc<[String]>);
+pub struct Tokens {
+    list: Arc<RwLock<Arc<[String]>>>,
+    /// Where they were read from, for [`Tokens::reload`].
+    file: Option<Arc<PathBuf>>,
+}
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokens({} tokens)", self.0.len())
+        write!(f, "Tokens({} tokens)", self.current().len())
     }
 }
 
@@ -57,21 +62,44 @@ impl Tokens {
     ///
     /// The file cannot be read or holds no token.
     pub fn from_file(path: &Path) -> Result<Self, TokenFileError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let tokens: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect();
-        if tokens.is_empty() {
-            return Err(TokenFileError::Empty { path: shown });
+        Ok(Self {
+            list: Arc::new(RwLock::new(read_list(path)?)),
+            file: Some(Arc::new(path.to_owned())),
+        })
+    }
+
+    /// Exactly these tokens (no file).
+    #[must_use]
+    pub fn of(tokens: &[&str]) -> Self {
+        Self {
+            list: Arc::new(RwLock::new(tokens.iter().map(|&t| t.to_owned()).collect())),
+            file: None,
         }
-        Ok(Self(tokens.into()))
+    }
+
+    /// Reads the file again; a changed list replaces the old one for every clone.
+    /// `Ok(true)` when it changed.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or holds no token: the old list stays.
+    pub fn reload(&self) -> Result<bool, TokenFileError> {
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        let list = read_list(file)?;
+        if *self.current() == *list {
+            return Ok(false);
+        }
+        *self.list.write().unwrap_or_else(PoisonError::into_inner) = list;
+        Ok(true)
+    }
+
+    fn current(&self) -> Arc<[String]> {
+        self.list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Checks the value of an `authorization` header (`None` when absent).
@@ -95,7 +123,8 @@ impl Tokens {
             .strip_prefix("Bearer ")
             .ok_or(TokenRefusal::Malformed)?;
         // Every listed token is compared, matched or not, so timing says nothing of the list.
-        let matched = self.0.iter().enumerate().fold(None, |found, (i, t)| {
+        let list = self.current();
+        let matched = list.iter().enumerate().fold(None, |found, (i, t)| {
             if constant_time_eq(t.as_bytes(), token.as_bytes()) {
                 Some(i)
             } else {
@@ -103,9 +132,27 @@ impl Tokens {
             }
         });
         matched
-            .map(|i| TokenHolder(Arc::from(self.0[i].as_str())))
+            .map(|i| TokenHolder(Arc::from(list[i].as_str())))
             .ok_or(TokenRefusal::Unknown)
     }
+}
+
+fn read_list(path: &Path) -> Result<Arc<[String]>, TokenFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if tokens.is_empty() {
+        return Err(TokenFileError::Empty { path: shown });
+    }
+    Ok(tokens.into())
 }
 
 /// The accepted token a request presented (compared in constant time; never printed).
@@ -136,7 +183,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        Tokens(vec!["old-secret".to_owned(), "new-secret".to_owned()].into())
+        Tokens::of(&["old-secret", "new-secret"])
     }
 
     #[test]
@@ -184,5 +231,29 @@ mod tests {
             Tokens::from_file(&path),
             Err(TokenFileError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn a_reload_replaces_the_list_for_every_clone_and_a_bad_file_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "first\n").unwrap();
+        let tokens = Tokens::from_file(&path).unwrap();
+        let clone = tokens.clone();
+        assert!(!tokens.reload().unwrap(), "unchanged");
+        std::fs::write(&path, "second\n").unwrap();
+        assert!(tokens.reload().unwrap());
+        assert_eq!(clone.check(Some("Bearer second")), Ok(()));
+        assert_eq!(
+            clone.check(Some("Bearer first")),
+            Err(TokenRefusal::Unknown)
+        );
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(tokens.reload(), Err(TokenFileError::Empty { .. })));
+        assert_eq!(
+            clone.check(Some("Bearer second")),
+            Ok(()),
+            "the old list stays"
+        );
     }
 }

@@ -26,6 +26,14 @@ impl BearerAuth {
         })
     }
 
+    /// Accepts calls carrying one of `tokens` (reloads included).
+    #[must_use]
+    pub fn new(tokens: Tokens) -> Self {
+        Self {
+            tokens: Some(tokens),
+        }
+    }
+
     /// Lets every call through (no token file configured).
     #[must_use]
     pub fn allow_all() -> Self {

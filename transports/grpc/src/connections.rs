@@ -2,11 +2,17 @@
 //! network vanished (NAT timeout, a phone changing networks, a half-open TCP connection) loses
 //! its connection, and with it its streams and sessions; and a cap on streams per connection.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use remotemedia_server::{AcceptOptions, Accepted, Connection};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// TCP keepalive probes sent before the kernel gives a silent connection up.
 const TCP_KEEPALIVE_PROBES: u32 = 3;
@@ -44,18 +50,80 @@ impl ConnectionOptions {
             .max_concurrent_streams(self.max_streams_per_connection)
     }
 
-    /// Connections accepted on `listener`, with TCP keepalive (dead within about the same time
-    /// as the HTTP/2 ping, for peers that hold the connection without speaking HTTP/2) and no
-    /// Nagle: a frame's response must not wait for the client's delayed ACK (measured: 40 ms
-    /// stalls at p99 without it; docs/benchmarks.md).
-    #[must_use]
-    pub fn incoming(&self, listener: TcpListener) -> TcpIncoming {
+    /// Connections accepted on `listener`, over TLS with `tls`: TCP keepalive (dead within
+    /// about the same time as the HTTP/2 ping, for peers that hold the connection without
+    /// speaking HTTP/2), no Nagle, handshakes concurrent and bounded in time.
+    ///
+    /// # Errors
+    /// The listener's address cannot be read.
+    pub fn incoming(
+        &self,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<impl Stream<Item = std::io::Result<GrpcConnection>> + use<>> {
         let probe_interval =
             (self.keepalive_timeout / TCP_KEEPALIVE_PROBES).max(Duration::from_secs(1));
-        TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(self.keepalive_interval))
-            .with_keepalive_interval(Some(probe_interval))
-            .with_keepalive_retries(Some(TCP_KEEPALIVE_PROBES))
+        let options = AcceptOptions {
+            keepalive: Some((
+                self.keepalive_interval,
+                probe_interval,
+                TCP_KEEPALIVE_PROBES,
+            )),
+            ..AcceptOptions::default()
+        };
+        let accepted = Accepted::start(listener, tls, options)?;
+        Ok(accepted.map(|connection| connection.map(GrpcConnection)))
+    }
+}
+
+/// A connection tonic serves: plain or TLS.
+#[derive(Debug)]
+pub struct GrpcConnection(Connection);
+
+impl Connected for GrpcConnection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.0.tcp().connect_info()
+    }
+}
+
+impl AsyncRead for GrpcConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GrpcConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

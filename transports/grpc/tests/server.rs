@@ -1,7 +1,7 @@
 //! The `remotemedia-grpc` binary as a process: health, tokens, metrics, drain on SIGTERM, the
 //! `--connect` sidecar mode in front of a worker, and grpcurl as a real third-party client.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod support;
 
-use support::{LIMIT, LinkedWorker, Server, example, grpcurl, http_get};
+use support::{LIMIT, LinkedWorker, Server, example, grpcurl, http_get, test_python};
 
 const TOKEN: &str = "s3cret-token";
 
@@ -414,22 +414,6 @@ fn grpcurl_lists_checks_health_and_calls_through_reflection() {
     let json: serde_json::Value =
         serde_json::from_str(result["item"]["data"]["json"].as_str().unwrap()).unwrap();
     assert_eq!(json["result"], 42.0, "{answer}");
-}
-
-/// The interpreter with grpcio installed (`scripts/python-env.sh`, which `make test` runs).
-fn test_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("REMOTEMEDIA_TEST_PYTHON") {
-        return python.into();
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let venv = home.join(".cache/remotemedia/venv-py-v1/bin/python");
-    assert!(
-        venv.exists(),
-        "the Python client test needs grpcio: run scripts/python-env.sh (or set REMOTEMEDIA_TEST_PYTHON)"
-    );
-    venv
 }
 
 #[test]

@@ -29,7 +29,7 @@ use remotemedia_server::Probes;
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::{Candidate, Rtc};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::bridge;
@@ -241,11 +241,15 @@ impl WhipServer {
     /// # Errors
     ///
     /// When the listener fails or the media engine stops; `serve` runs once per server.
-    pub async fn serve(
+    pub async fn serve<L>(
         &self,
-        listener: TcpListener,
+        listener: L,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let engine = lock(&self.engine_task)
             .take()
             .ok_or_else(|| std::io::Error::other("the WHIP server is already serving"))?;

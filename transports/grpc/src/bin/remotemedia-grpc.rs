@@ -8,12 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use remotemedia_grpc::auth::BearerAuth;
+use remotemedia_grpc::auth::{BearerAuth, Tokens};
 use remotemedia_grpc::{
     Admission, ConnectionOptions, GrpcService, PipelineTransport, ServiceOptions, pb,
 };
 use remotemedia_runtime_core::pod::GrpcTimeouts;
-use remotemedia_server::{DrainFlags, Probes, SourceFlags, bind, gauge, serve_until_drained};
+use remotemedia_server::{
+    DrainFlags, Probes, RELOAD_EVERY, ReloadingCertificate, SourceFlags, TlsFlags, bind, gauge,
+    keep_reloading, serve_until_drained,
+};
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
@@ -40,6 +43,8 @@ struct Args {
     source: SourceFlags,
     #[command(flatten)]
     drain: DrainFlags,
+    #[command(flatten)]
+    tls: TlsFlags,
     /// Address to serve gRPC on.
     #[arg(long, default_value = "0.0.0.0:50051")]
     listen: SocketAddr,
@@ -50,7 +55,7 @@ struct Args {
     #[arg(long)]
     allow_client_manifests: bool,
     /// Require `authorization: Bearer <token>` with a token listed in this file (one per
-    /// line). Health checks stay open.
+    /// line; read again when it changes). Health checks stay open.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Sessions (streams and unary calls) open at once, beyond which RESOURCE_EXHAUSTED.
@@ -105,13 +110,29 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Listening from the start: SIGTERM must drain, never kill, once anyone can see us.
     let stop = remotemedia_runtime_core::shutdown::requested();
     let transport = args.source.transport()?;
-    let auth = args
+    let tokens = args
         .token_file
         .as_deref()
-        .map(BearerAuth::from_file)
-        .transpose()?
-        // Everything but health checks goes through the token check when one is configured.
-        .unwrap_or_else(BearerAuth::allow_all);
+        .map(Tokens::from_file)
+        .transpose()?;
+    if let Some(tokens) = tokens.clone() {
+        tokio::spawn(keep_reloading("token file", RELOAD_EVERY, move || {
+            tokens.reload()
+        }));
+    }
+    // Everything but health checks goes through the token check when one is configured.
+    let auth = tokens.map_or_else(BearerAuth::allow_all, BearerAuth::new);
+    let certificate = args
+        .tls
+        .files()
+        .map(ReloadingCertificate::load)
+        .transpose()?;
+    if let Some(certificate) = certificate.clone() {
+        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
+            certificate.reload()
+        }));
+    }
+    let tls = certificate.map(|c| c.server_config(&[b"h2"]));
     let service = GrpcService::new(
         transport.clone(),
         ServiceOptions {
@@ -176,9 +197,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth));
+    let security = if tls.is_some() { ", TLS" } else { "" };
+    let incoming = connections.incoming(listener, tls)?;
     // Tests and operators wait for this line.
-    eprintln!("serving gRPC on {bound} (pid {})", std::process::id());
-    let incoming = connections.incoming(listener);
+    eprintln!(
+        "serving gRPC on {bound} (pid {}{security})",
+        std::process::id()
+    );
     serve_until_drained(stop, &sessions, args.drain, |shutdown| {
         server.serve_with_incoming_shutdown(incoming, shutdown)
     })

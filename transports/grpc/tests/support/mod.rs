@@ -205,3 +205,19 @@ pub fn grpcurl() -> PathBuf {
          (or set REMOTEMEDIA_GRPCURL)"
     );
 }
+
+/// The interpreter with grpcio installed (`scripts/python-env.sh`, which `make test` runs).
+pub fn test_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("REMOTEMEDIA_TEST_PYTHON") {
+        return python.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let venv = home.join(".cache/remotemedia/venv-py-v1/bin/python");
+    assert!(
+        venv.exists(),
+        "the Python client test needs grpcio: run scripts/python-env.sh (or set REMOTEMEDIA_TEST_PYTHON)"
+    );
+    venv
+}

@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use remotemedia_runtime_core::serve::Tokens;
-use remotemedia_server::{DrainFlags, SourceFlags, bind, serve_until_drained};
+use remotemedia_server::{
+    AcceptOptions, Accepted, DrainFlags, RELOAD_EVERY, ReloadingCertificate, SourceFlags, TlsFlags,
+    bind, keep_reloading, serve_until_drained,
+};
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 
 fn main() -> ExitCode {
@@ -25,6 +28,8 @@ struct Args {
     source: SourceFlags,
     #[command(flatten)]
     drain: DrainFlags,
+    #[command(flatten)]
+    tls: TlsFlags,
     /// HTTP address: WHIP at /whip, the demo page at /, /readyz, /livez and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -45,7 +50,8 @@ struct Args {
     #[arg(long, value_name = "SECRET", requires = "ice_username")]
     ice_credential: Option<String>,
     /// Require `authorization: Bearer <token>` on WHIP requests (POST, DELETE, PATCH) with a
-    /// token listed in this file (one per line). Health, metrics and the demo page stay open.
+    /// token listed in this file (one per line; read again when it changes). Health, metrics
+    /// and the demo page stay open.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Sessions open at once; beyond it offers get 429.
@@ -85,6 +91,24 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(Tokens::from_file)
         .transpose()?;
+    if let Some(tokens) = tokens.clone() {
+        tokio::spawn(keep_reloading("token file", RELOAD_EVERY, move || {
+            tokens.reload()
+        }));
+    }
+    let certificate = args
+        .tls
+        .files()
+        .map(ReloadingCertificate::load)
+        .transpose()?;
+    if let Some(certificate) = certificate.clone() {
+        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
+            certificate.reload()
+        }));
+    }
+    // HTTP/1.1 only: WHIP is a few requests per session, and the HTTP server here (axum)
+    // is built without HTTP/2.
+    let tls = certificate.map(|c| c.server_config(&[b"http/1.1"]));
     let server = WhipServer::start(
         transport,
         udp,
@@ -97,11 +121,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..WhipOptions::default()
         },
     )?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = bind(args.listen, "--listen").await?;
+    let listener = Accepted::start(listener, tls, AcceptOptions::default())?;
     // Tests and operators wait for this line.
     eprintln!(
-        "serving WHIP on http://{}/whip, media on udp {} (pid {})",
-        listener.local_addr()?,
+        "serving WHIP on {scheme}://{}/whip, media on udp {} (pid {})",
+        listener.local_addr(),
         server.media_address(),
         std::process::id()
     );

@@ -14,6 +14,17 @@ const { chromium } = require("playwright-core");
 async function main() {
 
 const [url, wav, minEvents = "10", timeoutS = "30"] = process.argv.slice(2);
+// TRUST_CERT: a server certificate (PEM) Chromium trusts by its public key, as a test CA's
+// certificate would be trusted on a real machine.
+const trust = [];
+if (process.env.TRUST_CERT) {
+  const crypto = require("crypto");
+  const fs = require("fs");
+  const spki = new crypto.X509Certificate(fs.readFileSync(process.env.TRUST_CERT)).publicKey
+    .export({ type: "spki", format: "der" });
+  const hash = crypto.createHash("sha256").update(spki).digest("base64");
+  trust.push(`--ignore-certificate-errors-spki-list=${hash}`);
+}
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -26,6 +37,7 @@ const browser = await chromium.launch({
     // Gather a 127.0.0.1 candidate too: the server under test listens on loopback, and on a
     // Kubernetes node kube-proxy drops packets to 127.0.0.0/8 from other addresses.
     "--allow-loopback-in-peer-connection",
+    ...trust,
   ],
 });
 let summary = {};
@@ -46,6 +58,9 @@ try {
     errors: window.remotemedia.errors,
     firstEvent: window.remotemedia.events[0] || null,
     maxRemoteRms: window.remotemedia.maxRemoteRms,
+    // Browsers give the microphone only to secure contexts: loopback, or https.
+    secureContext: window.isSecureContext,
+    protocol: location.protocol,
   }));
   for (;;) {
     summary = await read();

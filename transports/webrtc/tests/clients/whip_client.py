@@ -15,6 +15,7 @@ import asyncio
 import fractions
 import json
 import math
+import ssl
 import sys
 import time
 import wave
@@ -85,12 +86,23 @@ def read_wav(path):
         return data
 
 
+#: The CA certificate (PEM) an https:// WHIP endpoint is verified with (--ca).
+CA_FILE = None
+
+
 async def post(url, body, content_type="application/sdp", method="POST", token=None):
-    """A minimal HTTP/1.1 client (the test venv has no HTTP library): status, headers, body."""
+    """A minimal HTTP/1.1 client (the test venv has no HTTP library), over TLS for https://
+    (verified against --ca): status, headers, body."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=CA_FILE)
+        reader, writer = await asyncio.open_connection(
+            parts.hostname, parts.port or 443, ssl=context, server_hostname=parts.hostname
+        )
+    else:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
     payload = body.encode() if isinstance(body, str) else body
     head = (
         f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -169,7 +181,15 @@ async def run(args):
         await pc.close()
         return 0
     started = time.monotonic()
-    status, headers, body = await post(args.url, pc.localDescription.sdp, token=args.token)
+    try:
+        status, headers, body = await post(args.url, pc.localDescription.sdp, token=args.token)
+    except ssl.SSLError as e:
+        # An untrusted certificate: said in the summary, as a refusal is.
+        summary["status"] = 0
+        summary["tls_error"] = str(e)
+        await pc.close()
+        print(json.dumps(summary))
+        return 1
     summary["answer_ms"] = round((time.monotonic() - started) * 1000, 2)
     summary["status"] = status
     if status != 201:
@@ -235,12 +255,16 @@ def main():
     parser.add_argument("--vanish", action="store_true", help="leave without DELETE")
     parser.add_argument("--print-offer", action="store_true", help="print an offer and exit")
     parser.add_argument("--token", help="bearer token for a server started with --token-file")
+    parser.add_argument("--ca", help="CA certificate (PEM) to verify an https:// endpoint with")
     parser.add_argument(
         "--host-candidate",
         metavar="IP",
         help="offer only this local address (127.0.0.1 for a server on loopback)",
     )
-    sys.exit(asyncio.run(run(parser.parse_args())))
+    args = parser.parse_args()
+    global CA_FILE
+    CA_FILE = args.ca
+    sys.exit(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

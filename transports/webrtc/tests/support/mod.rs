@@ -27,6 +27,8 @@ pub fn example(name: &str) -> String {
 /// A `remotemedia-webrtc` process on loopback, killed and reaped on drop.
 pub struct Server {
     child: Child,
+    /// `http` or `https` (with `--tls-cert`).
+    pub scheme: &'static str,
     pub http: SocketAddr,
     /// The one UDP port of every session's media.
     pub media: SocketAddr,
@@ -36,8 +38,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_on("127.0.0.1", args)
+    }
+
+    /// Started with `--listen IP:0`.
+    pub fn start_on(ip: &str, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-webrtc"))
-            .args(["--listen", "127.0.0.1:0", "--udp-port", "0"])
+            .args(["--listen", &format!("{ip}:0"), "--udp-port", "0"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
@@ -46,12 +53,17 @@ impl Server {
         let stderr = lines_of(child.stderr.take().unwrap());
         let deadline = Instant::now() + LIMIT;
         let mut seen = Vec::new();
-        let (http, media) = loop {
+        let (scheme, http, media) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = stderr
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("the server did not start: {seen:?}"));
-            if let Some(rest) = line.strip_prefix("serving WHIP on http://") {
+            let served = line.strip_prefix("serving WHIP on ").and_then(|rest| {
+                rest.strip_prefix("http://")
+                    .map(|r| ("http", r))
+                    .or_else(|| rest.strip_prefix("https://").map(|r| ("https", r)))
+            });
+            if let Some((scheme, rest)) = served {
                 let http = rest.split('/').next().unwrap().parse().unwrap();
                 let media = rest
                     .split("media on udp ")
@@ -60,12 +72,13 @@ impl Server {
                     .unwrap()
                     .parse()
                     .unwrap();
-                break (http, media);
+                break (scheme, http, media);
             }
             seen.push(line);
         };
         Self {
             child,
+            scheme,
             http,
             media,
             stderr,
@@ -89,7 +102,7 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/whip", self.http)
+        format!("{}://{}/whip", self.scheme, self.http)
     }
 
     /// The value of one sample of `/metrics` (`name{labels}` as printed), 0 when absent.

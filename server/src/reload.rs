@@ -1,0 +1,67 @@
+//! Files a server reads again while it runs (certificates, token lists): a Secret mounted in
+//! a pod changes in place, and a renewal must not need a restart.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+/// How often the files are read again. A mounted Secret's change reaches the pod within about
+/// a minute (the kubelet's sync period); a few seconds more do not matter, and reading two
+/// small files costs nothing.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// Calls `reload` every `every` for ever (drop the future, or abort its task, to stop). A
+/// change is logged; a failure too, once until it changes, and what was loaded before stays
+/// in use.
+pub async fn keep_reloading<E: Display>(
+    what: &str,
+    every: Duration,
+    mut reload: impl FnMut() -> Result<bool, E>,
+) {
+    let mut last_failure: Option<String> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        match reload() {
+            Ok(true) => {
+                tracing::info!("{what} reloaded");
+                last_failure = None;
+            }
+            Ok(false) => last_failure = None,
+            Err(e) => {
+                let failure = e.to_string();
+                if last_failure.as_ref() != Some(&failure) {
+                    tracing::warn!(error = %failure, "{what} not reloaded; the previous one stays");
+                    last_failure = Some(failure);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn it_reloads_every_period_and_survives_failures() {
+        let calls = Arc::new(Mutex::new(0_u32));
+        let counted = calls.clone();
+        let task = tokio::spawn(keep_reloading(
+            "test file",
+            Duration::from_secs(2),
+            move || {
+                let mut n = counted.lock().unwrap();
+                *n += 1;
+                match *n {
+                    2 => Err("half written"),
+                    3 => Ok(true),
+                    _ => Ok(false),
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert_eq!(*calls.lock().unwrap(), 4, "every 2 s, through a failure");
+        task.abort();
+    }
+}
