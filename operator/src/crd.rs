@@ -131,6 +131,11 @@ pub struct GrpcTransport {
     /// clients must send. Unset: no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<String>,
+    /// Name of a `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`) in the Pipeline's
+    /// namespace: the sidecar serves TLS with it, and picks up a renewed certificate without a
+    /// restart. Unset: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
     /// How the server lets go of clients that stopped sending, reading or answering.
     #[serde(default)]
     pub timeouts: GrpcTimeouts,
@@ -216,6 +221,7 @@ impl Default for GrpcTransport {
             port: default_grpc_port(),
             service_type: ServiceType::default(),
             token_secret: None,
+            tls_secret: None,
             timeouts: GrpcTimeouts::default(),
             max_streams_per_connection: default_max_streams_per_connection(),
         }
@@ -247,6 +253,12 @@ pub struct WebRtcTransport {
     /// WHIP clients must send (RFC 9725 section 4.5). Unset: no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<String>,
+    /// Name of a `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`) in the Pipeline's
+    /// namespace: WHIP and the demo page are served over https (browsers give the microphone
+    /// only to secure contexts); a renewed certificate is picked up without a restart.
+    /// Unset: plain http.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
 }
 
 fn default_http_port() -> i32 {
@@ -265,6 +277,7 @@ impl Default for WebRtcTransport {
             advertise_address: None,
             service_type: ServiceType::default(),
             token_secret: None,
+            tls_secret: None,
         }
     }
 }

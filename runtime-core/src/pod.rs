@@ -14,9 +14,10 @@
 //!              --max-sessions N --drain-seconds S --linger-seconds L [--token-file F]
 //!              --open-timeout-secs O --idle-timeout-secs I --stall-timeout-secs T
 //!              --keepalive-secs K --keepalive-timeout-secs A --max-streams-per-connection M
+//!              [--tls-cert /etc/remotemedia/tls/tls.crt --tls-key /etc/remotemedia/tls/tls.key]
 //! webrtc   remotemedia-webrtc --connect NAME --listen 0.0.0.0:HTTP --udp-port UDP
 //!              --advertise IP|$(ADVERTISE_ADDRESS) --max-sessions N --drain-seconds S
-//!              --linger-seconds L [--token-file F]
+//!              --linger-seconds L [--token-file F] [--tls-cert C --tls-key K]
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +31,12 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const TOKEN_DIR: &str = "/etc/remotemedia/token";
 /// The token's key in its Secret, and its file name under [`TOKEN_DIR`].
 pub const TOKEN_KEY: &str = "token";
+/// Where a transport's `kubernetes.io/tls` Secret is mounted.
+pub const TLS_DIR: &str = "/etc/remotemedia/tls";
+/// The certificate chain's key in a `kubernetes.io/tls` Secret, and its file under [`TLS_DIR`].
+pub const TLS_CERT_KEY: &str = "tls.crt";
+/// The private key's key in a `kubernetes.io/tls` Secret, and its file under [`TLS_DIR`].
+pub const TLS_KEY_KEY: &str = "tls.key";
 /// Shared memory (iceoryx2's segments), a memory-backed volume shared by every container.
 pub const SHM_DIR: &str = "/dev/shm";
 /// iceoryx2's service directory, shared by every container.
@@ -54,6 +61,25 @@ pub const ADVERTISE_ENV: &str = "ADVERTISE_ADDRESS";
 #[must_use]
 pub fn token_file() -> PathBuf {
     Path::new(TOKEN_DIR).join(TOKEN_KEY)
+}
+
+/// The certificate and key files a transport serves TLS with when its Pipeline names a TLS
+/// Secret.
+#[must_use]
+pub fn tls_files() -> (PathBuf, PathBuf) {
+    let dir = Path::new(TLS_DIR);
+    (dir.join(TLS_CERT_KEY), dir.join(TLS_KEY_KEY))
+}
+
+fn push_secrets(args: &mut Vec<String>, token: bool, tls: bool) {
+    if token {
+        flag(args, "--token-file", token_file().display());
+    }
+    if tls {
+        let (cert, key) = tls_files();
+        flag(args, "--tls-cert", cert.display());
+        flag(args, "--tls-key", key.display());
+    }
 }
 
 /// The runtime container: `remotemedia-runtime serve`.
@@ -190,6 +216,8 @@ pub struct GrpcSidecar {
     pub timeouts: GrpcTimeouts,
     /// Whether a token Secret is mounted at [`token_file`].
     pub token: bool,
+    /// Whether a TLS Secret is mounted at [`tls_files`].
+    pub tls: bool,
 }
 
 impl GrpcSidecar {
@@ -208,9 +236,7 @@ impl GrpcSidecar {
         flag(&mut args, "--metrics-listen", Self::metrics_listen());
         self.sessions.push(&mut args);
         self.timeouts.push(&mut args);
-        if self.token {
-            flag(&mut args, "--token-file", token_file().display());
-        }
+        push_secrets(&mut args, self.token, self.tls);
         args
     }
 }
@@ -239,6 +265,8 @@ pub struct WebrtcSidecar {
     pub sessions: Sessions,
     /// Whether a token Secret is mounted at [`token_file`].
     pub token: bool,
+    /// Whether a TLS Secret is mounted at [`tls_files`] (WHIP over https).
+    pub tls: bool,
 }
 
 impl WebrtcSidecar {
@@ -255,9 +283,7 @@ impl WebrtcSidecar {
             Advertise::Address(ip) => flag(&mut args, "--advertise", ip),
         }
         self.sessions.push(&mut args);
-        if self.token {
-            flag(&mut args, "--token-file", token_file().display());
-        }
+        push_secrets(&mut args, self.token, self.tls);
         args
     }
 }
@@ -308,6 +334,7 @@ mod tests {
                 linger_seconds: 5,
             },
             token: false,
+            tls: false,
         };
         let args = sidecar.args();
         assert!(

@@ -3,7 +3,7 @@
 //! Rust tonic client, aiortc over WebRTC) reaching them through the provisioned Services.
 //!
 //! One scenario in order, because each step builds on the cluster state the last one left:
-//! install, deploy and stream, Python nodes from their own image, refuse an invalid Pipeline,
+//! install, deploy and stream, TLS from Secrets, Python nodes from their own image, refuse an invalid Pipeline,
 //! scale, roll out a new manifest while a
 //! session stays open, kill the runtime container, restart the operator, delete. Each step
 //! prints its time. Run it with `make test` (which brings the cluster up and loads the images),
@@ -19,6 +19,7 @@ mod lifecycle;
 mod python_nodes;
 mod stream;
 mod support;
+mod tls;
 
 use support::Step;
 
@@ -41,6 +42,10 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
     {
         let _step = Step::start("apply voice-echo, stream from this machine with aiortc (WebRTC)");
         stream::webrtc_from_host(&client, ns).await;
+    }
+    {
+        let _step = Step::start("TLS from Secrets: probes, endpoints, grpcurl and aiortc");
+        tls::transports_serve_tls_from_secrets(&client, ns).await;
     }
     {
         let _step = Step::start("Python nodes on their own image; bad params; unusable images");

@@ -244,16 +244,28 @@ pub fn endpoints(pipeline: &Pipeline) -> Endpoints {
     let name = pipeline.name_any();
     let transports = &pipeline.spec.transports;
     Endpoints {
+        // `grpcs://` when clients must speak TLS; plain `host:port` (what gRPC clients take)
+        // otherwise.
         grpc: transports.grpc.enabled.then(|| {
+            let scheme = if transports.grpc.tls_secret.is_some() {
+                "grpcs://"
+            } else {
+                ""
+            };
             format!(
-                "{}.{namespace}.svc:{}",
+                "{scheme}{}.{namespace}.svc:{}",
                 grpc_service_name(&name),
                 transports.grpc.port
             )
         }),
         webrtc: transports.webrtc.enabled.then(|| {
+            let scheme = if transports.webrtc.tls_secret.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             format!(
-                "http://{}.{namespace}.svc:{}/whip",
+                "{scheme}://{}.{namespace}.svc:{}/whip",
                 webrtc_service_name(&name),
                 transports.webrtc.http_port
             )

@@ -202,18 +202,38 @@ fn grpc_container(
         sessions,
         timeouts: grpc_timeouts(grpc)?,
         token: grpc.token_secret.is_some(),
+        tls: grpc.tls_secret.is_some(),
     };
     let mut mounts = transport_mounts();
     if sidecar.token {
         mounts.push(mount("grpc-token", contract::TOKEN_DIR, true));
     }
-    let grpc_probe = Probe {
-        grpc: Some(GRPCAction {
-            port: grpc.port,
-            service: None,
-        }),
-        period_seconds: Some(5),
-        ..Probe::default()
+    if sidecar.tls {
+        mounts.push(mount("grpc-tls", contract::TLS_DIR, true));
+    }
+    let (readiness_probe, liveness_probe) = if sidecar.tls {
+        // The kubelet's gRPC probes speak no TLS: the same readiness and liveness from the
+        // sidecar's plain HTTP metrics port instead.
+        let metrics = i32::from(contract::GRPC_METRICS_PORT);
+        (
+            http_probe(contract::READY_PATH, metrics),
+            http_probe(contract::LIVE_PATH, metrics),
+        )
+    } else {
+        let grpc_probe = |service: Option<&str>| Probe {
+            grpc: Some(GRPCAction {
+                port: grpc.port,
+                service: service.map(str::to_owned),
+            }),
+            period_seconds: Some(5),
+            ..Probe::default()
+        };
+        // Its own health name, SERVING while the server answers: readiness turns NOT_SERVING
+        // while draining and while the worker is away, which must not get the sidecar killed.
+        (
+            grpc_probe(None),
+            grpc_probe(Some(contract::GRPC_LIVENESS_SERVICE)),
+        )
     };
     Ok(Container {
         name: "grpc".to_owned(),
@@ -227,16 +247,10 @@ fn grpc_container(
                 "TCP",
             ),
         ]),
-        readiness_probe: Some(grpc_probe.clone()),
-        // Its own health name, SERVING while the server answers: readiness turns NOT_SERVING
-        // while draining and while the worker is away, which must not get the sidecar killed.
+        readiness_probe: Some(readiness_probe),
         liveness_probe: Some(Probe {
-            grpc: Some(GRPCAction {
-                port: grpc.port,
-                service: Some(contract::GRPC_LIVENESS_SERVICE.to_owned()),
-            }),
             failure_threshold: Some(6),
-            ..grpc_probe
+            ..liveness_probe
         }),
         volume_mounts: Some(mounts),
         ..hardened(images)
@@ -279,11 +293,24 @@ fn webrtc_container(
         advertise,
         sessions,
         token: webrtc.token_secret.is_some(),
+        tls: webrtc.tls_secret.is_some(),
     };
     let mut mounts = transport_mounts();
     if sidecar.token {
         mounts.push(mount("webrtc-token", contract::TOKEN_DIR, true));
     }
+    if sidecar.tls {
+        mounts.push(mount("webrtc-tls", contract::TLS_DIR, true));
+    }
+    // The kubelet's https probes do not verify the certificate: any Secret works for them.
+    let scheme = sidecar.tls.then(|| "HTTPS".to_owned());
+    let probe = |path: &str| {
+        let mut probe = http_probe(path, webrtc.http_port);
+        if let Some(action) = probe.http_get.as_mut() {
+            action.scheme.clone_from(&scheme);
+        }
+        probe
+    };
     Ok(Container {
         name: "webrtc".to_owned(),
         image: Some(images.webrtc.clone()),
@@ -293,11 +320,11 @@ fn webrtc_container(
             port("http", webrtc.http_port, "TCP"),
             port("media", webrtc.udp_port, "UDP"),
         ]),
-        readiness_probe: Some(http_probe(contract::READY_PATH, webrtc.http_port)),
+        readiness_probe: Some(probe(contract::READY_PATH)),
         // Not the readiness path: it fails while draining, and the sidecar must live to drain.
         liveness_probe: Some(Probe {
             failure_threshold: Some(6),
-            ..http_probe(contract::LIVE_PATH, webrtc.http_port)
+            ..probe(contract::LIVE_PATH)
         }),
         volume_mounts: Some(mounts),
         ..hardened(images)
@@ -348,6 +375,16 @@ fn volumes(pipeline: &Pipeline, config_map: &str) -> Vec<Volume> {
             "webrtc-token",
             spec.transports.webrtc.enabled,
             &spec.transports.webrtc.token_secret,
+        ),
+        (
+            "grpc-tls",
+            spec.transports.grpc.enabled,
+            &spec.transports.grpc.tls_secret,
+        ),
+        (
+            "webrtc-tls",
+            spec.transports.webrtc.enabled,
+            &spec.transports.webrtc.tls_secret,
         ),
     ];
     for (volume, enabled, secret) in secrets {

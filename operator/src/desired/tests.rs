@@ -518,3 +518,75 @@ fn grpc_timeouts_reach_the_sidecar_and_default_to_the_binarys_defaults() {
         "fields left out keep their defaults"
     );
 }
+
+#[test]
+fn tls_secrets_are_mounted_passed_probed_and_shown_in_the_endpoints() {
+    let p = pipeline(json!({
+        "manifest": basic().spec.manifest,
+        "transports": {
+            "grpc": {"tlsSecret": "grpc-cert"},
+            "webrtc": {"enabled": true, "tlsSecret": "webrtc-cert"},
+        },
+    }));
+    let c = children(&p, &images()).expect("children");
+    let spec = pod_spec(&c);
+    let container = |name: &str| {
+        spec.containers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} container"))
+    };
+    for (name, secret) in [("grpc", "grpc-cert"), ("webrtc", "webrtc-cert")] {
+        let c = container(name);
+        let args = c.args.clone().unwrap_or_default();
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--tls-cert", "/etc/remotemedia/tls/tls.crt"]),
+            "{args:?}"
+        );
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/etc/remotemedia/tls")
+            .unwrap_or_else(|| panic!("{name}: no TLS mount"));
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        assert_eq!(
+            volume.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some(secret)
+        );
+    }
+    // The kubelet's gRPC probe speaks no TLS: plain HTTP on the metrics port instead.
+    let grpc = container("grpc");
+    let readiness = grpc.readiness_probe.as_ref().unwrap();
+    assert!(readiness.grpc.is_none());
+    let get = readiness.http_get.as_ref().unwrap();
+    assert_eq!(get.path.as_deref(), Some("/readyz"));
+    assert_eq!(get.port, IntOrString::Int(9091));
+    let webrtc = container("webrtc");
+    let get = webrtc
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
+
+    let shown = endpoints(&p);
+    assert!(
+        shown.grpc.as_deref().unwrap().starts_with("grpcs://"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.webrtc.as_deref().unwrap().starts_with("https://"),
+        "{shown:?}"
+    );
+    let plain = endpoints(&basic());
+    assert!(!plain.grpc.as_deref().unwrap().contains("://"), "{plain:?}");
+}

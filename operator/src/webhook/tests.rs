@@ -142,3 +142,61 @@ fn another_image_is_admitted_with_a_warning_naming_it() {
     );
     assert!(!r.allowed);
 }
+
+/// Any JSON where a Pipeline's spec would be (what a client can send through the API server):
+/// reviewed, allowed or denied, never a panic; a denial says why.
+mod any_spec {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("PassThrough"),
+                Just("AudioLevelNode"),
+                Just("python:Gain"),
+                Just("id"),
+                Just("node_type"),
+                Just("nodes"),
+            ]
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("version".to_owned()),
+                        Just("nodes".to_owned()),
+                        Just("connections".to_owned()),
+                        Just("id".to_owned()),
+                        Just("node_type".to_owned()),
+                        Just("params".to_owned()),
+                        Just("from".to_owned()),
+                        Just("to".to_owned()),
+                        "[a-z_]{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_manifest_is_allowed_or_denied_with_a_reason(manifest in json_value()) {
+            let response = review(&request("CREATE", &manifest), &NodeRegistry::with_builtins(), DEFAULT_IMAGE);
+            if !response.allowed {
+                prop_assert!(!response.result.message.is_empty());
+            }
+        }
+    }
+}

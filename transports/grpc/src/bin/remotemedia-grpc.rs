@@ -251,7 +251,7 @@ async fn report_health(
 
 #[cfg(test)]
 mod tests {
-    use remotemedia_runtime_core::pod::{GrpcSidecar, Sessions, token_file};
+    use remotemedia_runtime_core::pod::{GrpcSidecar, Sessions, tls_files, token_file};
     use remotemedia_runtime_core::serve::DrainPolicy;
 
     use super::*;
@@ -277,6 +277,7 @@ mod tests {
                 max_streams_per_connection: 11,
             },
             token: true,
+            tls: true,
         };
         let argv = std::iter::once("remotemedia-grpc".to_owned()).chain(sidecar.args());
         let args = Args::try_parse_from(argv)
@@ -288,6 +289,11 @@ mod tests {
         assert_eq!(args.max_sessions, 7);
         assert_eq!(args.drain.policy(), DrainPolicy::from_secs(120, 5));
         assert_eq!(args.token_file, Some(token_file()));
+        let (cert, key) = tls_files();
+        assert_eq!(
+            args.tls.files(),
+            Some(remotemedia_server::CertificateFiles { cert, key })
+        );
         let t = &args.timeouts;
         assert_eq!(
             (
@@ -308,11 +314,13 @@ mod tests {
 
         let without_token = GrpcSidecar {
             token: false,
+            tls: false,
             ..sidecar
         };
         let argv = std::iter::once("remotemedia-grpc".to_owned()).chain(without_token.args());
         let args = Args::try_parse_from(argv)
             .unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"));
         assert_eq!(args.token_file, None);
+        assert_eq!(args.tls.files(), None);
     }
 }

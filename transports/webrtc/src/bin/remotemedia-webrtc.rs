@@ -164,7 +164,7 @@ fn default_advertise(listen: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use remotemedia_runtime_core::pod::{
-        ADVERTISE_ENV, Advertise, Sessions, WebrtcSidecar, token_file,
+        ADVERTISE_ENV, Advertise, Sessions, WebrtcSidecar, tls_files, token_file,
     };
     use remotemedia_runtime_core::serve::DrainPolicy;
 
@@ -195,6 +195,7 @@ mod tests {
                 linger_seconds: 5,
             },
             token: true,
+            tls: true,
         };
         let args = parse(&sidecar);
         assert_eq!(args.source.connect.as_deref(), Some("voice"));
@@ -205,14 +206,21 @@ mod tests {
         assert_eq!(args.max_sessions, 9);
         assert_eq!(args.drain.policy(), DrainPolicy::from_secs(60, 5));
         assert_eq!(args.token_file, Some(token_file()));
+        let (cert, key) = tls_files();
+        assert_eq!(
+            args.tls.files(),
+            Some(remotemedia_server::CertificateFiles { cert, key })
+        );
 
         let fixed = WebrtcSidecar {
             advertise: Advertise::Address("203.0.113.5".parse().unwrap()),
             token: false,
+            tls: false,
             ..sidecar
         };
         let args = parse(&fixed);
         assert_eq!(args.advertise, Some("203.0.113.5".parse().unwrap()));
         assert_eq!(args.token_file, None);
+        assert_eq!(args.tls.files(), None);
     }
 }

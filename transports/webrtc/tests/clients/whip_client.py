@@ -86,8 +86,10 @@ def read_wav(path):
         return data
 
 
-#: The CA certificate (PEM) an https:// WHIP endpoint is verified with (--ca).
+#: The CA certificate (PEM) an https:// WHIP endpoint is verified with (--ca), and the name
+#: its certificate must hold when the URL's host is not it (--servername).
 CA_FILE = None
+SERVER_NAME = None
 
 
 async def post(url, body, content_type="application/sdp", method="POST", token=None):
@@ -99,7 +101,10 @@ async def post(url, body, content_type="application/sdp", method="POST", token=N
     if parts.scheme == "https":
         context = ssl.create_default_context(cafile=CA_FILE)
         reader, writer = await asyncio.open_connection(
-            parts.hostname, parts.port or 443, ssl=context, server_hostname=parts.hostname
+            parts.hostname,
+            parts.port or 443,
+            ssl=context,
+            server_hostname=SERVER_NAME or parts.hostname,
         )
     else:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
@@ -256,14 +261,15 @@ def main():
     parser.add_argument("--print-offer", action="store_true", help="print an offer and exit")
     parser.add_argument("--token", help="bearer token for a server started with --token-file")
     parser.add_argument("--ca", help="CA certificate (PEM) to verify an https:// endpoint with")
+    parser.add_argument("--servername", help="the name the server's certificate must hold")
     parser.add_argument(
         "--host-candidate",
         metavar="IP",
         help="offer only this local address (127.0.0.1 for a server on loopback)",
     )
     args = parser.parse_args()
-    global CA_FILE
-    CA_FILE = args.ca
+    global CA_FILE, SERVER_NAME
+    CA_FILE, SERVER_NAME = args.ca, args.servername
     sys.exit(asyncio.run(run(args)))
 
 
