@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
+.PHONY: test fmt lint unit generate fuzz bench-tls cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
 
 test:
 	@./scripts/test.sh
@@ -39,7 +39,7 @@ demo:
 	@./scripts/demo.sh
 
 # Benchmarks (not part of `make test`; results go to docs/benchmarks.md by hand).
-bench: bench-router bench-resample bench-ipc bench-session bench-vad bench-grpc bench-python bench-webrtc bench-build-time bench-operator
+bench: bench-tls bench-router bench-resample bench-ipc bench-session bench-vad bench-grpc bench-python bench-webrtc bench-build-time bench-operator
 
 bench-router:
 	cargo bench -p remotemedia-runtime-core --bench router_latency
@@ -68,6 +68,16 @@ bench-pod-start:
 # gRPC streaming round trip vs a bare tonic echo, and 500 sessions at 50 frames/s.
 bench-grpc:
 	cargo bench -p remotemedia-grpc --bench grpc_load
+
+# Every fuzz target for FUZZ_SECONDS (default 600) each: scripts/fuzz.sh, fuzz/README.md.
+fuzz:
+	scripts/fuzz.sh
+
+# TLS against plaintext, same run: the gRPC streaming round trip and new connections
+# (remotemedia-grpc --manifest), and WHIP offer-to-answer (remotemedia-webrtc).
+bench-tls:
+	GRPC_BENCH_ONLY=tls cargo bench -p remotemedia-grpc --bench grpc_load
+	WEBRTC_BENCH_ONLY=tls cargo bench -p remotemedia-webrtc --bench webrtc_load
 
 # WHIP offer-to-answer vs a plain GET, the round trip a PassThrough pipeline adds vs a bare str0m
 # echo, and server CPU per session with 50 sessions vs the Opus work alone.

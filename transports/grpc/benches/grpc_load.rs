@@ -4,7 +4,9 @@
 //!
 //! Servers run as separate processes (this binary re-run in a server role), so their CPU is
 //! theirs alone: `remotemedia-grpc --manifest` (in-process pipeline), the same with
-//! `--connect` to a worker process, and the echo baseline.
+//! `--connect` to a worker process, and the echo baseline. The round trip is also measured over
+//! TLS (`--tls-cert`, a test CA) against the same server without, and so is opening a new
+//! connection (the TLS handshake).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -17,11 +19,12 @@ use remotemedia_grpc::pb::{self, stream_request, stream_response};
 use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
 use remotemedia_runtime_core::{AudioBuffer, PipelineRunner, RuntimeData, TransportData};
+use remotemedia_server::test_pki::TestCa;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 const ROLE_ENV: &str = "REMOTEMEDIA_BENCH_ROLE";
@@ -284,13 +287,23 @@ fn grpc_server(args: &[&str]) -> Process {
 }
 
 async fn connect(addr: SocketAddr) -> PipelineServiceClient<Channel> {
+    connect_with(addr, None).await
+}
+
+/// A client of `addr`, over TLS trusting `ca` (PEM) when given; the server's certificate
+/// names `localhost`.
+async fn connect_with(addr: SocketAddr, ca: Option<&str>) -> PipelineServiceClient<Channel> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let mut endpoint = Channel::from_shared(format!("{scheme}://{addr}")).unwrap();
+    if let Some(ca) = ca {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .domain_name("localhost");
+        endpoint = endpoint.tls_config(tls).unwrap();
+    }
     loop {
-        match Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
+        match endpoint.connect().await {
             Ok(channel) => return PipelineServiceClient::new(channel),
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -298,6 +311,20 @@ async fn connect(addr: SocketAddr) -> PipelineServiceClient<Channel> {
             Err(e) => panic!("connect {addr}: {e}"),
         }
     }
+}
+
+/// How long `count` new connections take to open and answer their first stream (ms each).
+async fn connection_setups(addr: SocketAddr, ca: Option<&str>, count: usize) -> Vec<Duration> {
+    let mut took = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        let mut client = connect_with(addr, ca).await;
+        let (tx, mut responses) = open_stream(&mut client).await;
+        tx.send(frame_request(0)).await.unwrap();
+        responses.message().await.unwrap().unwrap();
+        took.push(started.elapsed());
+    }
+    took
 }
 
 /// A stream on `client`, ready for frames; retried while a `--connect` sidecar finds its worker.
@@ -328,7 +355,11 @@ async fn open_stream(
 }
 
 async fn round_trips(addr: SocketAddr, rounds: usize) -> Vec<Duration> {
-    let mut client = connect(addr).await;
+    round_trips_with(addr, None, rounds).await
+}
+
+async fn round_trips_with(addr: SocketAddr, ca: Option<&str>, rounds: usize) -> Vec<Duration> {
+    let mut client = connect_with(addr, ca).await;
     let (tx, mut responses) = open_stream(&mut client).await;
     let mut rtts = Vec::with_capacity(rounds);
     for i in 0..WARMUP + rounds {
@@ -440,17 +471,49 @@ fn main() {
     std::fs::write(&manifest, PASSTHROUGH).unwrap();
     let link = format!("bench-{}", std::process::id());
 
+    let ca = TestCa::new("bench CA");
+    let files = ca.write_server_files(&dir, &["localhost", "127.0.0.1"]);
     let echo = echo_server();
     let grpc = grpc_server(&["--manifest", manifest.to_str().unwrap()]);
+    let grpc_tls = grpc_server(&[
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--tls-cert",
+        files.cert.to_str().unwrap(),
+        "--tls-key",
+        files.key.to_str().unwrap(),
+    ]);
     let worker = worker(&link);
     let sidecar = grpc_server(&["--connect", &link]);
 
     runtime.block_on(async {
-        let (mut e, mut g, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut e, mut g, mut s, mut t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut plain_setup, mut tls_setup) = (Vec::new(), Vec::new());
         for _ in 0..2 {
             e.extend(round_trips(echo.addr.unwrap(), RTT_ROUNDS / 2).await);
             g.extend(round_trips(grpc.addr.unwrap(), RTT_ROUNDS / 2).await);
+            t.extend(round_trips_with(grpc_tls.addr.unwrap(), Some(ca.pem()), RTT_ROUNDS / 2).await);
             s.extend(round_trips(sidecar.addr.unwrap(), RTT_ROUNDS / 2).await);
+            plain_setup.extend(connection_setups(grpc.addr.unwrap(), None, 50).await);
+            tls_setup.extend(connection_setups(grpc_tls.addr.unwrap(), Some(ca.pem()), 50).await);
+        }
+        let (g50, g99, _) = pct(g.clone());
+        let (t50, t99, _) = pct(t);
+        println!(
+            "TLS: round trip over TLS p50 {t50:.3}  p99 {t99:.3} ms against the same server without \
+             p50 {g50:.3}  p99 {g99:.3} ms (x{:.2} / x{:.2})",
+            t50 / g50,
+            t99 / g99
+        );
+        let (ps50, ps99, _) = pct(plain_setup);
+        let (ts50, ts99, _) = pct(tls_setup);
+        println!(
+            "TLS: a new connection to its first answer (100 each) p50 {ts50:.3}  p99 {ts99:.3} ms \
+             against plain p50 {ps50:.3}  p99 {ps99:.3} ms (x{:.2})",
+            ts50 / ps50
+        );
+        if std::env::var("GRPC_BENCH_ONLY").is_ok_and(|v| v == "tls") {
+            return;
         }
         println!("streaming round trip of one 20 ms 48 kHz mono frame ({RTT_ROUNDS} rounds each, ms):");
         let (e50, e99, _) = pct(e);

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use peer::{Peer, encoded_cycle, post_offer, request};
+use peer::{Peer, encoded_cycle, post_offer, post_offer_over, request};
 
 const LOAD_SESSIONS: usize = 50;
 
@@ -39,6 +39,12 @@ fn main() {
 
     println!("WebRTC benchmark (server pid {})\n", server.child.id());
     offer_to_answer(server.http);
+    tls_offer_to_answer(&server, &manifest, dir.path());
+    if std::env::var("WEBRTC_BENCH_ONLY").is_ok_and(|v| v == "tls") {
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        return;
+    }
     let echo = echo::spawn();
     let server_rtt = round_trip(server.http, &cycle);
     let echo_rtt = round_trip(echo, &cycle);
@@ -80,6 +86,62 @@ fn offer_to_answer(http: SocketAddr) {
         median(&floor),
         median(&answers) / median(&floor)
     );
+}
+
+/// Offer-to-answer over https (a new connection, so a TLS handshake, per offer) against plain
+/// http on `plain`, in alternating blocks of 50.
+fn tls_offer_to_answer(plain: &Server, manifest: &std::path::Path, dir: &std::path::Path) {
+    let ca = remotemedia_server::test_pki::TestCa::new("bench CA");
+    let files = ca.write_server_files(dir, &["localhost"]);
+    let mut tls_server = Server::start_with(
+        manifest,
+        &[
+            "--tls-cert",
+            files.cert.to_str().unwrap(),
+            "--tls-key",
+            files.key.to_str().unwrap(),
+        ],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let (mut over_tls, mut over_plain) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        for (tls, http, into) in [
+            (Some(&config), tls_server.http, &mut over_tls),
+            (None, plain.http, &mut over_plain),
+        ] {
+            for _ in 0..50 {
+                let (offer_peer, offer) = Peer::new();
+                let (took, status, _, body) = post_offer_over(tls, http, &offer);
+                assert_eq!(status, 201, "{body}");
+                into.push(took.as_secs_f64() * 1_000.0);
+                drop(offer_peer);
+            }
+        }
+    }
+    println!(
+        "WHIP offer-to-answer over https (200 offers, new connection and TLS handshake each): \
+         p50 {:.3} ms, p90 {:.3} ms; over http p50 {:.3} ms, p90 {:.3} ms; ratio {:.2}x",
+        median(&over_tls),
+        percentile(&over_tls, 0.9),
+        median(&over_plain),
+        percentile(&over_plain, 0.9),
+        median(&over_tls) / median(&over_plain)
+    );
+    let _ = tls_server.child.kill();
+    let _ = tls_server.child.wait();
 }
 
 /// Connects one peer to `http`, streams 11 s, returns the bursts' round trips.
@@ -186,19 +248,28 @@ struct Server {
 
 impl Server {
     fn start(manifest: &std::path::Path) -> Self {
+        Self::start_with(manifest, &[])
+    }
+
+    fn start_with(manifest: &std::path::Path, args: &[&str]) -> Self {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-webrtc"))
             .arg("--manifest")
             .arg(manifest)
             .args(["--listen", "127.0.0.1:0", "--udp-port", "0"])
             .args(["--max-sessions", "1000", "--connect-timeout-secs", "2"])
+            .args(args)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let http = loop {
             let line = lines.next().expect("server output").unwrap();
-            if let Some(rest) = line.strip_prefix("serving WHIP on http://") {
+            let served = line.strip_prefix("serving WHIP on ").and_then(|r| {
+                r.strip_prefix("http://")
+                    .or_else(|| r.strip_prefix("https://"))
+            });
+            if let Some(rest) = served {
                 break rest.split('/').next().unwrap().parse().unwrap();
             }
         };

@@ -4,6 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
@@ -191,8 +192,17 @@ impl Peer {
 
 /// A WHIP POST: the time it took, the status, the Location and the body.
 pub(crate) fn post_offer(http: SocketAddr, offer: &str) -> (Duration, u16, String, String) {
+    post_offer_over(None, http, offer)
+}
+
+/// [`post_offer`], over TLS with `tls` (the server's certificate names `localhost`).
+pub(crate) fn post_offer_over(
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    http: SocketAddr,
+    offer: &str,
+) -> (Duration, u16, String, String) {
     let started = Instant::now();
-    let (status, headers, body) = request(http, "POST", "/whip", offer);
+    let (status, headers, body) = request_over(tls, http, "POST", "/whip", offer);
     let location = headers
         .lines()
         .find_map(|l| {
@@ -211,8 +221,28 @@ pub(crate) fn request(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(http).unwrap();
-    stream.set_nodelay(true).unwrap();
+    request_over(None, http, method, path, body)
+}
+
+/// [`request`], over TLS with `tls`: a new connection, so a full handshake, each time (as a
+/// WHIP client makes one request per session).
+pub(crate) fn request_over(
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    http: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let tcp = TcpStream::connect(http).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut stream: Box<dyn ReadWrite> = match tls {
+        None => Box::new(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let connection = rustls::ClientConnection::new(config.clone(), name).unwrap();
+            Box::new(rustls::StreamOwned::new(connection, tcp))
+        }
+    };
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/sdp\r\n\
@@ -220,8 +250,13 @@ pub(crate) fn request(
         body.len()
     )
     .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
+    let mut raw = Vec::new();
+    // A TLS server may close without close_notify after `Connection: close`; what was read
+    // is the whole response either way.
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert_eq!(e.kind(), ErrorKind::UnexpectedEof, "{e}");
+    }
+    let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = head
         .split(' ')
@@ -230,3 +265,6 @@ pub(crate) fn request(
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
 }
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
