@@ -143,6 +143,10 @@ pub struct GrpcTransport {
     #[serde(default = "default_max_streams_per_connection")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_streams_per_connection: i32,
+    /// CPU and memory for the gRPC sidecar. Unset: requests 50m CPU and 64Mi, limit 512Mi
+    /// memory (no CPU limit: throttling a real-time relay adds latency to every frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Timeouts of the gRPC sidecar, in seconds. A client whose network vanished loses its session
@@ -224,6 +228,7 @@ impl Default for GrpcTransport {
             tls_secret: None,
             timeouts: GrpcTimeouts::default(),
             max_streams_per_connection: default_max_streams_per_connection(),
+            resources: None,
         }
     }
 }
@@ -259,6 +264,10 @@ pub struct WebRtcTransport {
     /// Unset: plain http.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_secret: Option<String>,
+    /// CPU and memory for the WebRTC sidecar. Unset: requests 100m CPU and 64Mi, limit 512Mi
+    /// memory (no CPU limit: throttling the Opus codec and media pacing adds latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 fn default_http_port() -> i32 {
@@ -278,6 +287,7 @@ impl Default for WebRtcTransport {
             service_type: ServiceType::default(),
             token_secret: None,
             tls_secret: None,
+            resources: None,
         }
     }
 }

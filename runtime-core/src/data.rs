@@ -71,8 +71,10 @@ impl AudioBuffer {
         frames_to_us(self.frames() as u64, self.sample_rate)
     }
 
-    /// Checks the invariants every node relies on: a positive rate and channel count, and a
-    /// sample count that is a whole number of frames.
+    /// Checks the invariants every node relies on: a rate in 1..=[`MAX_SAMPLE_RATE`], a
+    /// channel count in 1..=[`MAX_CHANNELS`], and a sample count that is a whole number of
+    /// frames. Every input from outside (clients, the Python package, the pod link) is checked
+    /// here, so no node allocates per-channel state for 65,535 channels.
     ///
     /// # Errors
     /// Returns a message describing the first broken invariant.
@@ -80,8 +82,20 @@ impl AudioBuffer {
         if self.sample_rate == 0 {
             return Err("audio sample_rate is 0".into());
         }
+        if self.sample_rate > MAX_SAMPLE_RATE {
+            return Err(format!(
+                "audio sample_rate {} is above the limit of {MAX_SAMPLE_RATE} Hz",
+                self.sample_rate
+            ));
+        }
         if self.channels == 0 {
             return Err("audio channels is 0".into());
+        }
+        if self.channels > MAX_CHANNELS {
+            return Err(format!(
+                "audio has {} channels, above the limit of {MAX_CHANNELS}",
+                self.channels
+            ));
         }
         if !self
             .samples
@@ -97,6 +111,12 @@ impl AudioBuffer {
         Ok(())
     }
 }
+
+/// The most channels an audio item may have (64: third-order ambisonics and 7.1.4 fit many
+/// times over); more is refused where the item enters.
+pub const MAX_CHANNELS: u16 = 64;
+/// The highest sample rate an audio item may have, in Hz (the resampler's own limit).
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
 
 /// Converts a frame count at `sample_rate` to microseconds (0 for a zero rate).
 #[must_use]
@@ -320,6 +340,28 @@ mod tests {
         let audio = AudioBuffer::new(vec![0.0; 3], 16_000, 2);
         assert!(audio.check_format().unwrap_err().contains("whole number"));
         assert!(AudioBuffer::new(vec![0.0; 4], 0, 2).check_format().is_err());
+    }
+
+    #[test]
+    fn audio_beyond_the_channel_and_rate_limits_is_refused_naming_the_limit() {
+        let wide = AudioBuffer::new(vec![0.0; 65_535], 48_000, 65_535);
+        let e = wide.check_format().unwrap_err();
+        assert!(
+            e.contains("65535 channels") && e.contains("limit of 64"),
+            "{e}"
+        );
+        assert!(
+            AudioBuffer::new(vec![0.0; 64], 48_000, 64)
+                .check_format()
+                .is_ok()
+        );
+        let fast = AudioBuffer::new(vec![0.0; 2], 1_000_000, 1);
+        assert!(fast.check_format().unwrap_err().contains("768000 Hz"));
+        assert!(
+            AudioBuffer::new(vec![0.0; 2], 768_000, 1)
+                .check_format()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
-    VolumeMount,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -253,8 +253,29 @@ fn grpc_container(
             ..liveness_probe
         }),
         volume_mounts: Some(mounts),
+        resources: Some(
+            grpc.resources
+                .clone()
+                .unwrap_or_else(|| sidecar_resources("50m")),
+        ),
         ..hardened(images)
     })
+}
+
+/// A transport sidecar's resources when its Pipeline names none: requests that let the
+/// scheduler count it, a memory limit that bounds a leak or a flood (sessions are capped by
+/// `maxPerPod`, buffers per session are bounded), and no CPU limit, whose CFS throttling
+/// would stall real-time media every period it runs out.
+fn sidecar_resources(cpu_request: &str) -> ResourceRequirements {
+    let quantity = |q: &str| Quantity(q.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), quantity(cpu_request)),
+            ("memory".to_owned(), quantity("64Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), quantity("512Mi"))])),
+        ..ResourceRequirements::default()
+    }
 }
 
 fn webrtc_container(
@@ -327,6 +348,12 @@ fn webrtc_container(
             ..probe(contract::LIVE_PATH)
         }),
         volume_mounts: Some(mounts),
+        resources: Some(
+            webrtc
+                .resources
+                .clone()
+                .unwrap_or_else(|| sidecar_resources("100m")),
+        ),
         ..hardened(images)
     })
 }

@@ -590,3 +590,35 @@ fn tls_secrets_are_mounted_passed_probed_and_shown_in_the_endpoints() {
     let plain = endpoints(&basic());
     assert!(!plain.grpc.as_deref().unwrap().contains("://"), "{plain:?}");
 }
+
+#[test]
+fn sidecars_get_requests_and_a_memory_limit_unless_the_pipeline_says_otherwise() {
+    let p = pipeline(json!({
+        "manifest": basic().spec.manifest,
+        "transports": {
+            "webrtc": {"enabled": true, "resources": {"requests": {"cpu": "2"}}},
+        },
+    }));
+    let c = children(&p, &images()).expect("children");
+    let spec = pod_spec(&c);
+    let grpc = spec.containers.iter().find(|c| c.name == "grpc").unwrap();
+    let resources = grpc.resources.as_ref().expect("default resources");
+    let requests = resources.requests.as_ref().unwrap();
+    assert_eq!(requests["cpu"].0, "50m");
+    assert_eq!(requests["memory"].0, "64Mi");
+    let limits = resources.limits.as_ref().unwrap();
+    assert_eq!(limits["memory"].0, "512Mi");
+    assert!(
+        !limits.contains_key("cpu"),
+        "no CPU limit: throttling stalls media"
+    );
+    let webrtc = spec.containers.iter().find(|c| c.name == "webrtc").unwrap();
+    let requests = webrtc
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(requests["cpu"].0, "2", "the Pipeline's own resources win");
+}

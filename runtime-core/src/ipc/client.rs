@@ -571,4 +571,83 @@ mod tests {
         let _ = stop.send(());
         serving.await.unwrap().unwrap();
     }
+
+    /// Items too large for the pod link's shared memory are refused naming the limit, in
+    /// either direction, and the session goes on: an input is refused where it is sent; a
+    /// node's output (here a chunker's 1 MiB chunk, made of small inputs) becomes an error
+    /// item naming the node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_beyond_the_link_limit_are_refused_by_name_and_the_session_goes_on() {
+        use crate::AudioBuffer;
+        use crate::ipc::link::MAX_MESSAGE_BYTES;
+
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let link = LinkName::new(&format!("t-large-{suffix}")).unwrap();
+        let runner = PipelineRunner::new();
+        let served = Manifest::from_text(
+            r#"{"version": "v1", "nodes": [{"id": "window", "node_type": "AudioChunkerNode", "params": {"chunk_size": 262144}}]}"#,
+            Format::Json,
+            runner.registry(),
+        )
+        .unwrap();
+        let worker = Worker::bind(link.clone(), runner, served, WorkerOptions::default()).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(worker.serve(async {
+            let _ = stopped.await;
+        }));
+        let client = IpcRunner::connect(link, ClientOptions::default()).unwrap();
+        let session = client.stream_served().await.unwrap();
+        let audio = |frames: usize, sequence: u64| {
+            TransportData::new(RuntimeData::Audio(AudioBuffer::new(
+                vec![0.1; frames],
+                48_000,
+                1,
+            )))
+            .with_sequence(sequence)
+        };
+
+        let refused = session
+            .send_input(audio(MAX_MESSAGE_BYTES / 4 + 1, 0))
+            .await;
+        match refused {
+            Err(SessionError::InvalidInput(reason)) => {
+                assert!(reason.contains("limit of 524288 bytes"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Eleven inputs of 100 KB: the chunker's output of 1 MiB cannot cross the link.
+        for n in 1..=11 {
+            session.send_input(audio(25_000, n)).await.unwrap();
+        }
+        let output = tokio::time::timeout(LIMIT, session.recv_output())
+            .await
+            .unwrap()
+            .unwrap();
+        match output {
+            Some(SessionOutput::Error(failure)) => {
+                assert_eq!(failure.node_id, "window");
+                assert!(
+                    failure.message.contains("pod link's limit"),
+                    "{}",
+                    failure.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        session.end_input().await;
+        // The session still ends normally (the rest of the audio, under a chunk, is dropped
+        // by the chunker at the end or flushed as a smaller chunk).
+        loop {
+            match tokio::time::timeout(LIMIT, session.recv_output())
+                .await
+                .unwrap()
+            {
+                Ok(None) => break,
+                Ok(Some(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+    }
 }

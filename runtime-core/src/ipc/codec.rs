@@ -180,6 +180,17 @@ pub enum EncodeError {
         /// The largest length the format holds.
         max: usize,
     },
+    /// The message is larger than the pod link carries.
+    #[error(
+        "the item is {len} bytes encoded, more than the pod link's limit of {max} bytes \
+         (send audio in shorter frames)"
+    )]
+    TooLarge {
+        /// Its encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Encodes `envelope` into a new buffer.

@@ -54,6 +54,13 @@ pub const CLIENT_INBOX_SLOTS: usize = 2;
 /// Messages a client's pipes buffer, for all its sessions together, before the writer waits
 /// (both ends must use the same depth: it is part of the pipes' iceoryx2 service).
 pub const PIPE_DEPTH: usize = 64;
+/// The largest message a pipe carries. A pipe's shared memory grows to hold its depth (plus
+/// two loans) of its largest message, rounded up to a power of two: 512 KiB makes that 33 MiB
+/// per pipe at worst, so a pod's default 256 MiB `/dev/shm` holds seven pipes that all carry
+/// the largest messages (a 4 MiB message would need 264 MiB for one pipe, more than the pod
+/// has). 512 KiB is 2.7 s of 48 kHz mono audio; larger items are refused by name where they
+/// are sent (the sender's input, or the node whose output it is).
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 /// Items of one session a sender may have in flight, not yet taken by its peer.
 pub const SESSION_WINDOW: u32 = 16;
 /// Credits are returned after this many items were taken (at most [`SESSION_WINDOW`], or a

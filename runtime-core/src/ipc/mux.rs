@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::codec::{self, DecodeError, EncodeError, Envelope, Message};
-use super::link::{CREDIT_BATCH, SESSION_WINDOW, SessionId};
+use super::link::{CREDIT_BATCH, MAX_MESSAGE_BYTES, SESSION_WINDOW, SessionId};
 use super::pipe::{IpcError, PipeReader, PipeWriter};
 
 /// Most messages written per batch: bounds how long the first of them waits for its ring.
@@ -91,10 +91,17 @@ impl Outbox {
 /// # Errors
 /// A field exceeds its length prefix.
 pub(super) fn encode(session: SessionId, message: Message) -> Result<Vec<u8>, EncodeError> {
-    codec::encode(&Envelope {
+    let bytes = codec::encode(&Envelope {
         session: session.0,
         message,
-    })
+    })?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(EncodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// A task of the link, aborted when its handle is dropped (its pipes go with it).

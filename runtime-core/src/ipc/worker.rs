@@ -584,11 +584,16 @@ async fn relay_outputs(
     session: &PipelineSession,
 ) -> Result<Relay, OutboxError> {
     loop {
+        // Who to name if the output cannot cross the link.
+        let mut origin = None;
         let message = match session.recv_output().await {
-            Ok(Some(SessionOutput::Data { node_id, data })) => Message::Output {
-                node: node_id,
-                item: data,
-            },
+            Ok(Some(SessionOutput::Data { node_id, data })) => {
+                origin = Some((node_id.clone(), data.sequence));
+                Message::Output {
+                    node: node_id,
+                    item: data,
+                }
+            }
             Ok(Some(SessionOutput::Error(f))) => Message::Error {
                 node: Some(f.node_id),
                 sequence: f.sequence,
@@ -614,7 +619,17 @@ async fn relay_outputs(
                 return Ok(Relay::Aborted("the client's pipes closed".to_owned()));
             }
         }
-        link.send(message)?;
+        match (link.send(message), origin) {
+            // Too large for the link: the client hears which node's output, and goes on.
+            (Err(OutboxError::Encode(e)), Some((node, sequence))) => {
+                link.send(Message::Error {
+                    message: format!("the output of node '{node}' was not delivered: {e}"),
+                    node: Some(node),
+                    sequence,
+                })?;
+            }
+            (sent, _) => sent?,
+        }
     }
 }
 

@@ -13,12 +13,15 @@ const FLUSH_TOKENS: &[&str] = &["<|text_end|>", "<|audio_end|>"];
 /// Accumulates text and emits each complete sentence: text up to and including a match of
 /// `split_pattern`, trimmed, at least `min_sentence_length` characters long (shorter pieces
 /// are joined with what follows). `<|text_end|>` / `<|audio_end|>` flush the buffer, as does
-/// the end of input when `yield_partial_on_end` is set. Other data kinds pass through.
+/// the end of input when `yield_partial_on_end` is set, and so does text that grows past
+/// `max_buffer_bytes` without a sentence end (emitted as it is: memory stays bounded and
+/// nothing is lost). Other data kinds pass through.
 #[derive(Debug)]
 pub struct TextCollectorNode {
     split: Regex,
     min_len: usize,
     yield_partial_on_end: bool,
+    max_buffer: usize,
     buffer: String,
 }
 
@@ -36,6 +39,10 @@ pub struct TextCollectorParams {
     /// Emit the unfinished sentence when the input ends.
     #[serde(default = "default_true")]
     pub yield_partial_on_end: bool,
+    /// Text held without a sentence end (bytes, UTF-8) before it is emitted as it is.
+    #[serde(default = "default_max_buffer")]
+    #[schemars(range(min = 1, max = 16_777_216))]
+    pub max_buffer_bytes: u32,
 }
 
 fn default_split() -> String {
@@ -46,6 +53,9 @@ fn default_min_len() -> u32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_max_buffer() -> u32 {
+    65_536
 }
 
 impl NodeKind for TextCollectorNode {
@@ -61,6 +71,7 @@ impl NodeKind for TextCollectorNode {
         ("splitPattern", "split_pattern"),
         ("minSentenceLength", "min_sentence_length"),
         ("yieldPartialOnEnd", "yield_partial_on_end"),
+        ("maxBufferBytes", "max_buffer_bytes"),
     ];
 
     fn check(p: &TextCollectorParams) -> Vec<ParamIssue> {
@@ -84,6 +95,7 @@ impl NodeKind for TextCollectorNode {
             split: Regex::new(&p.split_pattern).expect("checked by NodeKind::check"),
             min_len: p.min_sentence_length as usize,
             yield_partial_on_end: p.yield_partial_on_end,
+            max_buffer: p.max_buffer_bytes as usize,
             buffer: String::new(),
         }
     }
@@ -102,6 +114,9 @@ impl TextCollectorNode {
             }
         }
         self.buffer.drain(..start);
+        if self.buffer.len() > self.max_buffer {
+            self.flush(out);
+        }
     }
 
     fn flush(&mut self, out: &mut Outputs) {
@@ -153,6 +168,7 @@ mod tests {
             split_pattern: default_split(),
             min_sentence_length: 3,
             yield_partial_on_end: true,
+            max_buffer_bytes: default_max_buffer(),
         })
     }
 
@@ -163,6 +179,35 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn text_without_a_sentence_end_is_emitted_at_the_cap_not_held_for_ever() {
+        let mut node = TextCollectorNode::new(TextCollectorParams {
+            max_buffer_bytes: 100,
+            ..serde_json::from_value(serde_json::json!({})).unwrap()
+        });
+        let mut out = Outputs::default();
+        let mut sent = String::new();
+        for i in 0..1_000 {
+            let token = format!("wörd{i} ");
+            sent.push_str(&token);
+            node.process(RuntimeData::text(token), &mut out).unwrap();
+            assert!(
+                node.buffer.len() <= 100 + 16,
+                "{} bytes held",
+                node.buffer.len()
+            );
+        }
+        node.finish(&mut out).unwrap();
+        let emitted = texts(&mut out);
+        assert!(emitted.len() > 50, "{} pieces", emitted.len());
+        // Nothing lost: the pieces are the input, in order (pieces are trimmed).
+        let joined: String = emitted.join(" ");
+        assert_eq!(
+            joined.split_whitespace().collect::<Vec<_>>(),
+            sent.split_whitespace().collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -204,6 +249,7 @@ mod tests {
             split_pattern: "[".into(),
             min_sentence_length: 1,
             yield_partial_on_end: true,
+            max_buffer_bytes: 1,
         };
         assert_eq!(TextCollectorNode::check(&bad)[0].field, "split_pattern");
         let empty = TextCollectorParams {
