@@ -591,3 +591,60 @@ async fn a_crash_in_a_worker_fails_only_that_session_and_the_worker_lives_on() {
         .unwrap();
     assert_eq!(data(next(&fresh).await), RuntimeData::Text("new".into()));
 }
+
+/// A node process that never answers an item is replaced once the item deadline passes: the
+/// item fails with an error naming the node, the next item is answered by the new process,
+/// and the hung one is killed and reaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_answer_is_replaced_and_its_item_fails_naming_it() {
+    let options = PythonOptions {
+        item_timeout: Duration::from_secs(1),
+        exit_grace: Duration::from_millis(200),
+        ..options()
+    };
+    let mut registry = NodeRegistry::with_builtins();
+    PythonNodes::discover(options)
+        .expect("discover Python node types")
+        .register(&mut registry);
+    let runner = PipelineRunner::with_registry(registry);
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    let manifest = single(&runner, "python:HangOn", &json!({"marker": marker}));
+    let session = runner.create_stream_session(&manifest).unwrap();
+    let send = |text: &str, sequence: u64| {
+        TransportData::new(RuntimeData::Text(text.into())).with_sequence(sequence)
+    };
+    session.send_input(send("before", 0)).await.unwrap();
+    assert_eq!(
+        data(next(&session).await),
+        RuntimeData::Text("before".into())
+    );
+    let hung = children_matching(&marker);
+    assert_eq!(hung.len(), 1, "{hung:?}");
+
+    session.send_input(send("hang", 1)).await.unwrap();
+    let started = Instant::now();
+    match next(&session).await {
+        SessionOutput::Error(e) => {
+            assert_eq!((e.node_id.as_str(), e.sequence), ("py", Some(1)));
+            assert!(
+                e.message.contains("python:HangOn did not answer within 1s"),
+                "{}",
+                e.message
+            );
+        }
+        other @ SessionOutput::Data { .. } => panic!("expected an error item, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    session.send_input(send("after", 2)).await.unwrap();
+    assert_eq!(
+        data(next(&session).await),
+        RuntimeData::Text("after".into())
+    );
+    let deadline = Instant::now() + LIMIT;
+    while !reaped(hung[0]) {
+        assert!(Instant::now() < deadline, "the hung process was not killed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    session.end_input().await;
+    assert_eq!(session.recv_output().await.unwrap(), None);
+}

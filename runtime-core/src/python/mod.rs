@@ -55,6 +55,9 @@ pub struct PythonOptions {
     pub spin: Duration,
     /// How long a new process may take to say it is ready.
     pub startup_timeout: Duration,
+    /// How long a process may take to answer one item (all its outputs and `Done`); one that
+    /// does not is replaced by a fresh process and the item fails naming the node.
+    pub item_timeout: Duration,
     /// How long a process whose session ended may take to exit before it is killed.
     pub exit_grace: Duration,
     /// Environment added for the interpreter, e.g. `REMOTEMEDIA_PYTHON_MODULES` to load node
@@ -69,6 +72,7 @@ impl Default for PythonOptions {
             depth: 8,
             spin: Duration::from_micros(200),
             startup_timeout: Duration::from_secs(30),
+            item_timeout: Duration::from_secs(30),
             exit_grace: Duration::from_secs(2),
             env: Vec::new(),
         }

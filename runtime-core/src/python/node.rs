@@ -60,16 +60,31 @@ pub(super) fn clean_up_after_dead_processes() {
     }
 }
 
-/// One Python node instance, in its own process.
+/// One Python node instance, in its own process: replaced by a fresh one when it does not
+/// answer an item within [`PythonOptions::item_timeout`].
 pub(super) struct PythonNode {
+    label: String,
+    name: String,
+    params: Value,
+    options: PythonOptions,
+    link: Link,
+    /// What the executor watches: `Some(reason)` once the current process exited while in
+    /// use. Fed from each process in turn, so replacing one is not a loss.
+    lost: watch::Sender<Option<String>>,
+}
+
+/// The pipes to one node process, and the process.
+struct Link {
     label: String,
     to_node: PipeWriter,
     from_node: PipeReader,
-    /// Keeps the node process's inbox service alive until the node is dropped.
+    /// Keeps the node process's inbox service alive until the link is dropped.
     _node_bell: Doorbell,
     ready: bool,
     startup_timeout: Duration,
     process: NodeProcess,
+    /// Copies the process's exit into [`PythonNode::lost`]; aborted with the link.
+    forward_exit: tokio::task::JoinHandle<()>,
 }
 
 impl PythonNode {
@@ -80,6 +95,55 @@ impl PythonNode {
         name: &str,
         params: &Value,
         options: &PythonOptions,
+    ) -> Result<Self, StartError> {
+        let lost = watch::Sender::new(None);
+        let link = Link::spawn(name, params, options, &lost)?;
+        Ok(Self {
+            label: format!("python:{name}"),
+            name: name.to_owned(),
+            params: params.clone(),
+            options: options.clone(),
+            link,
+            lost,
+        })
+    }
+
+    /// Ends the current process (it gets the exit grace, then is killed) and starts a fresh
+    /// one with the same params.
+    fn replace(&mut self) -> Result<(), NodeError> {
+        let fresh =
+            Link::spawn(&self.name, &self.params, &self.options, &self.lost).map_err(|e| {
+                NodeError::Lost(format!("{}: {}", self.label, crate::report::chain(&e)))
+            })?;
+        // Dropping the old link asks its process to close and stops forwarding its exit.
+        self.link = fresh;
+        Ok(())
+    }
+
+    /// The process's answer to what was sent, within the item deadline; a process that
+    /// misses it is replaced and the item fails naming the node.
+    async fn answer(&mut self, out: &mut Outputs) -> Result<(), NodeError> {
+        let limit = self.options.item_timeout;
+        match tokio::time::timeout(limit, self.link.collect(out)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(node = %self.label, ?limit, "node process did not answer; replacing it");
+                self.replace()?;
+                Err(NodeError::Failed(format!(
+                    "{} did not answer within {limit:?}; its process was replaced",
+                    self.label
+                )))
+            }
+        }
+    }
+}
+
+impl Link {
+    fn spawn(
+        name: &str,
+        params: &Value,
+        options: &PythonOptions,
+        lost: &watch::Sender<Option<String>>,
     ) -> Result<Self, StartError> {
         let host = host()?;
         let prefix = format!("remotemedia/py/{}", uuid::Uuid::new_v4().simple());
@@ -123,6 +187,14 @@ impl PythonNode {
         ];
         let label = format!("python:{name}");
         let process = process::spawn(options, &args, label.clone())?;
+        let mut exited = process.exited.clone();
+        let lost = lost.clone();
+        let forward_exit = tokio::spawn(async move {
+            if let Ok(reason) = exited.wait_for(Option::is_some).await {
+                let reason = reason.clone();
+                lost.send_replace(reason);
+            }
+        });
         Ok(Self {
             label,
             to_node,
@@ -131,6 +203,7 @@ impl PythonNode {
             ready: false,
             startup_timeout: options.startup_timeout,
             process,
+            forward_exit,
         })
     }
 
@@ -228,23 +301,25 @@ fn exit_reason(
 #[async_trait]
 impl RemoteNode for PythonNode {
     async fn process(&mut self, input: RuntimeData, out: &mut Outputs) -> Result<(), NodeError> {
-        self.ready().await?;
-        self.send(Message::Input(TransportData::new(input))).await?;
-        self.collect(out).await
+        self.link.ready().await?;
+        self.link
+            .send(Message::Input(TransportData::new(input)))
+            .await?;
+        self.answer(out).await
     }
 
     async fn finish(&mut self, out: &mut Outputs) -> Result<(), NodeError> {
-        self.ready().await?;
-        self.send(Message::EndInput).await?;
-        self.collect(out).await
+        self.link.ready().await?;
+        self.link.send(Message::EndInput).await?;
+        self.answer(out).await
     }
 
     fn lost(&self) -> watch::Receiver<Option<String>> {
-        self.process.exited.clone()
+        self.lost.subscribe()
     }
 }
 
-impl Drop for PythonNode {
+impl Drop for Link {
     fn drop(&mut self) {
         // Ask the process to end as after a normal session; should Close not fit, stdin
         // closing right after (as the fields drop) ends it too.
@@ -254,5 +329,6 @@ impl Drop for PythonNode {
         }) {
             let _ = self.to_node.try_send(&bytes);
         }
+        self.forward_exit.abort();
     }
 }

@@ -1,6 +1,7 @@
 """Python node types the runtime's Rust tests drive (loaded through REMOTEMEDIA_PYTHON_MODULES)."""
 
 import os
+import time
 import signal
 
 from remotemedia_nodes import Json, Node, node
@@ -46,3 +47,16 @@ class Burst(Node):
 class BadInit(Node):
     def __init__(self):
         raise RuntimeError("no model file here")
+
+
+@node("HangOn", description="Echoes its input, but never answers the text 'hang'",
+      params={"marker": {"type": "string", "default": ""}})
+class HangOn(Node):
+    def __init__(self, marker):
+        self.marker = marker
+
+    def process(self, data):
+        if data == "hang":
+            while True:
+                time.sleep(3600)
+        return data

@@ -34,6 +34,10 @@ struct Cli {
         default_value = python::DEFAULT_INTERPRETER
     )]
     python_interpreter: std::ffi::OsString,
+    /// Seconds a Python node process may take to answer one item; one that does not is
+    /// replaced by a fresh process and the item fails naming the node.
+    #[arg(long, global = true, default_value_t = 30)]
+    python_item_timeout_secs: u64,
     #[command(flatten)]
     link: LinkFlags,
     #[command(subcommand)]
@@ -158,6 +162,7 @@ fn node_registry(cli: &Cli) -> anyhow::Result<NodeRegistry> {
     }
     let options = python::PythonOptions {
         interpreter: cli.python_interpreter.clone(),
+        item_timeout: std::time::Duration::from_secs(cli.python_item_timeout_secs),
         ..python::PythonOptions::default()
     };
     match python::PythonNodes::discover(options) {
