@@ -23,7 +23,8 @@ fi
 cluster_tests() {
   KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) \
   REMOTEMEDIA_HELM=$K8S_BIN/helm REMOTEMEDIA_KUBECTL=$K8S_BIN/kubectl \
-    cargo test -p remotemedia-operator --features cluster-tests --test cluster --test chart
+    cargo test -p remotemedia-operator --features cluster-tests --test cluster --test chart \
+      --test webhook_renewal
 }
 
 chart_checks() {

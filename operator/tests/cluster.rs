@@ -43,6 +43,7 @@ fn options(namespace: &str) -> OperatorOptions<'_> {
         leader_elect: false,
         identity: "test-operator",
         webhook_port: None,
+        extra_args: &[],
     }
 }
 

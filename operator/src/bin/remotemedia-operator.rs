@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
@@ -61,6 +62,11 @@ struct Args {
     /// ValidatingWebhookConfiguration whose caBundle the operator keeps current.
     #[arg(long, env = "WEBHOOK_CONFIGURATION")]
     webhook_configuration: Option<String>,
+    /// How often each replica checks the webhook certificate in --webhook-secret: one close
+    /// to expiry is renewed (by whichever replica gets there first) and every replica serves
+    /// the Secret's current certificate from its next check.
+    #[arg(long, default_value_t = 3600)]
+    webhook_cert_check_secs: u64,
     /// Elect a leader through a Lease, so several replicas are safe.
     #[arg(long)]
     leader_elect: bool,
@@ -244,24 +250,40 @@ async fn serve_webhook(
     metrics: &Arc<Metrics>,
     stopped: Stopped,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let cert = match &args.webhook_secret {
+    let secret = match &args.webhook_secret {
         Some(secret) => {
             let Some((ns, name)) = secret.split_once('/') else {
                 bail!("--webhook-secret must be namespace/name, got {secret:?}");
             };
+            Some((ns.to_owned(), name.to_owned()))
+        }
+        None => None,
+    };
+    let cert = match &secret {
+        Some((ns, name)) => {
             webhook::ensure_serving_cert(client, ns, name, &args.webhook_names).await?
         }
         None => webhook::generate_serving_cert(&args.webhook_names)?,
     };
     if let Some(config) = &args.webhook_configuration {
-        webhook::inject_ca_bundle(client, config, &cert.ca_pem).await?;
+        webhook::inject_ca_bundle(client, config, &cert.ca_bundle()).await?;
     }
     let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-        cert.cert_pem.into_bytes(),
-        cert.key_pem.into_bytes(),
+        cert.cert_pem.clone().into_bytes(),
+        cert.key_pem.clone().into_bytes(),
     )
     .await
     .context("loading the webhook certificate")?;
+    if let Some(secret) = secret {
+        tokio::spawn(keep_webhook_cert_current(
+            client.clone(),
+            secret,
+            args.webhook_names.clone(),
+            args.webhook_configuration.clone(),
+            (tls.clone(), cert),
+            Duration::from_secs(args.webhook_cert_check_secs),
+        ));
+    }
     let listener = std::net::TcpListener::bind(args.webhook_listen)
         .with_context(|| format!("bind {}", args.webhook_listen))?;
     listener.set_nonblocking(true)?;
@@ -275,6 +297,51 @@ async fn serve_webhook(
         handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     Ok(tokio::spawn(server))
+}
+
+/// Every `every`, renews the certificate in `secret` if it is close to expiry (or takes the
+/// one another replica renewed), and serves it from then on; the caBundle trusts the new CA
+/// and the one it replaced, so replicas that have not reloaded yet stay trusted.
+async fn keep_webhook_cert_current(
+    client: Client,
+    (namespace, name): (String, String),
+    names: Vec<String>,
+    configuration: Option<String>,
+    (tls, mut serving): (axum_server::tls_rustls::RustlsConfig, webhook::ServingCert),
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let current = match webhook::ensure_serving_cert(&client, &namespace, &name, &names).await {
+            Ok(cert) => cert,
+            Err(e) => {
+                tracing::warn!(error = %e, "checking the webhook certificate failed; serving the one loaded");
+                continue;
+            }
+        };
+        if current == serving {
+            continue;
+        }
+        if let Some(config) = &configuration
+            && let Err(e) = webhook::inject_ca_bundle(&client, config, &current.ca_bundle()).await
+        {
+            tracing::warn!(error = %e, "updating the webhook caBundle failed; retrying next check");
+            continue;
+        }
+        let reloaded = tls
+            .reload_from_pem(
+                current.cert_pem.clone().into_bytes(),
+                current.key_pem.clone().into_bytes(),
+            )
+            .await;
+        match reloaded {
+            Ok(()) => {
+                tracing::info!(not_after = %current.not_after, "serving the renewed webhook certificate");
+                serving = current;
+            }
+            Err(e) => tracing::warn!(error = %e, "loading the renewed webhook certificate failed"),
+        }
+    }
 }
 
 /// Waits to lead, runs the controller while leading, then leaves the election. Returns why

@@ -17,6 +17,8 @@ use rcgen::{
 };
 
 const NOT_AFTER_KEY: &str = "remotemedia.dev/not-after";
+/// The key of the replaced CA in the Secret.
+const PREVIOUS_CA_KEY: &str = "ca-previous.crt";
 const SANS_KEY: &str = "remotemedia.dev/subject-alt-names";
 /// A stored certificate closer than this to expiry is replaced at start.
 const RENEW_BEFORE_DAYS: i64 = 30;
@@ -47,6 +49,9 @@ pub enum CertError {
 pub struct ServingCert {
     /// The CA certificate (what the apiserver trusts: the webhook's `caBundle`).
     pub ca_pem: String,
+    /// The CA this one replaced, trusted too until every replica serves the new certificate
+    /// (a replica reloads within its check period; until then it serves the old one).
+    pub previous_ca_pem: Option<String>,
     /// The serving certificate.
     pub cert_pem: String,
     /// Its private key.
@@ -94,6 +99,7 @@ pub fn generate(subject_alt_names: &[String]) -> Result<ServingCert, CertError> 
     let cert = params.signed_by(&key, &issuer)?;
     Ok(ServingCert {
         ca_pem: ca_cert.pem(),
+        previous_ca_pem: None,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         not_after: not_after.to_string(),
@@ -137,7 +143,12 @@ pub async fn ensure_serving_cert(
         {
             return cert;
         }
-        let cert = generate(subject_alt_names)?;
+        let mut cert = generate(subject_alt_names)?;
+        // Replicas still serving the old certificate stay trusted through the change.
+        cert.previous_ca_pem = existing
+            .as_ref()
+            .and_then(|old| old.data.as_ref()?.get("ca.crt"))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned());
         let mut secret = to_secret(&cert, namespace, name, &wanted_sans);
         let result = match existing {
             Some(old) => {
@@ -184,6 +195,7 @@ fn usable(secret: &Secret, wanted_sans: &str) -> Option<Result<ServingCert, Cert
     Some((|| {
         Ok(ServingCert {
             ca_pem: field("ca.crt")?,
+            previous_ca_pem: field(PREVIOUS_CA_KEY).ok(),
             cert_pem: field("tls.crt")?,
             key_pem: field("tls.key")?,
             not_after: not_after.to_string(),
@@ -203,21 +215,43 @@ fn to_secret(cert: &ServingCert, namespace: &str, name: &str, sans: &str) -> Sec
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/tls".to_owned()),
-        data: Some(BTreeMap::from([
-            (
-                "ca.crt".to_owned(),
-                ByteString(cert.ca_pem.clone().into_bytes()),
-            ),
-            (
-                "tls.crt".to_owned(),
-                ByteString(cert.cert_pem.clone().into_bytes()),
-            ),
-            (
-                "tls.key".to_owned(),
-                ByteString(cert.key_pem.clone().into_bytes()),
-            ),
-        ])),
+        data: Some(
+            BTreeMap::from([
+                (
+                    "ca.crt".to_owned(),
+                    ByteString(cert.ca_pem.clone().into_bytes()),
+                ),
+                (
+                    "tls.crt".to_owned(),
+                    ByteString(cert.cert_pem.clone().into_bytes()),
+                ),
+                (
+                    "tls.key".to_owned(),
+                    ByteString(cert.key_pem.clone().into_bytes()),
+                ),
+            ])
+            .into_iter()
+            .chain(cert.previous_ca_pem.as_ref().map(|pem| {
+                (
+                    PREVIOUS_CA_KEY.to_owned(),
+                    ByteString(pem.clone().into_bytes()),
+                )
+            }))
+            .collect(),
+        ),
         ..Secret::default()
+    }
+}
+
+impl ServingCert {
+    /// What the apiserver must trust: the CA, and the one it replaced while replicas move
+    /// over.
+    #[must_use]
+    pub fn ca_bundle(&self) -> String {
+        match &self.previous_ca_pem {
+            Some(previous) => format!("{}{previous}", self.ca_pem),
+            None => self.ca_pem.clone(),
+        }
     }
 }
 

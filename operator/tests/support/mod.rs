@@ -121,6 +121,8 @@ pub struct OperatorOptions<'a> {
     pub leader_elect: bool,
     pub identity: &'a str,
     pub webhook_port: Option<u16>,
+    /// More flags for the operator.
+    pub extra_args: &'a [&'a str],
 }
 
 impl Operator {
@@ -150,6 +152,7 @@ impl Operator {
         if options.leader_elect {
             cmd.arg("--leader-elect");
         }
+        cmd.args(options.extra_args);
         let child = cmd.spawn().expect("start remotemedia-operator");
         let operator = Self {
             child,
