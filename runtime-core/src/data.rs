@@ -118,6 +118,22 @@ pub const MAX_CHANNELS: u16 = 64;
 /// The highest sample rate an audio item may have, in Hz (the resampler's own limit).
 pub const MAX_SAMPLE_RATE: u32 = 768_000;
 
+/// About what a JSON value holds: strings by length, keys too, and 16 bytes per other value.
+fn json_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => 16 + s.len(),
+        Value::Array(items) => 16 + items.iter().map(json_bytes).sum::<usize>(),
+        Value::Object(map) => {
+            16 + map
+                .iter()
+                .map(|(k, v)| 16 + k.len() + json_bytes(v))
+                .sum::<usize>()
+        }
+        _ => 16,
+    }
+}
+
 /// Converts a frame count at `sample_rate` to microseconds (0 for a zero rate).
 #[must_use]
 pub fn frames_to_us(frames: u64, sample_rate: u32) -> u64 {
@@ -211,6 +227,19 @@ pub enum RuntimeData {
 }
 
 impl RuntimeData {
+    /// About how many bytes the item holds: exact for audio, text, binary and tensors; for
+    /// JSON, its strings and numbers walked without serializing. What byte budgets count.
+    #[must_use]
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Self::Audio(a) => a.samples.len() * std::mem::size_of::<f32>(),
+            Self::Text(t) => t.len(),
+            Self::Json(v) => json_bytes(v),
+            Self::Binary(b) => b.len(),
+            Self::Tensor(t) => t.bytes.len(),
+        }
+    }
+
     /// Checks that the data is self-consistent (audio with channels and whole frames, a
     /// tensor whose bytes match its shape); text, JSON and binary always are.
     ///

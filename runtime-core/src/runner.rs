@@ -18,6 +18,10 @@ use crate::transport::{OpenedSession, PipelineTransport, RunError, SessionOutput
 pub struct RunnerConfig {
     /// Items each node's input queue holds before senders wait.
     pub node_queue_capacity: usize,
+    /// Bytes of items waiting for one node before senders wait (an item larger than this
+    /// passes alone): with [`node_queue_capacity`](Self::node_queue_capacity), what bounds a
+    /// session's memory.
+    pub node_queue_bytes: usize,
     /// Outputs the client queue holds before nodes wait.
     pub output_queue_capacity: usize,
     /// How long [`PipelineRunner::execute_unary`] waits for the graph to drain.
@@ -28,6 +32,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             node_queue_capacity: 16,
+            node_queue_bytes: 16 << 20,
             output_queue_capacity: 64,
             unary_deadline: Duration::from_secs(30),
         }
@@ -39,6 +44,13 @@ impl RunnerConfig {
     #[must_use]
     pub fn node_queue_capacity(mut self, n: usize) -> Self {
         self.node_queue_capacity = n.max(1);
+        self
+    }
+
+    /// Sets the byte budget of each node's input queue (at least 1).
+    #[must_use]
+    pub fn node_queue_bytes(mut self, n: usize) -> Self {
+        self.node_queue_bytes = n.max(1);
         self
     }
 
@@ -197,6 +209,7 @@ impl PipelineRunner {
         }
         let sizes = QueueSizes {
             node_input: self.config.node_queue_capacity,
+            node_input_bytes: self.config.node_queue_bytes,
             client_output: self.config.output_queue_capacity,
         };
         Ok(start_session(

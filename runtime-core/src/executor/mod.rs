@@ -9,6 +9,7 @@
 //! exits once all its predecessors have, so the end of input cascades down the graph and the
 //! client queue closes after the last output.
 
+mod inbox;
 mod node_task;
 mod session;
 
@@ -25,12 +26,14 @@ use crate::graph::Graph;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::nodes::NodeInstance;
+use inbox::{Held, NodeInbox};
 use node_task::{NodeLinks, run_node};
 
 /// Queue sizes of a session.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueSizes {
     pub(crate) node_input: usize,
+    pub(crate) node_input_bytes: usize,
     pub(crate) client_output: usize,
 }
 
@@ -58,6 +61,8 @@ impl Origin {
 pub(crate) struct Envelope {
     pub(crate) data: RuntimeData,
     pub(crate) origin: Arc<Origin>,
+    /// Its share of the receiving node's byte budget, released when it is taken.
+    pub(crate) held: Held,
 }
 
 /// Spawns the node tasks of a session on the current tokio runtime. `nodes[i]` is node `i` of
@@ -73,7 +78,7 @@ pub(crate) fn start_session(
     let session_metrics = Arc::new(metrics.session(manifest.name(), &session_id));
     let (client_tx, client_rx) = mpsc::channel(sizes.client_output);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..graph.len())
-        .map(|_| mpsc::channel(sizes.node_input))
+        .map(|_| NodeInbox::new(sizes.node_input, sizes.node_input_bytes))
         .unzip();
     let sources: Vec<_> = graph.sources().map(|i| senders[i].clone()).collect();
     let finished: Vec<Arc<AtomicBool>> = (0..graph.len())

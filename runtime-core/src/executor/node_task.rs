@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Envelope, Origin};
+use super::{Envelope, NodeInbox, Origin};
 use crate::data::{RuntimeData, TransportData};
 use crate::metrics::{NodeMetrics, SessionMetrics};
 use crate::nodes::{Node, NodeError, NodeInstance, Outputs, RemoteNode};
@@ -16,7 +16,7 @@ use crate::transport::{NodeFailure, SessionOutput};
 /// Everything a node task sends to: successors, the client, metrics.
 pub(super) struct NodeLinks {
     pub(super) node_id: String,
-    pub(super) successors: Vec<mpsc::Sender<Envelope>>,
+    pub(super) successors: Vec<NodeInbox>,
     /// Set when this node's outputs go to the client (a sink, or `is_output_node`).
     pub(super) client: Option<mpsc::Sender<SessionOutput>>,
     /// Error items always reach the client, whatever the node's position.
@@ -47,7 +47,9 @@ async fn run_local(node: Box<dyn Node>, mut input: mpsc::Receiver<Envelope>, lin
     let mut outputs = Outputs::default();
     let mut last_origin: Option<Arc<Origin>> = None;
 
-    while let Some(Envelope { data, origin }) = input.recv().await {
+    while let Some(Envelope { data, origin, held }) = input.recv().await {
+        // Taken: its bytes no longer wait here.
+        drop(held);
         links.metrics.items.inc();
         let result = call(&mut node, &links, |n| n.process(data, &mut outputs));
         links.forward(&mut outputs, &origin).await;
@@ -89,9 +91,10 @@ async fn run_remote(
             }
             envelope = input.recv() => envelope,
         };
-        let Some(Envelope { data, origin }) = envelope else {
+        let Some(Envelope { data, origin, held }) = envelope else {
             break;
         };
+        drop(held);
         links.metrics.items.inc();
         let started = Instant::now();
         let result = node.process(data, &mut outputs).await;
@@ -213,26 +216,13 @@ impl NodeLinks {
 }
 
 /// Clones `item` to every successor but the last, which gets it by move.
-pub(super) async fn send_to_all(
-    targets: &[mpsc::Sender<Envelope>],
-    item: RuntimeData,
-    origin: &Arc<Origin>,
-) {
+pub(super) async fn send_to_all(targets: &[NodeInbox], item: RuntimeData, origin: &Arc<Origin>) {
     let Some((last, rest)) = targets.split_last() else {
         return;
     };
-    for tx in rest {
-        let _ = tx
-            .send(Envelope {
-                data: item.clone(),
-                origin: Arc::clone(origin),
-            })
-            .await;
+    // A node that is gone takes nothing more; the session is ending.
+    for inbox in rest {
+        let _ = inbox.send(item.clone(), origin).await;
     }
-    let _ = last
-        .send(Envelope {
-            data: item,
-            origin: Arc::clone(origin),
-        })
-        .await;
+    let _ = last.send(item, origin).await;
 }

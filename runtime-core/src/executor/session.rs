@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::node_task::send_to_all;
-use super::{Envelope, Origin};
+use super::{NodeInbox, Origin};
 use crate::data::TransportData;
 use crate::metrics::SessionMetrics;
 use crate::transport::{SessionError, SessionOutput, StreamSession};
@@ -18,7 +18,7 @@ use crate::transport::{SessionError, SessionOutput, StreamSession};
 pub struct PipelineSession {
     id: String,
     /// Senders into the source nodes; `None` once input has ended or the session closed.
-    ingress: Mutex<Option<Arc<[mpsc::Sender<Envelope>]>>>,
+    ingress: Mutex<Option<Arc<[NodeInbox]>>>,
     outputs: tokio::sync::Mutex<mpsc::Receiver<SessionOutput>>,
     cancel: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for PipelineSession {
 impl PipelineSession {
     pub(super) fn spawn(
         id: String,
-        sources: Vec<mpsc::Sender<Envelope>>,
+        sources: Vec<NodeInbox>,
         outputs: mpsc::Receiver<SessionOutput>,
         node_futures: Vec<impl Future<Output = ()> + Send + 'static>,
         progress: Vec<(String, Arc<AtomicBool>)>,
@@ -93,7 +93,7 @@ impl PipelineSession {
             })
     }
 
-    fn take_ingress(&self) -> Option<Arc<[mpsc::Sender<Envelope>]>> {
+    fn take_ingress(&self) -> Option<Arc<[NodeInbox]>> {
         self.ingress
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
