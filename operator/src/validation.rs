@@ -1,14 +1,109 @@
 //! Manifest validation shared by the admission webhook and the controller: runtime-core's own
 //! validator, run on the whole resource so every problem's path starts with `spec.manifest`.
 
-use remotemedia_runtime_core::manifest::{ValidationReport, check_value};
+use remotemedia_runtime_core::manifest::{Problem, ProblemKind, ValidationReport, check_value};
 use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::nodes::PYTHON_NODE_TYPE_PREFIX;
+use remotemedia_runtime_core::pod;
 use serde_json::Value;
 
-/// Validates a `Pipeline` resource given as JSON (apiVersion, kind, metadata, spec).
+use crate::crd::DEFAULT_SHARED_MEMORY;
+
+const SHARED_MEMORY_PATH: &str = "spec.runtime.sharedMemory";
+
+/// Validates a `Pipeline` resource given as JSON (apiVersion, kind, metadata, spec): its
+/// manifest, and whether the pod's shared memory holds the links it needs.
 #[must_use]
 pub fn check_pipeline(resource: &Value, registry: &NodeRegistry) -> ValidationReport {
-    check_value(resource, registry).report
+    let mut report = check_value(resource, registry).report;
+    if let Some(problem) = resource.get("spec").and_then(shared_memory_problem) {
+        report.problems.push(problem);
+    }
+    report
+}
+
+/// `/dev/shm` (`spec.runtime.sharedMemory`) against what the pod link needs at worst for the
+/// enabled transports and the manifest's Python nodes: a pod short of it dies of SIGBUS when a
+/// pipe grows, so it is refused here instead.
+fn shared_memory_problem(spec: &Value) -> Option<Problem> {
+    let text = spec
+        .pointer("/runtime/sharedMemory")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_SHARED_MEMORY);
+    let enabled = |transport: &str, default: bool| {
+        spec.pointer(&format!("/transports/{transport}/enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    };
+    let transports = u64::from(enabled("grpc", true)) + u64::from(enabled("webrtc", false));
+    let python_nodes = spec
+        .pointer("/manifest/nodes")
+        .and_then(Value::as_array)
+        .map_or(0, |nodes| {
+            nodes
+                .iter()
+                .filter_map(|n| n.get("node_type").and_then(Value::as_str))
+                .filter(|t| t.starts_with(PYTHON_NODE_TYPE_PREFIX))
+                .count() as u64
+        });
+    let need = pod::shared_memory_needed(transports, python_nodes);
+    let have = match memory_bytes(text) {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            return Some(Problem::error(
+                ProblemKind::WrongType,
+                SHARED_MEMORY_PATH,
+                format!("{text:?} is not a memory size: {why}"),
+            ));
+        }
+    };
+    (have < need).then(|| {
+        Problem::error(
+            ProblemKind::InvalidParam,
+            SHARED_MEMORY_PATH,
+            format!(
+                "{text} is less than the {} MiB the pod link needs at worst for {transports} \
+                 transport(s) and {python_nodes} Python node(s) (messages up to 512 KiB, 64 \
+                 per transport pipe, 8 per node pipe)",
+                need.div_ceil(1 << 20)
+            ),
+        )
+    })
+}
+
+/// Bytes of a Kubernetes memory quantity: an integer or decimal number with a binary (`Ki`,
+/// `Mi`, `Gi`, `Ti`) or decimal (`k`, `M`, `G`, `T`) suffix, or none. Written here because
+/// `Quantity` is a string in k8s-openapi and memory sizes need only this part of the format
+/// (no exponents, no milli-units: refused with the reason).
+fn memory_bytes(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let scale: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unsupported suffix {other:?} (use Ki, Mi, Gi, Ti, k, M, G or T)"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{number:?} is not a number"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err("not a size".to_owned());
+    }
+    // Memory sizes are far below 2^53 bytes, where f64 is exact for integers.
+    Ok((value * scale as f64).round() as u64)
 }
 
 /// One line naming the first `max` errors and how many more there are, for a condition
@@ -34,6 +129,51 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn memory_sizes_read_as_kubernetes_writes_them() {
+        assert_eq!(memory_bytes("256Mi"), Ok(256 << 20));
+        assert_eq!(memory_bytes("1.5Gi"), Ok(3 << 29));
+        assert_eq!(memory_bytes("500M"), Ok(500_000_000));
+        assert_eq!(memory_bytes("1048576"), Ok(1 << 20));
+        assert!(memory_bytes("1e9").unwrap_err().contains("suffix"));
+        assert!(memory_bytes("lots").unwrap_err().contains("suffix"));
+    }
+
+    #[test]
+    fn shared_memory_too_small_for_the_links_is_an_error_naming_the_field() {
+        let registry = NodeRegistry::with_builtins();
+        let manifest = json!({"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]});
+        let with = |shm: Option<&str>, webrtc: bool| {
+            let mut resource = pipeline(&manifest);
+            resource["spec"]["transports"] = json!({"webrtc": {"enabled": webrtc}});
+            if let Some(shm) = shm {
+                resource["spec"]["runtime"] = json!({"sharedMemory": shm});
+            }
+            check_pipeline(&resource, &registry)
+        };
+        // The default 256Mi holds both transports' links (132 MiB at worst).
+        assert!(!with(None, true).has_errors());
+        let small = with(Some("64Mi"), true);
+        let problem = small.errors().next().expect("an error");
+        assert_eq!(problem.path, "spec.runtime.sharedMemory");
+        assert!(
+            problem.message.contains("132 MiB") && problem.message.contains("2 transport(s)"),
+            "{}",
+            problem.message
+        );
+        // One transport needs half of that.
+        assert!(!with(Some("80Mi"), false).has_errors());
+        let garbled = with(Some("64 MB"), false);
+        assert!(
+            garbled
+                .errors()
+                .next()
+                .unwrap()
+                .message
+                .contains("not a memory size")
+        );
+    }
 
     fn pipeline(manifest: &Value) -> Value {
         json!({

@@ -57,6 +57,21 @@ pub const GRPC_LIVENESS_SERVICE: &str = "liveness";
 /// [`Advertise::PodIp`].
 pub const ADVERTISE_ENV: &str = "ADVERTISE_ADDRESS";
 
+/// Shared memory one transport's link to the runtime may take at worst: two pipes (up and
+/// down), each holding its depth (64) plus two loans of the largest pod-link message (512
+/// KiB). Checked against `/dev/shm` (a Pipeline's `spec.runtime.sharedMemory`).
+pub const TRANSPORT_LINK_SHM_BYTES: u64 = 2 * (64 + 2) * 512 * 1024;
+/// The same for one Python node process (pipes of depth 8).
+pub const PYTHON_NODE_SHM_BYTES: u64 = 2 * (8 + 2) * 512 * 1024;
+
+/// The shared memory a worker pod needs at worst for `transports` transport sidecars and
+/// `python_nodes` Python node processes (per session in flight there is one process per
+/// Python node; this counts one session's worth).
+#[must_use]
+pub fn shared_memory_needed(transports: u64, python_nodes: u64) -> u64 {
+    transports * TRANSPORT_LINK_SHM_BYTES + python_nodes * PYTHON_NODE_SHM_BYTES
+}
+
 /// The token file a transport reads when its Pipeline names a token Secret.
 #[must_use]
 pub fn token_file() -> PathBuf {

@@ -285,4 +285,15 @@ mod tests {
         );
         const { assert!(CREDIT_BATCH <= SESSION_WINDOW) };
     }
+
+    #[test]
+    fn the_pod_contracts_shared_memory_figures_follow_the_link() {
+        let pipe = |depth: usize| 2 * (depth + 2) * MAX_MESSAGE_BYTES;
+        assert_eq!(
+            crate::pod::TRANSPORT_LINK_SHM_BYTES,
+            pipe(PIPE_DEPTH) as u64
+        );
+        let python_depth = crate::python::PythonOptions::default().depth;
+        assert_eq!(crate::pod::PYTHON_NODE_SHM_BYTES, pipe(python_depth) as u64);
+    }
 }

@@ -7,6 +7,9 @@
 //! A node whose work happens in another process (a Python node) is a [`RemoteNode`] instead:
 //! its calls await, and it can be lost altogether, which fails its session.
 
+/// Prefix of node types written in Python (`python:Gain`), run in processes of their own.
+pub const PYTHON_NODE_TYPE_PREFIX: &str = "python:";
+
 mod audio;
 mod audio_chunker;
 mod audio_level;

@@ -41,7 +41,7 @@ pub const PYTHON_ENV: &str = "REMOTEMEDIA_PYTHON";
 /// The interpreter when none is named.
 pub const DEFAULT_INTERPRETER: &str = "python3";
 /// Prefix of Python node types in manifests.
-pub const NODE_TYPE_PREFIX: &str = "python:";
+pub const NODE_TYPE_PREFIX: &str = crate::nodes::PYTHON_NODE_TYPE_PREFIX;
 
 /// How Python node processes are started.
 #[derive(Clone, Debug)]

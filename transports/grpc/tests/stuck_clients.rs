@@ -113,6 +113,63 @@ async fn a_client_that_stops_reading_frees_its_slot_and_the_workers_session() {
     worker.stop().await;
 }
 
+type Stream = (
+    mpsc::Sender<pb::StreamRequest>,
+    tonic::Streaming<pb::StreamResponse>,
+);
+
+/// A stream on the served pipeline, answered `ready`.
+async fn open_served(mut client: PipelineServiceClient<tonic::transport::Channel>) -> Stream {
+    let (tx, rx) = mpsc::channel(4);
+    let kind = stream_request::Kind::Open(pb::Open::default());
+    tx.send(pb::StreamRequest { kind: Some(kind) })
+        .await
+        .unwrap();
+    let mut responses = client
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let ready = responses.message().await.unwrap().unwrap();
+    assert!(matches!(ready.kind, Some(stream_response::Kind::Ready(_))));
+    (tx, responses)
+}
+
+/// Streams beyond `--max-streams-per-connection` on one connection wait (HTTP/2
+/// MAX_CONCURRENT_STREAMS) instead of opening sessions: one client connection cannot take every
+/// slot. The waiting stream opens once another ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_per_connection_cap_wait_for_one_to_end() {
+    let worker = LinkedWorker::start(PipelineRunner::new());
+    let server = Server::start(&[
+        "--connect",
+        &worker.link,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--max-streams-per-connection",
+        "2",
+    ]);
+    let client = PipelineServiceClient::new(server.channel().await);
+    let first = open_served(client.clone()).await;
+    let _second = open_served(client.clone()).await;
+    await_sessions(&server, &worker.handle, 2).await;
+    let third = tokio::spawn(open_served(client));
+    // The third waits for a stream slot on the connection: no session for it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third stream opened on a 2-stream connection"
+    );
+    assert_eq!(sidecar_sessions(&server), 2);
+    drop(first);
+    let _third = tokio::time::timeout(LIMIT, third)
+        .await
+        .expect("the third stream opened once the first ended")
+        .unwrap();
+    await_sessions(&server, &worker.handle, 2).await;
+    worker.stop().await;
+}
+
 /// A network namespace joined to this one by a veth pair: the test's side is `HOST`, the
 /// namespace's side `CLIENT`. Deleted on drop.
 struct Netns {

@@ -86,6 +86,7 @@ fn chromium_on_the_demo_page_gets_the_level_events_and_the_audio_back() {
         "{summary}"
     );
     assert_eq!(summary["stateAfterStop"], "stopped", "{summary}");
+    assert_eq!(summary["deleteStatus"], 200, "{summary}");
     // The page's Stop sent DELETE.
     server.await_metric(
         "remotemedia_webrtc_sessions_ended_total{reason=\"deleted\"}",

@@ -71,6 +71,7 @@ try {
   await page.click("#stop");
   await page.waitForFunction(() => window.remotemedia.session === null, null, { timeout: 5000 });
   summary.stateAfterStop = await page.evaluate(() => window.remotemedia.state);
+  summary.deleteStatus = await page.evaluate(() => window.remotemedia.deleteStatus);
   summary.logs = logs.slice(-10);
 } finally {
   await browser.close();

@@ -173,6 +173,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server said (RUST_LOG=warn: its warnings).
+        if std::thread::panicking() {
+            for line in self.seen.iter().cloned().chain(self.stderr.try_iter()) {
+                eprintln!("[server] {line}");
+            }
+        }
     }
 }
 
