@@ -1,27 +1,9 @@
 //! Any text as a JSON manifest: accepted, or refused with problems; never a panic, a stack
-//! overflow or a hang (the size and nesting limits come first). What is accepted stays valid
-//! and equal when written again and read back, as the operator does for the worker's
-//! ConfigMap.
+//! overflow or a hang (the size and nesting limits come first). See
+//! `remotemedia_fuzz::manifest_round_trip`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remotemedia_runtime_core::manifest::{Format, Manifest};
-use remotemedia_runtime_core::nodes::NodeRegistry;
+use remotemedia_runtime_core::manifest::Format;
 
-/// Built once: the node types do not change between inputs.
-static REGISTRY: std::sync::LazyLock<NodeRegistry> =
-    std::sync::LazyLock::new(NodeRegistry::with_builtins);
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let registry = &*REGISTRY;
-    let Ok(manifest) = Manifest::from_text(text, Format::Json, registry) else {
-        return;
-    };
-    let json = serde_json::to_string(manifest.as_ref()).expect("a manifest serializes");
-    let again = Manifest::from_text(&json, Format::Json, registry)
-        .unwrap_or_else(|report| panic!("{json}: {report}"));
-    assert_eq!(manifest, again, "{json}");
-});
+fuzz_target!(|data: &[u8]| remotemedia_fuzz::manifest_round_trip(data, Format::Json));

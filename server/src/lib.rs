@@ -35,6 +35,6 @@ pub use accept::{AcceptOptions, Accepted, Connection};
 pub use flags::{DrainFlags, LinkFlags, SourceFlags};
 pub use probes::{Probes, bind, gauge};
 pub use process::{init_tracing, main};
-pub use reload::{RELOAD_EVERY, keep_reloading};
+pub use reload::{RELOAD_EVERY, keep_reloading, reloading_tokens};
 pub use stop::{Shutdown, drain, serve_until_drained};
 pub use tls::{CertificateError, CertificateFiles, ReloadingCertificate, TlsFlags};

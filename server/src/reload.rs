@@ -2,7 +2,13 @@
 //! a pod changes in place, and a renewal must not need a restart.
 
 use std::fmt::Display;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use remotemedia_runtime_core::serve::{TokenFileError, Tokens};
+
+use crate::tls::{CertificateError, ReloadingCertificate, TlsFlags};
 
 /// How often the files are read again. A mounted Secret's change reaches the pod within about
 /// a minute (the kubelet's sync period); a few seconds more do not matter, and reading two
@@ -34,6 +40,44 @@ pub async fn keep_reloading<E: Display>(
                 }
             }
         }
+    }
+}
+
+/// The tokens in `file`, if one is given, read again every [`RELOAD_EVERY`] from now on (a
+/// rotated Secret needs no restart). Call within a tokio runtime.
+///
+/// # Errors
+/// The file cannot be read now or holds no token.
+pub fn reloading_tokens(file: Option<&Path>) -> Result<Option<Tokens>, TokenFileError> {
+    let tokens = file.map(Tokens::from_file).transpose()?;
+    if let Some(watched) = tokens.clone() {
+        tokio::spawn(keep_reloading("token file", RELOAD_EVERY, move || {
+            watched.reload()
+        }));
+    }
+    Ok(tokens)
+}
+
+impl TlsFlags {
+    /// The rustls configuration these flags ask for, offering `alpn`, with the certificate
+    /// read again every [`RELOAD_EVERY`] from now on; `None` without `--tls-cert`. Call within
+    /// a tokio runtime.
+    ///
+    /// # Errors
+    /// The files cannot be read or do not hold a usable certificate and key.
+    pub fn reloading_server_config(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<Option<Arc<rustls::ServerConfig>>, CertificateError> {
+        let Some(files) = self.files() else {
+            return Ok(None);
+        };
+        let certificate = ReloadingCertificate::load(files)?;
+        let watched = certificate.clone();
+        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
+            watched.reload()
+        }));
+        Ok(Some(certificate.server_config(alpn)))
     }
 }
 

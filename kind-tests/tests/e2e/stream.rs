@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::support::{
     Reach, WAIT, apply, eventually, grpcurl, kubectl, output, pipeline_ready, pod_ips_routable,
-    python, python_stream, repo, run, service_addr, text, wait_for, wait_gone,
+    python_stream, repo, run, service_addr, text, wait_for, wait_gone, whip_session,
 };
 
 /// Applies examples/pipelines/`name`.yaml with kubectl and waits until the Pipeline is Ready.
@@ -137,20 +137,7 @@ pub async fn webrtc_from_host(client: &Client, ns: &str) {
     let reach = service_addr(client, ns, "voice-echo-webrtc").await;
     let url = format!("http://{}/whip", reach.addr);
     let summary: Value = eventually("a WebRTC session through the Service", || {
-        let out = output(
-            python()
-                .arg(repo().join("transports/webrtc/tests/clients/whip_client.py"))
-                .arg(&url)
-                .args(["--seconds", "3"]),
-        );
-        let last = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .map(str::to_owned)?;
-        let summary: Value = serde_json::from_str(&last).ok()?;
-        // Until the sidecar is ready the Service has no endpoint, or the worker link is not
-        // up yet (503): try again.
-        (summary["status"] == 201).then_some(summary)
+        whip_session(&url, &["--seconds".as_ref(), "3".as_ref()])
     })
     .await;
     assert_eq!(summary["connection"], "connected", "{summary}");

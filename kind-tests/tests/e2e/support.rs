@@ -254,6 +254,24 @@ pub async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> 
     }
 }
 
+/// One WebRTC session from this machine with the aiortc client
+/// (`transports/webrtc/tests/clients/whip_client.py URL ARGS`): its summary once the offer was
+/// answered `201`, `None` before (no endpoint yet, or the worker link not up: try again).
+pub fn whip_session(url: &str, args: &[&std::ffi::OsStr]) -> Option<Value> {
+    let out = output(
+        python()
+            .arg(repo().join("transports/webrtc/tests/clients/whip_client.py"))
+            .arg(url)
+            .args(args),
+    );
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(str::to_owned)?;
+    let summary: Value = serde_json::from_str(&last).ok()?;
+    (summary["status"] == 201).then_some(summary)
+}
+
 /// A WAV file of test audio (examples/audio/make_wav.py), and its length in frames.
 pub fn test_wav(dir: &Path) -> (PathBuf, usize) {
     let wav = dir.join("in.wav");

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::stream::remove_pipeline;
 use crate::support::{
-    apply, eventually, grpcurl, kubectl, output, pipeline_ready, pod_ips_routable, python, repo,
-    run, service_addr, wait_for,
+    apply, eventually, grpcurl, kubectl, output, pipeline_ready, pod_ips_routable, run,
+    service_addr, wait_for, whip_session,
 };
 
 const NAME: &str = "voice-tls";
@@ -101,19 +101,10 @@ pub async fn transports_serve_tls_from_secrets(client: &Client, ns: &str) {
         let webrtc = service_addr(client, ns, &format!("{NAME}-webrtc")).await;
         let url = format!("https://{}/whip", webrtc.addr);
         let summary: Value = eventually("an https WHIP session through the Service", || {
-            let out = output(
-                python()
-                    .arg(repo().join("transports/webrtc/tests/clients/whip_client.py"))
-                    .arg(&url)
-                    .args(["--seconds", "2", "--servername", &webrtc_name, "--ca"])
-                    .arg(&ca_file),
-            );
-            let last = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .map(str::to_owned)?;
-            let summary: Value = serde_json::from_str(&last).ok()?;
-            (summary["status"] == 201).then_some(summary)
+            let args = ["--seconds", "2", "--servername", &webrtc_name, "--ca"];
+            let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+            args.push(ca_file.as_os_str());
+            whip_session(&url, &args)
         })
         .await;
         assert_eq!(summary["connection"], "connected", "{summary}");

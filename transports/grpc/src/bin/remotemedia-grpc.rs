@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use remotemedia_grpc::auth::{BearerAuth, Tokens};
+use remotemedia_grpc::auth::BearerAuth;
 use remotemedia_grpc::{
     Admission, ConnectionOptions, GrpcService, PipelineTransport, ServiceOptions, pb,
 };
 use remotemedia_runtime_core::pod::GrpcTimeouts;
 use remotemedia_server::{
-    DrainFlags, Probes, RELOAD_EVERY, ReloadingCertificate, SourceFlags, TlsFlags, bind, gauge,
-    keep_reloading, serve_until_drained,
+    DrainFlags, Probes, SourceFlags, TlsFlags, bind, gauge, reloading_tokens, serve_until_drained,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
@@ -110,29 +109,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Listening from the start: SIGTERM must drain, never kill, once anyone can see us.
     let stop = remotemedia_runtime_core::shutdown::requested();
     let transport = args.source.transport()?;
-    let tokens = args
-        .token_file
-        .as_deref()
-        .map(Tokens::from_file)
-        .transpose()?;
-    if let Some(tokens) = tokens.clone() {
-        tokio::spawn(keep_reloading("token file", RELOAD_EVERY, move || {
-            tokens.reload()
-        }));
-    }
+    let tokens = reloading_tokens(args.token_file.as_deref())?;
     // Everything but health checks goes through the token check when one is configured.
     let auth = tokens.map_or_else(BearerAuth::allow_all, BearerAuth::new);
-    let certificate = args
-        .tls
-        .files()
-        .map(ReloadingCertificate::load)
-        .transpose()?;
-    if let Some(certificate) = certificate.clone() {
-        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
-            certificate.reload()
-        }));
-    }
-    let tls = certificate.map(|c| c.server_config(&[b"h2"]));
+    let tls = args.tls.reloading_server_config(&[b"h2"])?;
     let service = GrpcService::new(
         transport.clone(),
         ServiceOptions {

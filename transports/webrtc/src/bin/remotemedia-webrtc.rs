@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use remotemedia_runtime_core::serve::Tokens;
 use remotemedia_server::{
-    AcceptOptions, Accepted, DrainFlags, RELOAD_EVERY, ReloadingCertificate, SourceFlags, TlsFlags,
-    bind, keep_reloading, serve_until_drained,
+    AcceptOptions, Accepted, DrainFlags, SourceFlags, TlsFlags, bind, reloading_tokens,
+    serve_until_drained,
 };
 use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
 
@@ -86,29 +85,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
         .collect();
-    let tokens = args
-        .token_file
-        .as_deref()
-        .map(Tokens::from_file)
-        .transpose()?;
-    if let Some(tokens) = tokens.clone() {
-        tokio::spawn(keep_reloading("token file", RELOAD_EVERY, move || {
-            tokens.reload()
-        }));
-    }
-    let certificate = args
-        .tls
-        .files()
-        .map(ReloadingCertificate::load)
-        .transpose()?;
-    if let Some(certificate) = certificate.clone() {
-        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
-            certificate.reload()
-        }));
-    }
+    let tokens = reloading_tokens(args.token_file.as_deref())?;
     // HTTP/1.1 only: WHIP is a few requests per session, and the HTTP server here (axum)
     // is built without HTTP/2.
-    let tls = certificate.map(|c| c.server_config(&[b"http/1.1"]));
+    let tls = args.tls.reloading_server_config(&[b"http/1.1"])?;
     let server = WhipServer::start(
         transport,
         udp,
