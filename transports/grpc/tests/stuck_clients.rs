@@ -61,21 +61,8 @@ async fn a_client_that_stops_reading_frees_its_slot_and_the_workers_session() {
         "--stall-timeout-secs",
         "1",
     ]);
-    let mut client = PipelineServiceClient::new(server.channel().await);
-    let (tx, rx) = mpsc::channel(4);
-    let open = stream_request::Kind::Open(pb::Open {
-        manifest: PASS_THROUGH.to_owned(),
-    });
-    tx.send(pb::StreamRequest { kind: Some(open) })
-        .await
-        .unwrap();
-    let mut responses = client
-        .stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = responses.message().await.unwrap().unwrap();
-    assert!(matches!(first.kind, Some(stream_response::Kind::Ready(_))));
+    let client = PipelineServiceClient::new(server.channel().await);
+    let (tx, mut responses) = open_stream(client, PASS_THROUGH).await;
     await_sessions(&server, &worker.handle, 1).await;
 
     // One second of audio after another, and not one response read.
@@ -119,9 +106,19 @@ type Stream = (
 );
 
 /// A stream on the served pipeline, answered `ready`.
-async fn open_served(mut client: PipelineServiceClient<tonic::transport::Channel>) -> Stream {
+async fn open_served(client: PipelineServiceClient<tonic::transport::Channel>) -> Stream {
+    open_stream(client, "").await
+}
+
+/// A stream on `manifest` (empty: the served pipeline), answered `ready`.
+async fn open_stream(
+    mut client: PipelineServiceClient<tonic::transport::Channel>,
+    manifest: &str,
+) -> Stream {
     let (tx, rx) = mpsc::channel(4);
-    let kind = stream_request::Kind::Open(pb::Open::default());
+    let kind = stream_request::Kind::Open(pb::Open {
+        manifest: manifest.to_owned(),
+    });
     tx.send(pb::StreamRequest { kind: Some(kind) })
         .await
         .unwrap();
