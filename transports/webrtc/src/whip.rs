@@ -520,7 +520,7 @@ async fn delete_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let key = match known_session(&shared, &headers, &id) {
+    let key = match known_session(&shared, &headers, &id, Lookup::Take) {
         Ok(key) => key,
         Err(refusal) => return refusal.into_response(),
     };
@@ -536,7 +536,7 @@ async fn patch_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = known_session(&shared, &headers, &id) {
+    if let Err(refusal) = known_session(&shared, &headers, &id, Lookup::Peek) {
         return refusal.into_response();
     }
     let mut response = Refusal::new(
@@ -551,15 +551,34 @@ async fn patch_session(
     response
 }
 
+/// What a request on `/whip/{id}` does to the session's name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Leaves it (PATCH).
+    Peek,
+    /// Forgets it at once (DELETE): a second DELETE gets 404 even while the engine is still
+    /// closing the peer, and only one of two racing DELETEs wins.
+    Take,
+}
+
 /// The session a request on `/whip/{id}` is about: the caller authorized, the id known and,
 /// with tokens on, opened with the caller's token. Someone else's session is answered exactly
 /// as one that does not exist, so trying names reveals nothing.
-fn known_session(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<PeerKey, Refusal> {
+fn known_session(
+    shared: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    lookup: Lookup,
+) -> Result<PeerKey, Refusal> {
     let caller = authorize(shared, headers)?;
-    let key = lock(&shared.sessions)
+    let mut sessions = lock(&shared.sessions);
+    let key = sessions
         .get(id)
         .filter(|resource| resource.owner == caller)
         .map(|resource| resource.key);
+    if key.is_some() && lookup == Lookup::Take {
+        sessions.remove(id);
+    }
     key.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "", "no such session"))
 }
 
