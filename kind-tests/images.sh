@@ -23,6 +23,7 @@
 #                                the no-Docker recipe for users' own node images
 #   remotemedia-broken-nodes     (`load` only, for the end-to-end suite) a node package that
 #                                fails to import
+#   remotemedia-turn             coturn, the cluster's TURN relay (docs/turn-relay.md)
 # Why a Debian base rather than an `ldd` closure: an interpreter loads modules and libraries
 # (the stdlib's extension modules, numpy's BLAS, wheels' libstdc++) that no `ldd` of one binary
 # shows; installing the packages lets dpkg resolve them, as Debian's own images are made.
@@ -143,6 +144,46 @@ python_images() {
     "$repo/examples/python-nodes"
 }
 
+# The TURN relay of the cluster (docs/turn-relay.md): coturn, Debian's package, as its
+# binary and the libraries it links (the `ldd` closure inside a Debian root made by mmdebstrap,
+# cached by package version). Why coturn, not STUNner: that document.
+RELAY_PACKAGE=coturn
+relay_image() {
+  local key out root image lib
+  key=$( (echo "$RELAY_PACKAGE"; declare -f relay_image) | sha256sum | cut -c1-16)
+  out=$CACHE/remotemedia-turn-$key.tar
+  if [ ! -f "$out" ]; then
+    command -v mmdebstrap >/dev/null || apt-get install -y -qq mmdebstrap >&2
+    mkdir -p "$CACHE"
+    rm -rf "$CACHE"/relay.* # left by a run that failed
+    root=$(mktemp -d "$CACHE/relay.XXXXXX")
+    say "building the TURN relay image (mmdebstrap: $RELAY_PACKAGE)"
+    mmdebstrap --quiet --mode=root --variant=essential \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include="$RELAY_PACKAGE" \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      bookworm "$root" http://deb.debian.org/debian >"$CACHE/mmdebstrap-relay.log" 2>&1 ||
+      die "mmdebstrap failed; its log: $CACHE/mmdebstrap-relay.log"
+    image=$(mktemp -d "$CACHE/relay.image.XXXXXX")
+    mkdir -p "$image/usr/bin" "$image/etc" "$image/tmp"
+    chmod 1777 "$image/tmp"
+    cp "$root/usr/bin/turnserver" "$image/usr/bin/"
+    for lib in $(chroot "$root" ldd /usr/bin/turnserver | grep -o '/[^ ]*'); do
+      mkdir -p "$image$(dirname "$lib")"
+      cp -L "$root$lib" "$image$lib"
+    done
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nturn:x:65532:65532:turn:/tmp:/sbin/nologin\n' >"$image/etc/passwd"
+    printf 'root:x:0:\nturn:x:65532:\n' >"$image/etc/group"
+    local version
+    version=$(chroot "$root" dpkg-query -W -f='${Version}' "$RELAY_PACKAGE")
+    python3 "$here/lib/mkimage.py" "$image" "localhost/remotemedia-turn:$VERSION" "$out.tmp" \
+      -- /usr/bin/turnserver >&2
+    mv "$out.tmp" "$out"
+    say "TURN relay image: coturn $version"
+    rm -rf "$root" "$image"
+  fi
+  cp "$out" "$IMAGES_DIR/remotemedia-turn.tar"
+}
+
 # For the end-to-end suite only: a node package whose module fails to import.
 broken_image() {
   "$repo/scripts/node-image.sh" "$IMAGES_DIR/remotemedia-runtime-python.tar" \
@@ -153,9 +194,10 @@ broken_image() {
 load() {
   build
   broken_image
+  relay_image
   local entry bin flavour
   flavour=$(cluster_flavour)
-  for entry in $IMAGES remotemedia-runtime-python: remotemedia-example-nodes: remotemedia-broken-nodes:; do
+  for entry in $IMAGES remotemedia-runtime-python: remotemedia-example-nodes: remotemedia-broken-nodes: remotemedia-turn:; do
     bin=${entry%%:*}
     if [ "$flavour" = kind ]; then
       kind load image-archive --name "$KIND_NAME" "$IMAGES_DIR/$bin.tar"
@@ -171,5 +213,6 @@ case "${1:-}" in
   build) build ;;
   load) load ;;
   python) python_images && broken_image ;; # only the Python images, from binaries built before
-  *) die "usage: $0 build|load|python" ;;
+  relay) mkdir -p "$IMAGES_DIR" && relay_image ;;
+  *) die "usage: $0 build|load|python|relay" ;;
 esac

@@ -268,6 +268,70 @@ pub struct WebRtcTransport {
     /// memory (no CPU limit: throttling the Opus codec and media pacing adds latency).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// STUN and TURN servers WHIP clients are given (`Link` headers on `OPTIONS` and on the
+    /// answer, RFC 9725 section 4.4), as the browser's `RTCIceServer` list. Clients outside
+    /// the cluster reach the pods through a TURN relay that can reach pod IPs; pods keep
+    /// announcing their pod IP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub ice_servers: Vec<IceServerSpec>,
+}
+
+/// A STUN or TURN server for WHIP clients, with the credentials each client gets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.staticCredentials) && has(self.ephemeralCredentials))",
+        "message": "give staticCredentials or ephemeralCredentials, not both"
+    },
+    {
+        "rule": "self.urls.all(u, u.matches('^(stun|stuns|turn|turns):[^<>\\\\s\\\"]+$'))",
+        "message": "every URL is a stun:, stuns:, turn: or turns: URI (RFC 7064, RFC 7065), e.g. turn:relay.example.net:3478?transport=udp"
+    }
+]))]
+pub struct IceServerSpec {
+    /// `stun:`, `turn:` and `turns:` URIs, e.g. `turn:relay.example.net:3478?transport=udp`,
+    /// `turns:relay.example.net:443?transport=tcp`.
+    #[schemars(length(min = 1, max = 8), inner(length(min = 6, max = 512)))]
+    pub urls: Vec<String>,
+    /// The same username and password for every client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_credentials: Option<StaticIceCredentials>,
+    /// A username and password minted for each client from a secret shared with the TURN
+    /// server (the TURN REST scheme: coturn's `use-auth-secret`, STUNner's `ephemeral`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_credentials: Option<EphemeralIceCredentials>,
+}
+
+/// Fixed TURN credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticIceCredentials {
+    /// A Secret in the Pipeline's namespace with keys `username` and `credential`; a changed
+    /// Secret is picked up without a restart.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// TURN credentials minted for each client (TURN REST: the username is
+/// `<expiry>:<random id>`, the password base64(HMAC-SHA1(secret, username))).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EphemeralIceCredentials {
+    /// A Secret in the Pipeline's namespace whose key `secret` is the TURN server's shared
+    /// secret (coturn `static-auth-secret`); a rotated Secret is picked up without a restart.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// How long a minted credential is valid: a session needs it only to allocate and to
+    /// refresh its allocation, which the TURN server allows for as long as the allocation lives.
+    #[serde(default = "default_ice_ttl_seconds")]
+    #[schemars(range(min = 60, max = 604_800))]
+    pub ttl_seconds: i32,
+}
+
+fn default_ice_ttl_seconds() -> i32 {
+    3600
 }
 
 fn default_http_port() -> i32 {
@@ -288,6 +352,7 @@ impl Default for WebRtcTransport {
             token_secret: None,
             tls_secret: None,
             resources: None,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -402,6 +467,9 @@ pub struct Endpoints {
     /// WHIP URL of the WebRTC Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webrtc: Option<String>,
+    /// The STUN and TURN URLs WHIP clients are given.
+    #[serde(default, rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<String>,
 }
 
 /// Schema of `spec.manifest`: runtime-core's [`Manifest`] schema, made structural (node

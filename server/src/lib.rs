@@ -26,6 +26,7 @@ mod flags;
 mod probes;
 mod process;
 mod reload;
+mod replica_tls;
 mod stop;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;

@@ -59,6 +59,25 @@ pub fn reloading_tokens(file: Option<&Path>) -> Result<Option<Tokens>, TokenFile
 }
 
 impl TlsFlags {
+    /// The certificate these flags name, read again every [`RELOAD_EVERY`] from now on;
+    /// `None` without `--tls-cert`. Call within a tokio runtime.
+    ///
+    /// # Errors
+    /// The files cannot be read or do not hold a usable certificate and key.
+    pub fn reloading_certificate(
+        &self,
+    ) -> Result<Option<Arc<ReloadingCertificate>>, CertificateError> {
+        let Some(files) = self.files() else {
+            return Ok(None);
+        };
+        let certificate = ReloadingCertificate::load(files)?;
+        let watched = certificate.clone();
+        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
+            watched.reload()
+        }));
+        Ok(Some(certificate))
+    }
+
     /// The rustls configuration these flags ask for, offering `alpn`, with the certificate
     /// read again every [`RELOAD_EVERY`] from now on; `None` without `--tls-cert`. Call within
     /// a tokio runtime.
@@ -69,15 +88,9 @@ impl TlsFlags {
         &self,
         alpn: &[&[u8]],
     ) -> Result<Option<Arc<rustls::ServerConfig>>, CertificateError> {
-        let Some(files) = self.files() else {
-            return Ok(None);
-        };
-        let certificate = ReloadingCertificate::load(files)?;
-        let watched = certificate.clone();
-        tokio::spawn(keep_reloading("TLS certificate", RELOAD_EVERY, move || {
-            watched.reload()
-        }));
-        Ok(Some(certificate.server_config(alpn)))
+        Ok(self
+            .reloading_certificate()?
+            .map(|certificate| certificate.server_config(alpn)))
     }
 }
 

@@ -122,7 +122,7 @@ impl CertificateFiles {
     }
 }
 
-fn provider() -> CryptoProvider {
+pub(crate) fn provider() -> CryptoProvider {
     ring::default_provider()
 }
 
@@ -174,6 +174,18 @@ impl ReloadingCertificate {
         let key = Arc::new(self.files.parse(&contents.0, &contents.1)?);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Current { key, contents };
         Ok(true)
+    }
+
+    /// The certificate and key presented now.
+    #[must_use]
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.lock_read().key.clone()
+    }
+
+    /// The files it is read from.
+    #[must_use]
+    pub fn files(&self) -> &CertificateFiles {
+        &self.files
     }
 
     fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, Current> {

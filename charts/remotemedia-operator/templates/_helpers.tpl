@@ -72,4 +72,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# Create only: the WebRTC replicas' key Secret of each Pipeline, made once; the operator reads
+# no Secret.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
 {{- end }}

@@ -15,7 +15,9 @@ pub fn operator_chart() {
     }
     enforce_restricted(OPERATOR_NS);
     run(helm()
-        .args(["upgrade", "--install", RELEASE])
+        // The chart's defaults, whatever a run before this one left set (helm 3 reuses a
+        // release's values when given none).
+        .args(["upgrade", "--install", "--reset-values", RELEASE])
         .arg(repo().join("charts/remotemedia-operator"))
         .args([
             "--namespace",

@@ -3,7 +3,8 @@
 //! Rust tonic client, aiortc over WebRTC) reaching them through the provisioned Services.
 //!
 //! One scenario in order, because each step builds on the cluster state the last one left:
-//! install, deploy and stream, TLS from Secrets, Python nodes from their own image, refuse an invalid Pipeline,
+//! install, deploy and stream, TLS from Secrets, WebRTC from outside through a TURN relay,
+//! Python nodes from their own image, refuse an invalid Pipeline,
 //! scale, roll out a new manifest while a
 //! session stays open, kill the runtime container, restart the operator, delete. Each step
 //! prints its time. Run it with `make test` (which brings the cluster up and loads the images),
@@ -16,6 +17,8 @@
 
 mod install;
 mod lifecycle;
+mod netns;
+mod outside;
 mod python_nodes;
 mod stream;
 mod support;
@@ -46,6 +49,10 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
     {
         let _step = Step::start("TLS from Secrets: probes, endpoints, grpcurl and aiortc");
         tls::transports_serve_tls_from_secrets(&client, ns).await;
+    }
+    if support::pod_ips_routable() {
+        let _step = Step::start("WebRTC from outside: TURN relay, 2 replicas, relay-only clients");
+        outside::clients_outside_reach_pods_through_the_relay(&client, ns, audio.path()).await;
     }
     {
         let _step = Step::start("Python nodes on their own image; bad params; unusable images");

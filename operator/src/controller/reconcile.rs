@@ -1,19 +1,21 @@
 //! One reconcile of one Pipeline: validate, apply the children (server-side apply, one field
 //! manager), prune what is no longer wanted, write status, publish Events on transitions.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
+use remotemedia_runtime_core::pod as contract;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -57,6 +59,9 @@ pub enum ReconcileError {
     /// Looking up the node catalog of the Pipeline's image failed.
     #[error(transparent)]
     Catalog(#[from] FetchError),
+    /// The OS gave no random bytes for the WebRTC replicas' key.
+    #[error("no random bytes for the WebRTC replicas' key: {0}")]
+    Random(String),
 }
 
 impl ReconcileError {
@@ -71,6 +76,7 @@ impl ReconcileError {
             } if s.code == 409 => "conflict",
             Self::Api { .. } | Self::Catalog(_) => "api",
             Self::Serialize(_) => "serialize",
+            Self::Random(_) => "random",
         }
     }
 }
@@ -184,6 +190,9 @@ async fn reconcile_pipeline(
     let deployment = if manifest.is_valid() {
         let children = desired::children(pipeline, &context.images)?;
         apply(client, &namespace, &children.config_map).await?;
+        if let Some(secret) = &children.replica_key {
+            create_replica_key(client, &namespace, secret).await?;
+        }
         let deployment = apply(client, &namespace, &children.deployment).await?;
         let mut wanted_services = HashSet::new();
         for service in &children.services {
@@ -342,6 +351,32 @@ where
         "apply {} {namespace}/{name}",
         K::kind(&())
     )))
+}
+
+/// Creates the replicas' key Secret with 32 random bytes unless it exists: the key must not
+/// change while sessions named with it are open, so it is never applied again, and the
+/// operator needs only `create` on Secrets (it never reads one).
+async fn create_replica_key(
+    client: &kube::Client,
+    namespace: &str,
+    secret: &Secret,
+) -> Result<(), ReconcileError> {
+    let name = secret.name_any();
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| ReconcileError::Random(e.to_string()))?;
+    let secret = Secret {
+        data: Some(BTreeMap::from([(
+            contract::REPLICA_KEY_KEY.to_owned(),
+            ByteString(key.to_vec()),
+        )])),
+        ..secret.clone()
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(api_error(format!("create Secret {namespace}/{name}"))(e)),
+    }
 }
 
 fn children_selector(pipeline: &str) -> ListParams {

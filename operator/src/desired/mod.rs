@@ -10,13 +10,14 @@
 
 mod pod;
 mod services;
+mod webrtc;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -30,6 +31,7 @@ use crate::crd::{Endpoints, Pipeline};
 pub use pod::{RUNTIME_CONTAINER, hardened_container, pod_security};
 pub use remotemedia_runtime_core::pod::MANIFEST_FILE;
 pub use services::{grpc_service_name, webrtc_service_name};
+pub use webrtc::replica_key_secret_name;
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "remotemedia-operator";
@@ -92,6 +94,9 @@ pub struct Children {
     pub services: Vec<Service>,
     /// Only when more than one replica is wanted.
     pub pdb: Option<PodDisruptionBudget>,
+    /// With WebRTC on: the Secret of the key its replicas share, without its data (the
+    /// controller creates it once, with random bytes, and never changes it).
+    pub replica_key: Option<Secret>,
     /// Hash of the manifest the pods will run.
     pub manifest_hash: String,
 }
@@ -218,11 +223,18 @@ pub fn children(pipeline: &Pipeline, images: &WorkerImages) -> Result<Children, 
         status: None,
     });
 
+    let replica_key = pipeline.spec.transports.webrtc.enabled.then(|| Secret {
+        metadata: meta(replica_key_secret_name(&name)),
+        type_: Some("Opaque".to_owned()),
+        ..Secret::default()
+    });
+
     Ok(Children {
         config_map,
         deployment,
         services,
         pdb,
+        replica_key,
         manifest_hash,
     })
 }
@@ -270,6 +282,16 @@ pub fn endpoints(pipeline: &Pipeline) -> Endpoints {
                 transports.webrtc.http_port
             )
         }),
+        ice_servers: if transports.webrtc.enabled {
+            transports
+                .webrtc
+                .ice_servers
+                .iter()
+                .flat_map(|server| server.urls.iter().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

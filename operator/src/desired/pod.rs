@@ -6,22 +6,20 @@
 //! the regular (transport) containers first, lets them drain, and stops the runtime last.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    GRPCAction, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use remotemedia_runtime_core::pod::{self as contract, Advertise, GrpcSidecar, WebrtcSidecar};
+use remotemedia_runtime_core::pod::{self as contract, GrpcSidecar};
 
-use super::{BuildError, MANIFEST_HASH_KEY, WorkerImages, child_labels};
-use crate::crd::{DEFAULT_SHARED_MEMORY, GrpcTransport, Pipeline, WebRtcTransport};
+use super::{BuildError, MANIFEST_HASH_KEY, WorkerImages, child_labels, webrtc};
+use crate::crd::{DEFAULT_SHARED_MEMORY, GrpcTransport, Pipeline};
 
 /// Name of the runtime container (the pod's default container for `kubectl logs`).
 pub const RUNTIME_CONTAINER: &str = "runtime";
@@ -62,7 +60,7 @@ pub(super) fn template(
         )?);
     }
     if spec.transports.webrtc.enabled {
-        containers.push(webrtc_container(
+        containers.push(webrtc::container(
             &name,
             &spec.transports.webrtc,
             sessions,
@@ -266,7 +264,7 @@ fn grpc_container(
 /// scheduler count it, a memory limit that bounds a leak or a flood (sessions are capped by
 /// `maxPerPod`, buffers per session are bounded), and no CPU limit, whose CFS throttling
 /// would stall real-time media every period it runs out.
-fn sidecar_resources(cpu_request: &str) -> ResourceRequirements {
+pub(super) fn sidecar_resources(cpu_request: &str) -> ResourceRequirements {
     let quantity = |q: &str| Quantity(q.to_owned());
     ResourceRequirements {
         requests: Some(BTreeMap::from([
@@ -278,87 +276,7 @@ fn sidecar_resources(cpu_request: &str) -> ResourceRequirements {
     }
 }
 
-fn webrtc_container(
-    link: &str,
-    webrtc: &WebRtcTransport,
-    sessions: contract::Sessions,
-    images: &WorkerImages,
-) -> Result<Container, BuildError> {
-    let advertise = match &webrtc.advertise_address {
-        None => Advertise::PodIp,
-        Some(address) => Advertise::Address(address.parse::<IpAddr>().map_err(|source| {
-            BuildError::AdvertiseAddress {
-                value: address.clone(),
-                source,
-            }
-        })?),
-    };
-    // The kubelet expands `$(ADVERTISE_ADDRESS)` in the args from this variable.
-    let env = (advertise == Advertise::PodIp).then(|| {
-        vec![EnvVar {
-            name: contract::ADVERTISE_ENV.to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.podIP".to_owned(),
-                    api_version: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-            value: None,
-        }]
-    });
-    let sidecar = WebrtcSidecar {
-        link: link.to_owned(),
-        http_port: port_number("spec.transports.webrtc.httpPort", webrtc.http_port)?,
-        udp_port: port_number("spec.transports.webrtc.udpPort", webrtc.udp_port)?,
-        advertise,
-        sessions,
-        token: webrtc.token_secret.is_some(),
-        tls: webrtc.tls_secret.is_some(),
-    };
-    let mut mounts = transport_mounts();
-    if sidecar.token {
-        mounts.push(mount("webrtc-token", contract::TOKEN_DIR, true));
-    }
-    if sidecar.tls {
-        mounts.push(mount("webrtc-tls", contract::TLS_DIR, true));
-    }
-    // The kubelet's https probes do not verify the certificate: any Secret works for them.
-    let scheme = sidecar.tls.then(|| "HTTPS".to_owned());
-    let probe = |path: &str| {
-        let mut probe = http_probe(path, webrtc.http_port);
-        if let Some(action) = probe.http_get.as_mut() {
-            action.scheme.clone_from(&scheme);
-        }
-        probe
-    };
-    Ok(Container {
-        name: "webrtc".to_owned(),
-        image: Some(images.webrtc.clone()),
-        args: Some(sidecar.args()),
-        env,
-        ports: Some(vec![
-            port("http", webrtc.http_port, "TCP"),
-            port("media", webrtc.udp_port, "UDP"),
-        ]),
-        readiness_probe: Some(probe(contract::READY_PATH)),
-        // Not the readiness path: it fails while draining, and the sidecar must live to drain.
-        liveness_probe: Some(Probe {
-            failure_threshold: Some(6),
-            ..probe(contract::LIVE_PATH)
-        }),
-        volume_mounts: Some(mounts),
-        resources: Some(
-            webrtc
-                .resources
-                .clone()
-                .unwrap_or_else(|| sidecar_resources("100m")),
-        ),
-        ..hardened(images)
-    })
-}
-
-fn transport_mounts() -> Vec<VolumeMount> {
+pub(super) fn transport_mounts() -> Vec<VolumeMount> {
     vec![
         mount("dshm", contract::SHM_DIR, false),
         mount("iceoryx2", contract::ICEORYX2_DIR, false),
@@ -414,6 +332,15 @@ fn volumes(pipeline: &Pipeline, config_map: &str) -> Vec<Volume> {
             &spec.transports.webrtc.tls_secret,
         ),
     ];
+    let mut secrets: Vec<(String, bool, Option<String>)> = secrets
+        .into_iter()
+        .map(|(volume, enabled, secret)| (volume.to_owned(), enabled, secret.clone()))
+        .collect();
+    if spec.transports.webrtc.enabled {
+        for (volume, secret) in webrtc::secret_volumes(pipeline) {
+            secrets.push((volume, true, Some(secret)));
+        }
+    }
     for (volume, enabled, secret) in secrets {
         if let Some(secret) = secret.as_ref().filter(|_| enabled) {
             volumes.push(Volume {
@@ -434,7 +361,7 @@ fn volumes(pipeline: &Pipeline, config_map: &str) -> Vec<Volume> {
 /// SIGTERM itself starts their drain, so from the moment their pod terminates they refuse new
 /// sessions (retryably) while the open ones run on and their port stays open for
 /// [`ENDPOINT_REMOVAL_SECONDS`].
-fn hardened(images: &WorkerImages) -> Container {
+pub(super) fn hardened(images: &WorkerImages) -> Container {
     hardened_container(&images.pull_policy)
 }
 
@@ -458,7 +385,7 @@ pub fn hardened_container(pull_policy: &str) -> Container {
     }
 }
 
-fn http_probe(path: &str, port: i32) -> Probe {
+pub(super) fn http_probe(path: &str, port: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
@@ -470,7 +397,7 @@ fn http_probe(path: &str, port: i32) -> Probe {
     }
 }
 
-fn port(name: &str, number: i32, protocol: &str) -> ContainerPort {
+pub(super) fn port(name: &str, number: i32, protocol: &str) -> ContainerPort {
     ContainerPort {
         name: Some(name.to_owned()),
         container_port: number,
@@ -479,7 +406,7 @@ fn port(name: &str, number: i32, protocol: &str) -> ContainerPort {
     }
 }
 
-fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+pub(super) fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: volume.to_owned(),
         mount_path: path.to_owned(),
@@ -488,7 +415,7 @@ fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-fn port_number(field: &'static str, value: i32) -> Result<u16, BuildError> {
+pub(super) fn port_number(field: &'static str, value: i32) -> Result<u16, BuildError> {
     u16::try_from(value)
         .ok()
         .filter(|p| *p > 0)

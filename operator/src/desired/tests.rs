@@ -1,5 +1,6 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use kube::api::ObjectMeta;
+use remotemedia_runtime_core::pod::{IceCredentialFiles, IceServerFlag};
 use serde_json::json;
 
 use super::*;
@@ -415,7 +416,13 @@ fn a_webrtc_token_secret_is_mounted_into_the_webrtc_container_only() {
         .flatten()
         .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
         .collect();
-    assert_eq!(secrets, [("webrtc-token", "whip-token")]);
+    assert_eq!(
+        secrets,
+        [
+            ("webrtc-token", "whip-token"),
+            ("webrtc-replicas", "voice-webrtc-replicas")
+        ]
+    );
 }
 
 #[test]
@@ -475,8 +482,107 @@ fn an_advertise_address_that_is_not_an_ip_is_an_error_naming_the_field() {
         args.windows(2).any(|w| w == ["--advertise", "203.0.113.5"]),
         "{args:?}"
     );
-    // A fixed address needs no variable for the kubelet to expand.
-    assert_eq!(webrtc.env, None);
+    // A fixed address needs no variable for the kubelet to expand; the pod IP is still
+    // where the other replicas reach this one.
+    let env: Vec<_> = webrtc
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["POD_IP"]);
+}
+
+#[test]
+fn ice_servers_become_flags_with_their_secrets_mounted_and_endpoints() {
+    let p = pipeline(json!({
+        "manifest": {"version": "v1", "nodes": [{"id": "a", "node_type": "PassThrough"}]},
+        "transports": {"webrtc": {"enabled": true, "iceServers": [
+            {"urls": ["stun:stun.example.net:3478"]},
+            {"urls": ["turn:relay.example.net:3478?transport=udp",
+                      "turns:relay.example.net:5349?transport=tcp"],
+             "ephemeralCredentials": {"secretName": "turn-auth", "ttlSeconds": 600}},
+            {"urls": ["turn:fixed.example.net:3478"],
+             "staticCredentials": {"secretName": "turn-fixed"}},
+        ]}},
+    }));
+    let c = children(&p, &images()).expect("children");
+    let spec = pod_spec(&c);
+    let webrtc = spec.containers.iter().find(|c| c.name == "webrtc").unwrap();
+    let args = webrtc.args.clone().unwrap_or_default();
+    let flags: Vec<IceServerFlag> = args
+        .windows(2)
+        .filter(|w| w[0] == "--ice-server")
+        .map(|w| w[1].parse().unwrap())
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "stun:stun.example.net:3478".parse().unwrap(),
+            IceServerFlag {
+                urls: vec![
+                    "turn:relay.example.net:3478?transport=udp".to_owned(),
+                    "turns:relay.example.net:5349?transport=tcp".to_owned()
+                ],
+                credentials: IceCredentialFiles::ephemeral_secret(1, 600),
+            },
+            IceServerFlag {
+                urls: vec!["turn:fixed.example.net:3478".to_owned()],
+                credentials: IceCredentialFiles::static_secret(2),
+            },
+        ]
+    );
+    // Each credential Secret mounted where its flag says; no volume for the STUN server.
+    let mounts: Vec<_> = webrtc
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.name.starts_with("webrtc-ice-"))
+        .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("webrtc-ice-1", "/etc/remotemedia/ice/1"),
+            ("webrtc-ice-2", "/etc/remotemedia/ice/2")
+        ]
+    );
+    let secrets: Vec<_> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("webrtc-replicas", "voice-webrtc-replicas"),
+            ("webrtc-ice-1", "turn-auth"),
+            ("webrtc-ice-2", "turn-fixed")
+        ]
+    );
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--replica-address", "$(POD_IP):8080"]),
+        "{args:?}"
+    );
+    // The replicas' key: a Secret of the Pipeline's, its data left to the controller.
+    let key = c.replica_key.as_ref().expect("the replicas' key Secret");
+    assert_eq!(key.metadata.name.as_deref(), Some("voice-webrtc-replicas"));
+    assert_eq!(key.data, None);
+    assert_eq!(
+        endpoints(&p).ice_servers,
+        [
+            "stun:stun.example.net:3478",
+            "turn:relay.example.net:3478?transport=udp",
+            "turns:relay.example.net:5349?transport=tcp",
+            "turn:fixed.example.net:3478"
+        ]
+    );
+    // Without WebRTC: no key, no ICE servers.
+    let plain = children(&basic(), &images()).expect("children");
+    assert_eq!(plain.replica_key, None);
+    assert!(endpoints(&basic()).ice_servers.is_empty());
 }
 
 #[test]

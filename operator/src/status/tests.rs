@@ -54,6 +54,7 @@ fn observed<'a>(
         endpoints: Endpoints {
             grpc: Some("p-grpc.ns.svc:50051".to_owned()),
             webrtc: None,
+            ice_servers: Vec::new(),
         },
         selector: "remotemedia.dev/pipeline=p".to_owned(),
     }

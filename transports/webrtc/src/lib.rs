@@ -41,9 +41,13 @@
 mod bridge;
 pub mod codec;
 pub mod engine;
+pub mod ice;
 pub mod metrics;
 pub mod offer;
+pub mod replicas;
 pub mod whip;
 
 pub use engine::{EVENTS_CHANNEL, EndReason};
-pub use whip::{IceServer, StartError, WhipOptions, WhipServer};
+pub use ice::{CredentialError, CredentialText, IceCredentials, IceServer};
+pub use replicas::{ForwardError, Owner, Replicas};
+pub use whip::{StartError, WhipOptions, WhipServer};

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub datagrams_rate_limited: IntCounter,
     /// Datagrams the socket would not send.
     pub datagrams_send_failed: IntCounter,
+    /// Requests on another replica's session forwarded to it, by outcome (`answered` or why
+    /// not).
+    pub forwarded: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -116,6 +119,11 @@ impl Metrics {
             datagrams_send_failed: counter(
                 "datagrams_send_failed_total",
                 "UDP datagrams the socket would not send.",
+            ),
+            forwarded: counter_vec(
+                "forwarded_total",
+                "WHIP requests on another replica's session forwarded to it, by outcome.",
+                "outcome",
             ),
             registry,
         }

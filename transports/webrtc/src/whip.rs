@@ -15,12 +15,12 @@ use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use remotemedia_runtime_core::serve::{Admission, AdmitError, SessionSlot, TokenHolder, Tokens};
@@ -34,8 +34,10 @@ use tokio::sync::mpsc;
 
 use crate::bridge;
 use crate::engine::{self, Command, EngineHandle, NewPeer, PeerKey, TO_SESSION_CAPACITY};
+use crate::ice::{self, Disclose, IceServer};
 use crate::metrics::Metrics;
 use crate::offer::{self, OfferError};
+use crate::replicas::{FORWARDED, Owner, Replicas};
 
 /// The demo page: microphone in, pipeline audio out, events listed.
 const DEMO_PAGE: &str = include_str!("../static/index.html");
@@ -56,6 +58,9 @@ pub struct WhipOptions {
     /// of these (RFC 9725 section 4.5); `401` otherwise. Health, metrics and the demo page
     /// stay open.
     pub tokens: Option<Tokens>,
+    /// With several replicas behind one Service: this replica and the key they share, so
+    /// session names say their owner and requests on another's session are forwarded there.
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 impl Default for WhipOptions {
@@ -66,31 +71,8 @@ impl Default for WhipOptions {
             connect_timeout: Duration::from_secs(30),
             max_offer_bytes: 64 * 1024,
             tokens: None,
+            replicas: None,
         }
-    }
-}
-
-/// A STUN or TURN server clients should use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:host:port` or `turn:host:port?transport=udp`.
-    pub url: String,
-    /// For TURN.
-    pub username: Option<String>,
-    /// For TURN.
-    pub credential: Option<String>,
-}
-
-impl IceServer {
-    /// The `Link` header value of RFC 9725 section 4.6.
-    fn link(&self) -> String {
-        let mut link = format!("<{}>; rel=\"ice-server\"", self.url);
-        if let (Some(user), Some(credential)) = (&self.username, &self.credential) {
-            link.push_str(&format!(
-                "; username=\"{user}\"; credential=\"{credential}\"; credential-type=\"password\""
-            ));
-        }
-        link
     }
 }
 
@@ -128,8 +110,17 @@ struct Resource {
 /// A new resource name: 128 random bits from the OS, as 32 hex digits. Not derived from the
 /// pipeline session's id, which a `--connect` sidecar gets from the worker as a per-process
 /// prefix and a counter: guessable from one answer.
-fn resource_name() -> std::io::Result<String> {
-    let mut bits = [0u8; 16];
+fn resource_name(replicas: Option<&Replicas>) -> std::io::Result<String> {
+    let random = random_hex::<16>()?;
+    Ok(match replicas {
+        Some(replicas) => replicas.name(&random),
+        None => random,
+    })
+}
+
+/// `N` random bytes from the OS, as hex digits.
+fn random_hex<const N: usize>() -> std::io::Result<String> {
+    let mut bits = [0u8; N];
     getrandom::fill(&mut bits).map_err(std::io::Error::other)?;
     Ok(bits.iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -385,7 +376,7 @@ async fn open_session(
     })?;
 
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
-    let id = resource_name().map_err(|e| {
+    let id = resource_name(shared.options.replicas.as_deref()).map_err(|e| {
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -511,7 +502,7 @@ fn answered(shared: &Shared, answer: &str, id: &str) -> Response {
     if let Ok(location) = HeaderValue::from_str(&format!("/whip/{id}")) {
         headers.insert(header::LOCATION, location);
     }
-    add_ice_servers(headers, &shared.options.ice_servers);
+    add_ice_servers(headers, &shared.options.ice_servers, Disclose::Credentials);
     response
 }
 
@@ -520,6 +511,9 @@ async fn delete_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(answer) = on_owner(&shared, &headers, Method::DELETE, &id).await {
+        return answer;
+    }
     let key = match known_session(&shared, &headers, &id, Lookup::Take) {
         Ok(key) => key,
         Err(refusal) => return refusal.into_response(),
@@ -536,6 +530,9 @@ async fn patch_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(answer) = on_owner(&shared, &headers, Method::PATCH, &id).await {
+        return answer;
+    }
     if let Err(refusal) = known_session(&shared, &headers, &id, Lookup::Peek) {
         return refusal.into_response();
     }
@@ -549,6 +546,56 @@ async fn patch_session(
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
     response
+}
+
+/// A request on another replica's session, answered by that replica (forwarded there);
+/// `None` when this replica answers it (its own session, an unknown name, or a request
+/// already forwarded once).
+async fn on_owner(
+    shared: &Shared,
+    headers: &HeaderMap,
+    method: Method,
+    id: &str,
+) -> Option<Response> {
+    let replicas = shared.options.replicas.as_ref()?;
+    if headers.contains_key(FORWARDED) {
+        return None;
+    }
+    let Owner::Replica(owner) = replicas.owner(id) else {
+        return None;
+    };
+    // Nothing goes on to the owner from a caller without a valid token.
+    if let Err(refusal) = authorize(shared, headers) {
+        return Some(refusal.into_response());
+    }
+    let path = format!("/whip/{id}");
+    let authorization = headers.get(header::AUTHORIZATION);
+    let answer = match replicas.forward(owner, method, &path, authorization).await {
+        Ok(answer) => {
+            shared
+                .metrics
+                .forwarded
+                .with_label_values(&["answered"])
+                .inc();
+            answer
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a request for another replica's session");
+            let outcome = if e.status() == StatusCode::NOT_FOUND {
+                "gone"
+            } else {
+                "failed"
+            };
+            shared.metrics.forwarded.with_label_values(&[outcome]).inc();
+            let reason = if e.status() == StatusCode::NOT_FOUND {
+                "no such session".to_owned()
+            } else {
+                e.to_string()
+            };
+            Refusal::new(e.status(), "", reason).into_response()
+        }
+    };
+    Some(answer)
 }
 
 /// What a request on `/whip/{id}` does to the session's name.
@@ -582,14 +629,24 @@ fn known_session(
     key.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "", "no such session"))
 }
 
-async fn options_whip(State(shared): State<Arc<Shared>>) -> Response {
+/// `OPTIONS /whip`: what the endpoint accepts, and the ICE servers a client needs before it
+/// makes its offer (a relay-only client gathers its relay candidates first: without trickle
+/// ICE the offer must hold them all). Credentials go only to callers who could open a session
+/// (a valid token, when tokens are on), never in a CORS preflight's answer.
+async fn options_whip(State(shared): State<Arc<Shared>>, request: HeaderMap) -> Response {
+    let preflight = request.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let disclose = if !preflight && authorize(&shared, &request).is_ok() {
+        Disclose::Credentials
+    } else {
+        Disclose::UrlsOnly
+    };
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     headers.insert(
         HeaderName::from_static("accept-post"),
         HeaderValue::from_static("application/sdp"),
     );
-    add_ice_servers(headers, &shared.options.ice_servers);
+    add_ice_servers(headers, &shared.options.ice_servers, disclose);
     response
 }
 
@@ -616,9 +673,16 @@ async fn cors(mut response: Response) -> Response {
     response
 }
 
-fn add_ice_servers(headers: &mut HeaderMap, servers: &[IceServer]) {
-    for server in servers {
-        if let Ok(value) = HeaderValue::from_str(&server.link()) {
+/// The `Link` headers of `servers`, credentials minted for a client id of 64 random bits
+/// (a relay's logs then name no session).
+fn add_ice_servers(headers: &mut HeaderMap, servers: &[IceServer], disclose: Disclose) {
+    if servers.is_empty() {
+        return;
+    }
+    let client = random_hex::<8>().unwrap_or_else(|_| "client".to_owned());
+    for link in ice::links(servers, disclose, &client, SystemTime::now()) {
+        // Cannot fail: URLs come from flags checked at start, credentials are checked ASCII.
+        if let Ok(value) = HeaderValue::from_str(&link) {
             headers.append(header::LINK, value);
         }
     }

@@ -2,17 +2,21 @@
 //! process (`--manifest`) or as the pod's sidecar in front of the worker (`--connect`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use remotemedia_runtime_core::pod::{IceCredentialFiles, IceServerFlag};
 use remotemedia_server::{
-    AcceptOptions, Accepted, DrainFlags, SourceFlags, TlsFlags, bind, reloading_tokens,
-    serve_until_drained,
+    AcceptOptions, Accepted, DrainFlags, RELOAD_EVERY, SourceFlags, TlsFlags, bind, keep_reloading,
+    reloading_tokens, serve_until_drained,
 };
-use remotemedia_webrtc::{IceServer, WhipOptions, WhipServer};
+use remotemedia_webrtc::{
+    CredentialText, IceCredentials, IceServer, Replicas, WhipOptions, WhipServer,
+};
 
 fn main() -> ExitCode {
     remotemedia_server::main(run)
@@ -39,15 +43,27 @@ struct Args {
     /// IP if it is specific, else $POD_IP, else this host's address on its default route.
     #[arg(long, value_name = "IP")]
     advertise: Option<IpAddr>,
-    /// A STUN or TURN server for clients (repeatable), e.g. stun:stun.example.net:3478.
-    #[arg(long = "ice-server", value_name = "URL")]
-    ice_servers: Vec<String>,
-    /// Username for the TURN servers among --ice-server.
+    /// A STUN or TURN server for clients (repeatable), handed out as `Link` headers: a URL
+    /// (stun:stun.example.net:3478), or a JSON object with its URLs and credential files:
+    /// {"urls":[...],"credentials":{"static":{"usernameFile":F,"credentialFile":F}}} or
+    /// {"urls":[...],"credentials":{"ephemeral":{"secretFile":F,"ttlSeconds":N}}} (minted per
+    /// client from the TURN server's shared secret). Files are read again when they change.
+    #[arg(long = "ice-server", value_name = "URL|JSON")]
+    ice_servers: Vec<IceServerFlag>,
+    /// Username for the TURN URLs given as plain --ice-server URLs.
     #[arg(long, value_name = "NAME", requires = "ice_credential")]
     ice_username: Option<String>,
-    /// Credential for the TURN servers among --ice-server.
+    /// Credential for the TURN URLs given as plain --ice-server URLs.
     #[arg(long, value_name = "SECRET", requires = "ice_username")]
     ice_credential: Option<String>,
+    /// This replica's address as the others reach it (pod IP and HTTP port): with several
+    /// replicas behind one Service, session names carry it, and a DELETE or PATCH that reaches
+    /// another replica is forwarded here.
+    #[arg(long, value_name = "IP:PORT", requires = "replica_key_file")]
+    replica_address: Option<SocketAddr>,
+    /// The key every replica shares, to sign the owner in session names.
+    #[arg(long, value_name = "FILE", requires = "replica_address")]
+    replica_key_file: Option<PathBuf>,
     /// Require `authorization: Bearer <token>` on WHIP requests (POST, DELETE, PATCH) with a
     /// token listed in this file (one per line; read again when it changes). Health, metrics
     /// and the demo page stay open.
@@ -73,22 +89,28 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(ip) => ip,
         None => default_advertise(args.listen.ip()),
     };
-    let ice_servers = args
-        .ice_servers
-        .iter()
-        .map(|url| {
-            let turn = url.starts_with("turn:") || url.starts_with("turns:");
-            IceServer {
-                url: url.clone(),
-                username: args.ice_username.clone().filter(|_| turn),
-                credential: args.ice_credential.clone().filter(|_| turn),
-            }
-        })
-        .collect();
+    let ice_servers = ice_servers(&args)?;
     let tokens = reloading_tokens(args.token_file.as_deref())?;
     // HTTP/1.1 only: WHIP is a few requests per session, and the HTTP server here (axum)
     // is built without HTTP/2.
-    let tls = args.tls.reloading_server_config(&[b"http/1.1"])?;
+    let certificate = args.tls.reloading_certificate()?;
+    let tls = certificate
+        .as_ref()
+        .map(|c| c.server_config(&[b"http/1.1"]));
+    let replicas = match (args.replica_address, &args.replica_key_file) {
+        (Some(me), Some(file)) => {
+            let key = std::fs::read(file)
+                .with_context(|| format!("reading {} (--replica-key-file)", file.display()))?;
+            anyhow::ensure!(
+                !key.is_empty(),
+                "{} is empty (--replica-key-file)",
+                file.display()
+            );
+            let to_replicas = certificate.map(|c| c.client_config_for_replicas(&[b"http/1.1"]));
+            Some(Arc::new(Replicas::new(me, &key, to_replicas)))
+        }
+        _ => None,
+    };
     let server = WhipServer::start(
         transport,
         udp,
@@ -98,6 +120,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ice_servers,
             connect_timeout: Duration::from_secs(args.connect_timeout_secs),
             tokens,
+            replicas,
             ..WhipOptions::default()
         },
     )?;
@@ -117,6 +140,52 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ICE servers of the flags, their credential files loaded and read again while serving.
+fn ice_servers(args: &Args) -> anyhow::Result<Vec<IceServer>> {
+    let given = match (&args.ice_username, &args.ice_credential) {
+        (Some(user), Some(credential)) => Some(IceCredentials::Static {
+            username: CredentialText::given(user)?,
+            credential: CredentialText::given(credential)?,
+        }),
+        _ => None,
+    };
+    let mut servers = Vec::new();
+    for flag in &args.ice_servers {
+        let credentials = match &flag.credentials {
+            IceCredentialFiles::None => given.clone().unwrap_or(IceCredentials::None),
+            IceCredentialFiles::Static {
+                username_file,
+                credential_file,
+            } => IceCredentials::Static {
+                username: CredentialText::load(username_file)?,
+                credential: CredentialText::load(credential_file)?,
+            },
+            IceCredentialFiles::Ephemeral {
+                secret_file,
+                ttl_seconds,
+            } => IceCredentials::Ephemeral {
+                secret: CredentialText::load(secret_file)?,
+                ttl: Duration::from_secs((*ttl_seconds).into()),
+            },
+        };
+        let server = IceServer {
+            urls: flag.urls.clone(),
+            credentials,
+        };
+        for text in server.credential_files() {
+            let what = format!(
+                "ICE credential {}",
+                text.file().unwrap_or(Path::new("")).display()
+            );
+            tokio::spawn(async move {
+                keep_reloading(&what, RELOAD_EVERY, move || text.reload()).await;
+            });
+        }
+        servers.push(server);
+    }
+    Ok(servers)
 }
 
 /// The IP to put in candidates when none is given: a specific --listen IP, the pod's IP (the
@@ -144,7 +213,7 @@ fn default_advertise(listen: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use remotemedia_runtime_core::pod::{
-        ADVERTISE_ENV, Advertise, Sessions, WebrtcSidecar, tls_files, token_file,
+        ADVERTISE_ENV, Advertise, POD_IP_ENV, Sessions, WebrtcSidecar, tls_files, token_file,
     };
     use remotemedia_runtime_core::serve::DrainPolicy;
 
@@ -155,7 +224,8 @@ mod tests {
         let expanded = sidecar
             .args()
             .into_iter()
-            .map(|a| a.replace(&format!("$({ADVERTISE_ENV})"), "10.88.0.7"));
+            .map(|a| a.replace(&format!("$({ADVERTISE_ENV})"), "10.88.0.7"))
+            .map(|a| a.replace(&format!("$({POD_IP_ENV})"), "10.88.0.9"));
         let argv = std::iter::once("remotemedia-webrtc".to_owned()).chain(expanded);
         Args::try_parse_from(argv).unwrap_or_else(|e| panic!("the rendered args do not parse: {e}"))
     }
@@ -176,6 +246,14 @@ mod tests {
             },
             token: true,
             tls: true,
+            replica_key: true,
+            ice_servers: vec![
+                "stun:stun.example.net:3478".parse().unwrap(),
+                IceServerFlag {
+                    urls: vec!["turns:relay.example.net:5349?transport=tcp".to_owned()],
+                    credentials: IceCredentialFiles::ephemeral_secret(1, 900),
+                },
+            ],
         };
         let args = parse(&sidecar);
         assert_eq!(args.source.connect.as_deref(), Some("voice"));
@@ -192,15 +270,29 @@ mod tests {
             Some(remotemedia_server::CertificateFiles { cert, key })
         );
 
+        assert_eq!(
+            args.replica_address,
+            Some("10.88.0.9:8081".parse().unwrap())
+        );
+        assert_eq!(
+            args.replica_key_file,
+            Some(WebrtcSidecar::replica_key_file())
+        );
+        assert_eq!(args.ice_servers, sidecar.ice_servers);
+
         let fixed = WebrtcSidecar {
             advertise: Advertise::Address("203.0.113.5".parse().unwrap()),
             token: false,
             tls: false,
+            replica_key: false,
+            ice_servers: Vec::new(),
             ..sidecar
         };
         let args = parse(&fixed);
         assert_eq!(args.advertise, Some("203.0.113.5".parse().unwrap()));
         assert_eq!(args.token_file, None);
         assert_eq!(args.tls.files(), None);
+        assert_eq!(args.replica_address, None);
+        assert!(args.ice_servers.is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //
 // Needs playwright-core (NODE_PATH) and Debian's chromium (CHROMIUM, default
 // /usr/bin/chromium): full Chromium, since the headless shell refuses getUserMedia.
+// TOKEN: typed into the page's token field (the page then gets TURN credentials too).
 
 "use strict";
 // CommonJS, so NODE_PATH finds playwright-core in its cache directory (ES modules ignore it).
@@ -48,6 +49,7 @@ try {
   page.on("console", (m) => logs.push(m.text()));
   page.on("pageerror", (e) => logs.push(String(e)));
   await page.goto(url);
+  if (process.env.TOKEN) await page.fill("#token", process.env.TOKEN);
   await page.click("#start");
   const deadline = Date.now() + Number(timeoutS) * 1000;
   const read = () => page.evaluate(() => ({
@@ -61,6 +63,10 @@ try {
     // Browsers give the microphone only to secure contexts: loopback, or https.
     secureContext: window.isSecureContext,
     protocol: location.protocol,
+    // The ICE servers the endpoint named, and the kind of local candidate media flowed
+    // through ("relay": a TURN server).
+    iceServers: window.remotemedia.iceServers,
+    candidateType: window.remotemedia.candidateType,
   }));
   for (;;) {
     summary = await read();
@@ -68,7 +74,8 @@ try {
     if (ok || summary.errors.length || Date.now() > deadline) break;
     await page.waitForTimeout(100);
   }
-  await page.click("#stop");
+  // A page that failed has stopped itself already.
+  if (await page.isEnabled("#stop")) await page.click("#stop");
   await page.waitForFunction(() => window.remotemedia.session === null, null, { timeout: 5000 });
   summary.stateAfterStop = await page.evaluate(() => window.remotemedia.state);
   summary.deleteStatus = await page.evaluate(() => window.remotemedia.deleteStatus);

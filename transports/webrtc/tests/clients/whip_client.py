@@ -8,6 +8,12 @@ Summary fields: status (the POST's HTTP status), location, events (count), event
 (node ids seen), errors (transport_error events), audio_frames and audio_rms (what came
 back), delete_status, and with --measure-latency the round-trip latencies in ms of tone
 bursts (send time of a burst to the time its echo crossed the threshold).
+
+From outside a cluster: --ice-from-options asks the endpoint's OPTIONS for its ICE servers
+(Link headers, credentials included with a valid --token), --relay-only gathers relay
+candidates only, and --turn udp|tls picks which of the TURN URLs to use (aiortc uses one).
+Then the summary also has ice_servers (the URLs given), offer_candidate_types and
+connect_ms (from the first request to connected).
 """
 
 import argparse
@@ -15,13 +21,22 @@ import asyncio
 import fractions
 import json
 import math
+import os
+import re
 import ssl
 import sys
 import time
 import wave
 
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from av import AudioFrame
 
 RATE = 48_000
@@ -122,11 +137,45 @@ async def post(url, body, content_type="application/sdp", method="POST", token=N
     head, _, rest = raw.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     status = int(lines[0].split()[1])
-    headers = {}
+    headers = {"link": []}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), value.strip())
+        name, value = name.strip().lower(), value.strip()
+        if name == "link":
+            headers["link"].append(value)
+        else:
+            headers.setdefault(name, value)
     return status, headers, rest.decode(errors="replace")
+
+
+def ice_servers_from_links(links, turn):
+    """RTCIceServers from `Link: <url>; rel="ice-server"; username=...; credential=...`
+    headers (RFC 9725 section 4.4); of the TURN URLs only those over `turn` ("udp": turn:
+    with transport=udp, "tls": turns:), since aiortc uses the first TURN server it is given."""
+    servers = []
+    for link in links:
+        url = re.match(r"<([^>]+)>", link)
+        if not url or 'rel="ice-server"' not in link:
+            continue
+        url = url.group(1)
+        if url.startswith("turn:") and turn == "tls":
+            continue
+        if url.startswith("turns:") and turn == "udp":
+            continue
+        user = re.search(r'username="([^"]*)"', link)
+        credential = re.search(r'credential="([^"]*)"', link)
+        servers.append(
+            RTCIceServer(
+                urls=url,
+                username=user.group(1) if user else None,
+                credential=credential.group(1) if credential else None,
+            )
+        )
+    return servers
+
+
+def candidate_types(sdp):
+    return sorted(set(re.findall(r"a=candidate:.* typ (\w+)", sdp)))
 
 
 def gather_only(address):
@@ -144,8 +193,16 @@ async def run(args):
         gather_only(args.host_candidate)
     samples = read_wav(args.wav) if args.wav else None
     track = ToneTrack(samples, burst_every=1.0 if args.measure_latency else None)
-    pc = RTCPeerConnection()
     summary = {"events": 0, "event_nodes": [], "errors": [], "audio_frames": 0}
+    first_request = time.monotonic()
+    config = RTCConfiguration()
+    if args.ice_from_options:
+        status, headers, _ = await post(args.url, "", method="OPTIONS", token=args.token)
+        config.iceServers = ice_servers_from_links(headers["link"], args.turn)
+        summary["ice_servers"] = [s.urls for s in config.iceServers]
+    if args.relay_only:
+        config.iceTransportPolicy = RTCIceTransportPolicy.RELAY
+    pc = RTCPeerConnection(configuration=config)
     received = []
     arrivals = []  # (time, rms) of each received frame, for latency
     channel = pc.createDataChannel("events")
@@ -180,6 +237,7 @@ async def run(args):
 
     pc.addTransceiver(track, direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
+    summary["offer_candidate_types"] = candidate_types(pc.localDescription.sdp)
     if args.print_offer:
         # For tests that need a real offer but no connection.
         print(pc.localDescription.sdp, end="")
@@ -215,6 +273,7 @@ async def run(args):
             return 1
         await asyncio.sleep(0.02)
     summary["connection"] = "connected"
+    summary["connect_ms"] = round((time.monotonic() - first_request) * 1000, 2)
     await asyncio.sleep(args.seconds)
 
     if args.measure_latency:
@@ -267,9 +326,21 @@ def main():
         metavar="IP",
         help="offer only this local address (127.0.0.1 for a server on loopback)",
     )
+    parser.add_argument(
+        "--ice-from-options",
+        action="store_true",
+        help="use the ICE servers the endpoint's OPTIONS names (Link headers)",
+    )
+    parser.add_argument("--relay-only", action="store_true", help="relay candidates only")
+    parser.add_argument(
+        "--turn", choices=["udp", "tls"], default="udp", help="which TURN URLs to use"
+    )
     args = parser.parse_args()
     global CA_FILE, SERVER_NAME
     CA_FILE, SERVER_NAME = args.ca, args.servername
+    if args.ca:
+        # aioice's TURN over TLS verifies with the default context: trust --ca there too.
+        os.environ["SSL_CERT_FILE"] = args.ca
     sys.exit(asyncio.run(run(args)))
 
 

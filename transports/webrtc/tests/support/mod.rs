@@ -43,8 +43,13 @@ impl Server {
 
     /// Started with `--listen IP:0`.
     pub fn start_on(ip: &str, args: &[&str]) -> Self {
+        Self::start_listening(&format!("{ip}:0"), args)
+    }
+
+    /// Started with `--listen ADDRESS`.
+    pub fn start_listening(address: &str, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-webrtc"))
-            .args(["--listen", &format!("{ip}:0"), "--udp-port", "0"])
+            .args(["--listen", address, "--udp-port", "0"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
@@ -216,17 +221,33 @@ pub fn http_as(
     content_type: &str,
     body: &[u8],
 ) -> (u16, HashMap<String, String>, String) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if !content_type.is_empty() {
+        headers.push(("Content-Type", content_type));
+    }
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    request(server, method, path, &headers, body)
+}
+
+/// One HTTP/1.1 request with these headers.
+pub fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, HashMap<String, String>, String) {
     let mut stream = std::net::TcpStream::connect(server.http).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if !content_type.is_empty() {
-        head.push_str(&format!("Content-Type: {content_type}\r\n"));
-    }
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
@@ -242,10 +263,18 @@ pub fn http_as(
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    // A header sent more than once (Link) is one value, joined by ", " as HTTP allows.
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for (name, value) in lines.filter_map(|l| l.split_once(':')) {
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        headers
+            .entry(name)
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
     (status, headers, dechunk(body))
 }
 

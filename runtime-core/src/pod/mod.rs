@@ -18,10 +18,19 @@
 //! webrtc   remotemedia-webrtc --connect NAME --listen 0.0.0.0:HTTP --udp-port UDP
 //!              --advertise IP|$(ADVERTISE_ADDRESS) --max-sessions N --drain-seconds S
 //!              --linger-seconds L [--token-file F] [--tls-cert C --tls-key K]
+//!              --replica-address $(POD_IP):HTTP --replica-key-file /etc/remotemedia/replicas/key
+//!              [--ice-server URL|JSON ...]
 //! ```
+
+mod ice;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+pub use ice::{
+    ICE_CREDENTIAL_KEY, ICE_DIR, ICE_SECRET_KEY, ICE_USERNAME_KEY, IceCredentialFiles,
+    IceServerFlag, IceServerFlagError, ice_secret_dir,
+};
 
 /// Where the manifest ConfigMap is mounted in the runtime container.
 pub const MANIFEST_DIR: &str = "/etc/remotemedia";
@@ -56,6 +65,14 @@ pub const GRPC_LIVENESS_SERVICE: &str = "liveness";
 /// The environment variable the kubelet fills with the pod's IP for
 /// [`Advertise::PodIp`].
 pub const ADVERTISE_ENV: &str = "ADVERTISE_ADDRESS";
+/// The environment variable the kubelet fills with the pod's IP for the WebRTC sidecar's
+/// `--replica-address`.
+pub const POD_IP_ENV: &str = "POD_IP";
+/// Where the key the WebRTC sidecars of one Pipeline share is mounted: they sign the owner
+/// in each session's name with it, so a replica that gets another's DELETE forwards it there.
+pub const REPLICA_KEY_DIR: &str = "/etc/remotemedia/replicas";
+/// The replica key's key in its Secret, and its file under [`REPLICA_KEY_DIR`].
+pub const REPLICA_KEY_KEY: &str = "key";
 
 /// Shared memory one transport's link to the runtime may take at worst: two pipes (up and
 /// down), each holding its depth (64) plus two loans of the largest pod-link message (512
@@ -282,9 +299,21 @@ pub struct WebrtcSidecar {
     pub token: bool,
     /// Whether a TLS Secret is mounted at [`tls_files`] (WHIP over https).
     pub tls: bool,
+    /// Whether the replicas' key Secret is mounted at [`WebrtcSidecar::replica_key_file`]
+    /// (sessions stay on their pod: follow-up requests that reach another replica are
+    /// forwarded to it).
+    pub replica_key: bool,
+    /// The ICE servers handed to clients.
+    pub ice_servers: Vec<IceServerFlag>,
 }
 
 impl WebrtcSidecar {
+    /// The replicas' shared key file.
+    #[must_use]
+    pub fn replica_key_file() -> PathBuf {
+        Path::new(REPLICA_KEY_DIR).join(REPLICA_KEY_KEY)
+    }
+
     /// The container's args; [`Advertise::PodIp`] is written as the kubelet's
     /// `$(ADVERTISE_ADDRESS)` reference.
     #[must_use]
@@ -299,6 +328,18 @@ impl WebrtcSidecar {
         }
         self.sessions.push(&mut args);
         push_secrets(&mut args, self.token, self.tls);
+        if self.replica_key {
+            let address = format!("$({POD_IP_ENV}):{}", self.http_port);
+            flag(&mut args, "--replica-address", address);
+            flag(
+                &mut args,
+                "--replica-key-file",
+                Self::replica_key_file().display(),
+            );
+        }
+        for server in &self.ice_servers {
+            flag(&mut args, "--ice-server", server);
+        }
         args
     }
 }
@@ -350,11 +391,18 @@ mod tests {
             },
             token: false,
             tls: false,
+            replica_key: true,
+            ice_servers: Vec::new(),
         };
         let args = sidecar.args();
         assert!(
             args.windows(2)
                 .any(|w| w == ["--advertise", "$(ADVERTISE_ADDRESS)"]),
+            "{args:?}"
+        );
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--replica-address", "$(POD_IP):8080"]),
             "{args:?}"
         );
         assert!(!args.iter().any(|a| a == "--token-file"), "{args:?}");
