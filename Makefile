@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate fuzz bench-tls cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
+.PHONY: test fmt lint unit generate fuzz bench-tls bench-relay cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
 
 test:
 	@./scripts/test.sh
@@ -83,6 +83,10 @@ bench-tls:
 # echo, and server CPU per session with 50 sessions vs the Opus work alone.
 bench-webrtc:
 	cargo bench -p remotemedia-webrtc --bench webrtc_load
+
+# WebRTC through the TURN relay (coturn) against direct to the pod's address (root: netns).
+bench-relay:
+	./scripts/bench-relay.sh
 
 # The Python package, release build (as `pip install` makes it) in its own cached venv:
 # execute's per-call overhead vs a plain call, and sending 1/10/60 s of audio (lent vs copied).
