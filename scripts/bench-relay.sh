@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+command -v openssl >/dev/null || apt-get install -y -qq openssl >&2
 cargo build -q --release -p remotemedia-webrtc
 python=$(scripts/python-env.sh)
 kind-tests/images.sh relay >&2

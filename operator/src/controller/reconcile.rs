@@ -61,7 +61,7 @@ pub enum ReconcileError {
     Catalog(#[from] FetchError),
     /// The OS gave no random bytes for the WebRTC replicas' key.
     #[error("no random bytes for the WebRTC replicas' key: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
 }
 
 impl ReconcileError {
@@ -363,7 +363,7 @@ async fn create_replica_key(
 ) -> Result<(), ReconcileError> {
     let name = secret.name_any();
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| ReconcileError::Random(e.to_string()))?;
+    getrandom::fill(&mut key).map_err(ReconcileError::Random)?;
     let secret = Secret {
         data: Some(BTreeMap::from([(
             contract::REPLICA_KEY_KEY.to_owned(),
