@@ -8,7 +8,7 @@
 //! made up).
 //!
 //! A name: `<128 random bits>-<owner>-<tag>`, all hex, where the owner is the IP's bytes and
-//! the port, and the tag the first 128 bits of HMAC-SHA256(key, "<random>-<owner>").
+//! the port, and the tag the first 128 bits of `HMAC-SHA256(key, "<random>-<owner>")`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
