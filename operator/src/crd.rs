@@ -51,6 +51,11 @@ pub const MAX_CONNECTIONS: u64 = 256;
         json_path = ".status.readyReplicas"
     ),
     printcolumn(
+        name = "Sessions",
+        type_ = "integer",
+        json_path = ".status.sessions.active"
+    ),
+    printcolumn(
         name = "Endpoint",
         type_ = "string",
         json_path = ".status.endpoints.grpc"
@@ -91,6 +96,45 @@ pub struct PipelineSpec {
     /// Session limits and draining.
     #[serde(default)]
     pub sessions: SessionSettings,
+    /// Replicas set by the operator from the worker pods' live session counts (it writes
+    /// `replicas` through the scale subresource, as an HPA would: leave `replicas` out of
+    /// what you apply). Unset: `replicas` is yours, and the scale subresource lets an HPA or
+    /// KEDA of yours drive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+/// Scaling on sessions: enough pods that each holds about `targetSessionsPerPod`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.minReplicas <= self.maxReplicas",
+    "message": "minReplicas must not exceed maxReplicas"
+}]))]
+pub struct Autoscaling {
+    /// Fewest pods, however idle.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most pods, however busy.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Sessions a pod should hold: replicas = ceil(open sessions / this), within the bounds.
+    /// Scaling up happens within seconds of passing it.
+    #[schemars(range(min = 1, max = 100_000))]
+    pub target_sessions_per_pod: i32,
+    /// Fewer pods are wanted this long, continuously, before any go (the highest number
+    /// wanted during the delay is kept). Idle pods go first; busy ones drain.
+    #[serde(default = "default_scale_down_delay_seconds")]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub scale_down_delay_seconds: i32,
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+fn default_scale_down_delay_seconds() -> i32 {
+    300
 }
 
 fn default_replicas() -> i32 {
@@ -456,6 +500,31 @@ pub struct PipelineStatus {
     /// SHA-256 of the manifest the worker pods run (the last valid one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_hash: Option<String>,
+    /// Sessions open on the worker pods, as last counted (every few seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionCounts>,
+}
+
+/// Open sessions, in all and per worker pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionCounts {
+    /// Open on all worker pods that answered.
+    pub active: i32,
+    /// Per pod (pods that did not answer are left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
+    pub pods: Vec<PodSessions>,
+}
+
+/// One worker pod's open sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSessions {
+    /// The pod's name.
+    pub pod: String,
+    /// Sessions open on it.
+    pub active: i32,
 }
 
 /// In-cluster addresses of the enabled transports.

@@ -5,13 +5,15 @@
 //! node types an image runs: its probe pod and what its state means), [`validation`]
 //! (runtime-core's validator on a resource), [`desired`] (the children a Pipeline should
 //! have), [`status`] (conditions from observations), [`webhook::review`] (admission
-//! decisions). IO parts: [`controller`] (watch, apply, prune, status, events), [`catalog::fetch`]
+//! decisions), [`autoscale::decide`] (replicas from session counts). IO parts: [`controller`]
+//! (watch, apply, prune, status, events), [`autoscale`] (counts sessions, scales), [`catalog::fetch`]
 //! (runs and reads the probe, keeps the catalog in a ConfigMap), [`webhook`]
 //! (HTTPS server and its certificate), [`server`] (`/metrics`, `/healthz`, `/readyz`),
 //! [`leader`] (Lease-based leader election). Test-only, behind the `cluster-tests` feature:
 //! `setup` (installs the CRD on an empty control plane, for the cluster tests and the
 //! scale benchmark).
 
+pub mod autoscale;
 pub mod catalog;
 pub mod controller;
 pub mod crd;

@@ -28,6 +28,9 @@ type Render = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct Probes {
     transport: Arc<dyn PipelineTransport>,
     sessions: Option<Admission>,
+    /// Not ready while this many sessions are open: the Service then sends new sessions to
+    /// other pods, and the open ones go on.
+    full_at: Option<usize>,
     extra: Vec<Render>,
 }
 
@@ -38,6 +41,7 @@ impl Probes {
         Self {
             transport,
             sessions: None,
+            full_at: None,
             extra: Vec::new(),
         }
     }
@@ -46,6 +50,15 @@ impl Probes {
     #[must_use]
     pub fn draining_with(mut self, sessions: Admission) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// Not ready while `max` sessions are open (of those given to
+    /// [`Probes::draining_with`]): a full pod stops being a target for new sessions without
+    /// failing its open ones.
+    #[must_use]
+    pub fn full_at(mut self, max: usize) -> Self {
+        self.full_at = Some(max);
         self
     }
 
@@ -78,8 +91,13 @@ impl Probes {
 
     /// `Ok` while sessions can be opened here; why not otherwise.
     async fn ready(&self) -> Result<(), String> {
-        if self.sessions.as_ref().is_some_and(Admission::is_draining) {
-            return Err("draining".to_owned());
+        if let Some(sessions) = &self.sessions {
+            if sessions.is_draining() {
+                return Err("draining".to_owned());
+            }
+            if let Some(max) = self.full_at.filter(|&max| sessions.open() >= max) {
+                return Err(format!("full: {max} of {max} sessions open"));
+            }
         }
         self.transport.ready().await.map_err(|e| e.to_string())
     }
@@ -187,6 +205,28 @@ mod tests {
         assert!(get(addr, "/healthz").await.0.contains(" 503 "));
         assert!(get(addr, "/livez").await.0.contains(" 200 "));
         assert!(get(addr, "/nope").await.0.contains(" 404 "));
+        served.abort();
+    }
+
+    #[tokio::test]
+    async fn a_full_server_is_not_ready_until_a_session_ends() {
+        let sessions = Admission::default();
+        let probes = Probes::new(Arc::new(PipelineRunner::new()))
+            .draining_with(sessions.clone())
+            .full_at(2);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(probes.serve(listener));
+        let first = sessions.admit(2).unwrap();
+        assert!(get(addr, "/readyz").await.0.contains(" 200 "));
+        let _second = sessions.admit(2).unwrap();
+        let (status, body) = get(addr, "/readyz").await;
+        assert!(status.contains(" 503 "), "{status}");
+        assert_eq!(body, "full: 2 of 2 sessions open\n");
+        // Alive all along: the open sessions go on.
+        assert!(get(addr, "/livez").await.0.contains(" 200 "));
+        drop(first);
+        assert!(get(addr, "/readyz").await.0.contains(" 200 "));
         served.abort();
     }
 

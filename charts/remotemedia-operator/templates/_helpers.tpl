@@ -48,12 +48,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [remotemedia.dev]
   resources: [pipelines/status]
   verbs: [patch]
+# The autoscaler sets replicas as an HPA does.
+- apiGroups: [remotemedia.dev]
+  resources: [pipelines/scale]
+  verbs: [get, patch]
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, create, patch, delete]
+# get/create/delete: catalog probe pods; list/watch/patch: worker pods' session counts and
+# their pod-deletion-cost (the autoscaler).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]

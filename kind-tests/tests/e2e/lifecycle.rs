@@ -2,7 +2,6 @@
 //! sessions, a crashing runtime, an operator restart, deletion.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,14 +10,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::ListParams;
 use kube::runtime::wait::Condition as _;
 use kube::{Api, Client, ResourceExt};
-use remotemedia_grpc::convert::item_to_wire;
-use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
-use remotemedia_grpc::pb::{self, stream_request, stream_response};
 use remotemedia_operator::crd::Pipeline;
-use remotemedia_runtime_core::{AudioBuffer, RuntimeData, TransportData};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
+use crate::session::OpenSession;
 use crate::stream::serving_addr;
 use crate::support::{
     OPERATOR_NS, RELEASE, WAIT, apply, eventually, kubectl, output, pipeline_ready, pod_addr,
@@ -116,115 +110,6 @@ pub async fn scale(client: &Client, ns: &str, replicas: i32) {
     );
     wait_replicas(client, ns, replicas).await;
     assert_eq!(live_pods(client, ns).await.len(), replicas as usize);
-}
-
-/// A gRPC session held open by this test: frames go in, level events come back.
-struct OpenSession {
-    tx: mpsc::Sender<pb::StreamRequest>,
-    responses: tonic::Streaming<pb::StreamResponse>,
-    sent: u64,
-    levels: u64,
-}
-
-impl OpenSession {
-    /// Opens a session through `addr`, retrying UNAVAILABLE (and refused connections) as gRPC
-    /// clients do: during a rollout kube-proxy can still send a new connection to a
-    /// terminating pod for the moment its endpoint takes to disappear, and that pod refuses
-    /// new sessions with UNAVAILABLE instead of serving the old manifest.
-    async fn open(addr: SocketAddr) -> (Self, pb::Ready) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match Self::try_open(addr).await {
-                Ok(opened) => return opened,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("    opening a session: {e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => panic!("no session through {addr} within {WAIT:?}: {e}"),
-            }
-        }
-    }
-
-    async fn try_open(addr: SocketAddr) -> Result<(Self, pb::Ready), String> {
-        let mut client = PipelineServiceClient::connect(format!("http://{addr}"))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (tx, rx) = mpsc::channel(16);
-        tx.send(pb::StreamRequest {
-            kind: Some(stream_request::Kind::Open(pb::Open::default())),
-        })
-        .await
-        .expect("open");
-        let mut responses = match client.stream(ReceiverStream::new(rx)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                return Err(format!("{status:?}"));
-            }
-            Err(status) => panic!("opening a stream: {status:?}"),
-        };
-        let ready = match responses.message().await {
-            Ok(Some(pb::StreamResponse {
-                kind: Some(stream_response::Kind::Ready(ready)),
-            })) => ready,
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                return Err(format!("{status:?}"));
-            }
-            other => panic!("expected ready, got {other:?}"),
-        };
-        let session = Self {
-            tx,
-            responses,
-            sent: 0,
-            levels: 0,
-        };
-        Ok((session, ready))
-    }
-
-    /// Sends one 100 ms window and waits for its level event.
-    async fn round(&mut self) {
-        let samples: Vec<f32> = vec![0.25; 4_800];
-        let item = TransportData::new(RuntimeData::Audio(AudioBuffer::new(samples, 48_000, 1)))
-            .with_sequence(self.sent);
-        self.tx
-            .send(pb::StreamRequest {
-                kind: Some(stream_request::Kind::Input(item_to_wire(&item))),
-            })
-            .await
-            .expect("send a frame");
-        self.sent += 1;
-        while self.levels < self.sent {
-            match self.next().await {
-                stream_response::Kind::Result(r) if r.node_id == "level" => self.levels += 1,
-                stream_response::Kind::Result(_) => {}
-                other => panic!("mid-stream: {other:?}"),
-            }
-        }
-    }
-
-    async fn next(&mut self) -> stream_response::Kind {
-        tokio::time::timeout(Duration::from_secs(30), self.responses.message())
-            .await
-            .expect("a response within 30 s")
-            .unwrap_or_else(|status| panic!("the session failed: {status:?}"))
-            .expect("a response, not the end")
-            .kind
-            .expect("a kind")
-    }
-
-    /// Ends the input; the session must close as completed.
-    async fn finish(mut self) -> String {
-        self.tx
-            .send(pb::StreamRequest {
-                kind: Some(stream_request::Kind::EndInput(pb::EndInput {})),
-            })
-            .await
-            .expect("end input");
-        loop {
-            if let stream_response::Kind::Closed(closed) = self.next().await {
-                return closed.reason;
-            }
-        }
-    }
 }
 
 /// Changing the manifest rolls the pods; a session opened before keeps being served by its

@@ -4,7 +4,7 @@
 //!
 //! One scenario in order, because each step builds on the cluster state the last one left:
 //! install, deploy and stream, TLS from Secrets, WebRTC from outside through a TURN relay,
-//! Python nodes from their own image, refuse an invalid Pipeline,
+//! autoscaling on sessions, Python nodes from their own image, refuse an invalid Pipeline,
 //! scale, roll out a new manifest while a
 //! session stays open, kill the runtime container, restart the operator, delete. Each step
 //! prints its time. Run it with `make test` (which brings the cluster up and loads the images),
@@ -15,11 +15,13 @@
 // The modules are the steps of one test binary; `pub` there means "for main.rs".
 #![allow(unreachable_pub)]
 
+mod autoscale;
 mod install;
 mod lifecycle;
 mod netns;
 mod outside;
 mod python_nodes;
+mod session;
 mod stream;
 mod support;
 mod tls;
@@ -53,6 +55,10 @@ async fn a_pipeline_lives_its_whole_life_on_a_real_cluster() {
     if support::pod_ips_routable() {
         let _step = Step::start("WebRTC from outside: TURN relay, 2 replicas, relay-only clients");
         outside::clients_outside_reach_pods_through_the_relay(&client, ns, audio.path()).await;
+    }
+    {
+        let _step = Step::start("autoscaling on sessions: up to 3 pods, back to 1, none cut");
+        autoscale::scales_on_sessions_and_never_cuts_one(&client, ns).await;
     }
     {
         let _step = Step::start("Python nodes on their own image; bad params; unusable images");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -123,7 +123,14 @@ where
         )
         .graceful_shutdown_on(shutdown.clone());
         context.metrics.watch_store(controller.store());
-        controller
+        let autoscaler = crate::autoscale::run(
+            client.clone(),
+            context.recorder.clone(),
+            controller.store(),
+            api::<Pod>(client, ns),
+            shutdown.clone(),
+        );
+        let reconciling = controller
             .run(reconcile, error_policy, context.clone())
             .for_each(|result| async move {
                 match result {
@@ -137,7 +144,10 @@ where
                     }
                     Err(e) => tracing::warn!(error = %e, "controller error"),
                 }
-            })
+            });
+        async move {
+            futures::join!(reconciling, autoscaler);
+        }
     });
     futures::future::join_all(controllers).await;
 }

@@ -148,6 +148,12 @@ async fn write_status(
     status: &PipelineStatus,
 ) -> Result<(), ReconcileError> {
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), namespace);
+    // Not status.sessions: the autoscaler owns it (its own field manager); left out here, it
+    // is neither overwritten nor removed.
+    let status = PipelineStatus {
+        sessions: None,
+        ..status.clone()
+    };
     let patch = json!({
         "apiVersion": Pipeline::api_version(&()),
         "kind": Pipeline::kind(&()),

@@ -186,6 +186,9 @@ pub fn compute(
         selector: Some(observed.selector.clone()),
         endpoints: Some(observed.endpoints.clone()),
         manifest_hash: rollout.and_then(|r| r.hash),
+        // The autoscaler's to write (its own field manager); kept so a comparison with the
+        // previous status sees no change here.
+        sessions: previous.and_then(|p| p.sessions.clone()),
     }
 }
 

@@ -52,6 +52,9 @@ pub const SHM_DIR: &str = "/dev/shm";
 pub const ICEORYX2_DIR: &str = "/tmp/iceoryx2";
 /// Port of the runtime's `/metrics`, `/livez` and `/readyz`.
 pub const RUNTIME_METRICS_PORT: u16 = 9090;
+/// The runtime's gauge of sessions open on the pod link (every transport's), on
+/// [`RUNTIME_METRICS_PORT`]: what the operator's autoscaler counts.
+pub const SESSIONS_GAUGE: &str = "remotemedia_ipc_sessions_open";
 /// Port of the gRPC sidecar's `/metrics`.
 pub const GRPC_METRICS_PORT: u16 = 9091;
 /// Every server's readiness path (the runtime: once it serves the link; a sidecar: while it

@@ -87,6 +87,13 @@ impl Admission {
         }
     }
 
+    /// Resolves the next time the number of open sessions changes.
+    pub async fn changed(&self) {
+        let mut count = self.count.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = count.changed().await;
+    }
+
     /// Resolves once no session is open (at once when none is).
     pub async fn idle(&self) {
         let mut count = self.count.subscribe();

@@ -118,6 +118,63 @@ async fn health_is_open_calls_need_the_token_and_metrics_count_sessions() {
     );
 }
 
+/// A server holding `--max-sessions` is NOT_SERVING for readiness (the Service sends new
+/// sessions elsewhere) while alive and serving the open ones; a session ending makes it
+/// SERVING again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_is_not_ready_and_its_sessions_go_on() {
+    let server = Server::start(&[
+        "--manifest",
+        example("calculator.json").to_str().unwrap(),
+        "--max-sessions",
+        "1",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let channel = server.channel().await;
+    await_health(channel.clone(), ServingStatus::Serving).await;
+    let mut client = PipelineServiceClient::new(channel.clone());
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(pb::StreamRequest {
+        kind: Some(stream_request::Kind::Open(pb::Open::default())),
+    })
+    .await
+    .unwrap();
+    let mut responses = client
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        responses.message().await.unwrap().unwrap().kind,
+        Some(stream_response::Kind::Ready(_))
+    ));
+    await_health(channel.clone(), ServingStatus::NotServing).await;
+    assert_eq!(
+        health(channel.clone(), "liveness").await,
+        ServingStatus::Serving
+    );
+    let readyz = http_get(server.metrics.expect("metrics address"), "/readyz");
+    assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+    assert!(readyz.ends_with("full: 1 of 1 sessions open\n"), "{readyz}");
+    // The open session is served.
+    let data = RuntimeData::Json(json!({"operation": "add", "operands": [1, 2]}));
+    tx.send(pb::StreamRequest {
+        kind: Some(stream_request::Kind::Input(item_to_wire(
+            &TransportData::new(data),
+        ))),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        responses.message().await.unwrap().unwrap().kind,
+        Some(stream_response::Kind::Result(_))
+    ));
+    drop(tx);
+    while responses.message().await.ok().flatten().is_some() {}
+    await_health(channel, ServingStatus::Serving).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
     let mut server = Server::start(&[

@@ -198,6 +198,7 @@ impl WhipServer {
         let metrics = self.shared.metrics.clone();
         Probes::new(self.shared.transport.clone())
             .draining_with(self.shared.admission.clone())
+            .full_at(self.shared.options.max_sessions)
             .metrics(move || metrics.render())
             .router()
     }

@@ -45,7 +45,7 @@ pub(crate) fn serve(
             let handle = worker.handle();
             let probes = Probes::new(Arc::new(runner)).metrics(move || {
                 gauge(
-                    "remotemedia_ipc_sessions_open",
+                    remotemedia_runtime_core::pod::SESSIONS_GAUGE,
                     "Sessions open on the pod link.",
                     &[("link", handle.link().as_str())],
                     handle.open_sessions() as f64,

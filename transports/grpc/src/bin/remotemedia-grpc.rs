@@ -136,6 +136,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         transport.clone(),
         health.clone(),
         sessions.clone(),
+        args.max_sessions,
     ));
 
     // Both reflection versions: grpcurl speaks v1, older tools (Python grpcio-reflection) only
@@ -156,6 +157,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let open = sessions.clone();
         let probes = Probes::new(transport)
             .draining_with(sessions.clone())
+            .full_at(args.max_sessions)
             .metrics(move || {
                 gauge(
                     "remotemedia_grpc_open_sessions",
@@ -199,17 +201,20 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
 }
 
 /// Keeps health in step with the transport: SERVING only while sessions can be opened (the
-/// worker is reachable, for `--connect`) and the server is not draining. The drain turns it
-/// NOT_SERVING at once; reachability is checked every [`READY_CHECK`].
+/// worker is reachable, for `--connect`), the server is not draining and holds fewer than
+/// `max` sessions (a full pod stops being a target for new sessions; its open ones go on).
+/// The drain and session counts change it at once; reachability is checked every
+/// [`READY_CHECK`].
 async fn report_health(
     transport: Arc<dyn PipelineTransport>,
     health: tonic_health::server::HealthReporter,
     sessions: Admission,
+    max: usize,
 ) {
     let mut last = ServingStatus::NotServing;
     loop {
         let status = match transport.ready().await {
-            Ok(()) if !sessions.is_draining() => ServingStatus::Serving,
+            Ok(()) if !sessions.is_draining() && sessions.open() < max => ServingStatus::Serving,
             Ok(()) => ServingStatus::NotServing,
             Err(reason) => {
                 if last != ServingStatus::NotServing {
@@ -224,6 +229,7 @@ async fn report_health(
         }
         tokio::select! {
             () = sessions.draining(), if !sessions.is_draining() => {}
+            () = sessions.changed() => {}
             () = tokio::time::sleep(READY_CHECK) => {}
         }
     }
