@@ -88,6 +88,24 @@ build() {
   python_images
 }
 
+# A Debian (bookworm) root with its essential packages and `packages` (comma-separated), without
+# docs, man pages and locales, in a new directory of $CACHE named after `prefix` (one left by a
+# run that failed is removed first); prints its path.
+debian_root() { # prefix packages
+  local prefix=$1 packages=$2 root
+  command -v mmdebstrap >/dev/null || apt-get install -y -qq mmdebstrap >&2
+  mkdir -p "$CACHE"
+  rm -rf "$CACHE/$prefix".*
+  root=$(mktemp -d "$CACHE/$prefix.XXXXXX")
+  mmdebstrap --quiet --mode=root --variant=essential \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include="$packages" \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm "$root" http://deb.debian.org/debian >"$CACHE/mmdebstrap-$prefix.log" 2>&1 ||
+    die "mmdebstrap failed; its log: $CACHE/mmdebstrap-$prefix.log"
+  echo "$root"
+}
+
 # The Debian base of the Python images, built once per package list (a docker-archive in
 # $CACHE): bookworm's essential packages plus $PYTHON_BASE_PACKAGES, without docs, man pages
 # and locales; every module compiled to bytecode checked by nothing but its presence, since a
@@ -98,17 +116,8 @@ python_base() {
   key=$( (echo "$PYTHON_BASE_PACKAGES"; declare -f python_base) | sha256sum | cut -c1-16)
   out=$CACHE/debian-python-$key.tar
   if [ ! -f "$out" ]; then
-    command -v mmdebstrap >/dev/null || apt-get install -y -qq mmdebstrap >&2
-    mkdir -p "$CACHE"
-    rm -rf "$CACHE"/root.* # left by a run that failed
-    root=$(mktemp -d "$CACHE/root.XXXXXX")
     say "building the Debian base of the Python images (mmdebstrap: $PYTHON_BASE_PACKAGES)"
-    mmdebstrap --quiet --mode=root --variant=essential \
-      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include="$PYTHON_BASE_PACKAGES" \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-      bookworm "$root" http://deb.debian.org/debian >"$CACHE/mmdebstrap.log" 2>&1 ||
-      die "mmdebstrap failed; its log: $CACHE/mmdebstrap.log"
+    root=$(debian_root root "$PYTHON_BASE_PACKAGES")
     rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
     rm -rf "$root"/var/cache/* "$root"/var/log/*
     chroot "$root" python3 -m compileall -q -f -j0 --invalidation-mode unchecked-hash \
@@ -153,16 +162,8 @@ relay_image() {
   key=$( (echo "$RELAY_PACKAGE"; declare -f relay_image) | sha256sum | cut -c1-16)
   out=$CACHE/remotemedia-turn-$key.tar
   if [ ! -f "$out" ]; then
-    command -v mmdebstrap >/dev/null || apt-get install -y -qq mmdebstrap >&2
-    mkdir -p "$CACHE"
-    rm -rf "$CACHE"/relay.* # left by a run that failed
-    root=$(mktemp -d "$CACHE/relay.XXXXXX")
     say "building the TURN relay image (mmdebstrap: $RELAY_PACKAGE)"
-    mmdebstrap --quiet --mode=root --variant=essential \
-      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include="$RELAY_PACKAGE" \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      bookworm "$root" http://deb.debian.org/debian >"$CACHE/mmdebstrap-relay.log" 2>&1 ||
-      die "mmdebstrap failed; its log: $CACHE/mmdebstrap-relay.log"
+    root=$(debian_root relay "$RELAY_PACKAGE")
     image=$(mktemp -d "$CACHE/relay.image.XXXXXX")
     mkdir -p "$image/usr/bin" "$image/etc" "$image/tmp"
     chmod 1777 "$image/tmp"

@@ -13,7 +13,7 @@ use remotemedia_operator::crd::Pipeline;
 
 use crate::session::OpenSession;
 use crate::stream::{remove_pipeline, serving_addr};
-use crate::support::{WAIT, apply, kubectl, pipeline_ready, run, wait_for};
+use crate::support::{WAIT, apply_until_ready, kubectl, run};
 
 const NAME: &str = "scaled";
 
@@ -37,14 +37,8 @@ spec:
 }
 
 pub async fn scales_on_sessions_and_never_cuts_one(client: &Client, ns: &str) {
-    let applied = apply(ns, &pipeline_yaml());
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    apply_until_ready(client, ns, &pipeline_yaml(), NAME).await;
     let api: Api<Pipeline> = Api::namespaced(client.clone(), ns);
-    wait_for(&api, NAME, "Ready", pipeline_ready()).await;
     let reach = serving_addr(client, ns, &format!("{NAME}-grpc")).await;
 
     // The load step: five sessions on the one pod there is.

@@ -12,15 +12,14 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client};
-use remotemedia_operator::crd::Pipeline;
 use remotemedia_server::test_pki::TestCa;
 use serde_json::Value;
 
 use crate::netns::Outside;
 use crate::stream::remove_pipeline;
 use crate::support::{
-    OPERATOR_NS, RELEASE, apply, eventually, helm, kubectl, output, pipeline_ready, python, repo,
-    run, wait_for,
+    OPERATOR_NS, RELEASE, apply_until_ready, create_tls_secret, eventually, helm, kubectl, output,
+    python, repo, run,
 };
 
 const NAME: &str = "voice-outside";
@@ -78,23 +77,7 @@ pub async fn clients_outside_reach_pods_through_the_relay(client: &Client, ns: &
 
     // The relay, from the chart, sharing its secret with the Pipeline's Secret.
     let secret_arg = format!("--from-file=secret={}", secret_file.display());
-    let tls = |name: &str, namespace: &str, files: &remotemedia_server::CertificateFiles| {
-        run(kubectl()
-            .args(["create", "secret", "tls", name, "-n", namespace])
-            .arg(format!("--cert={}", files.cert.display()))
-            .arg(format!("--key={}", files.key.display())));
-    };
-    // Left by an earlier run that failed half-way, if any.
-    run(kubectl()
-        .args([
-            "delete",
-            "secret",
-            "turn-auth",
-            "turn-cert",
-            "-n",
-            OPERATOR_NS,
-        ])
-        .arg("--ignore-not-found"));
+    delete_relay_secrets(true);
     run(kubectl()
         .args([
             "create",
@@ -105,25 +88,15 @@ pub async fn clients_outside_reach_pods_through_the_relay(client: &Client, ns: &
             OPERATOR_NS,
         ])
         .arg(&secret_arg));
-    tls("turn-cert", OPERATOR_NS, &relay_files);
-    run(helm()
-        .args(["upgrade", RELEASE])
-        .arg(repo().join("charts/remotemedia-operator"))
-        .args(["--namespace", OPERATOR_NS, "--reuse-values", "--wait"])
-        .args(["--timeout", "3m"])
-        .args([
-            "--set",
-            "turn.enabled=true",
-            "--set",
-            "turn.authSecret=turn-auth",
-        ])
-        .args([
-            "--set",
-            "turn.tlsSecret=turn-cert",
-            "--set",
-            "turn.service.type=NodePort",
-        ])
-        .args(["--set", &format!("turn.allowedPeerRanges={{{POD_RANGE}}}")]));
+    create_tls_secret("turn-cert", OPERATOR_NS, &relay_files);
+    let peers = format!("turn.allowedPeerRanges={{{POD_RANGE}}}");
+    upgrade_chart(&[
+        "turn.enabled=true",
+        "turn.authSecret=turn-auth",
+        "turn.tlsSecret=turn-cert",
+        "turn.service.type=NodePort",
+        &peers,
+    ]);
     let relay = format!("{RELEASE}-turn");
     let (udp, tls_port) = (
         node_port(client, OPERATOR_NS, &relay, "turn-udp").await,
@@ -151,15 +124,8 @@ pub async fn clients_outside_reach_pods_through_the_relay(client: &Client, ns: &
             ns,
         ])
         .arg(format!("--from-literal=token={TOKEN}")));
-    tls(&format!("{NAME}-cert"), ns, &whip_files);
-    let applied = apply(ns, &pipeline_yaml(node, udp, tls_port));
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    let api: Api<Pipeline> = Api::namespaced(client.clone(), ns);
-    let pipeline = wait_for(&api, NAME, "Ready", pipeline_ready()).await;
+    create_tls_secret(&format!("{NAME}-cert"), ns, &whip_files);
+    let pipeline = apply_until_ready(client, ns, &pipeline_yaml(node, udp, tls_port), NAME).await;
     let endpoints = pipeline
         .status
         .and_then(|s| s.endpoints)
@@ -239,19 +205,40 @@ pub async fn clients_outside_reach_pods_through_the_relay(client: &Client, ns: &
     delete_reaches_the_owner(client, ns, &whip_name, &ca_file).await;
 
     remove_pipeline(client, ns, NAME).await;
-    run(helm()
+    upgrade_chart(&["turn.enabled=false"]);
+    delete_relay_secrets(false);
+}
+
+/// `helm upgrade` of the suite's release keeping its values but `sets`.
+fn upgrade_chart(sets: &[&str]) {
+    let mut command = helm();
+    command
         .args(["upgrade", RELEASE])
         .arg(repo().join("charts/remotemedia-operator"))
         .args(["--namespace", OPERATOR_NS, "--reuse-values", "--wait"])
-        .args(["--set", "turn.enabled=false"]));
-    run(kubectl().args([
+        .args(["--timeout", "3m"]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    run(&mut command);
+}
+
+/// The relay's Secrets in the operator's namespace (`missing_ok`: left by a run that failed
+/// half-way, if any).
+fn delete_relay_secrets(missing_ok: bool) {
+    let mut command = kubectl();
+    command.args([
         "delete",
         "secret",
         "turn-auth",
         "turn-cert",
         "-n",
         OPERATOR_NS,
-    ]));
+    ]);
+    if missing_ok {
+        command.arg("--ignore-not-found");
+    }
+    run(&mut command);
 }
 
 /// One aiortc session from the namespace: ICE servers from OPTIONS (with the token), relay

@@ -85,6 +85,35 @@ pub fn apply(namespace: &str, yaml: &str) -> Output {
     child.wait_with_output().expect("kubectl apply")
 }
 
+/// Applies the Pipeline `yaml` in `namespace` and waits until `name` is Ready.
+pub async fn apply_until_ready(
+    client: &Client,
+    namespace: &str,
+    yaml: &str,
+    name: &str,
+) -> Pipeline {
+    let applied = apply(namespace, yaml);
+    assert!(
+        applied.status.success(),
+        "kubectl apply {name}: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let api: Api<Pipeline> = Api::namespaced(client.clone(), namespace);
+    wait_for(&api, name, "Ready", pipeline_ready()).await
+}
+
+/// A `kubernetes.io/tls` Secret `name` in `namespace` from PEM files.
+pub fn create_tls_secret(
+    name: &str,
+    namespace: &str,
+    files: &remotemedia_server::CertificateFiles,
+) {
+    run(kubectl()
+        .args(["create", "secret", "tls", name, "-n", namespace])
+        .arg(format!("--cert={}", files.cert.display()))
+        .arg(format!("--key={}", files.key.display())));
+}
+
 pub async fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     assert!(

@@ -3,15 +3,14 @@
 //! endpoints, grpcurl trusting the test CA lists the service through the Service, and aiortc
 //! streams over https WHIP.
 
-use kube::{Api, Client};
-use remotemedia_operator::crd::Pipeline;
+use kube::Client;
 use remotemedia_server::test_pki::TestCa;
 use serde_json::Value;
 
 use crate::stream::remove_pipeline;
 use crate::support::{
-    apply, eventually, grpcurl, kubectl, output, pipeline_ready, pod_ips_routable, run,
-    service_addr, wait_for, whip_session,
+    apply_until_ready, create_tls_secret, eventually, grpcurl, kubectl, output, pod_ips_routable,
+    run, service_addr, whip_session,
 };
 
 const NAME: &str = "voice-tls";
@@ -45,18 +44,8 @@ pub async fn transports_serve_tls_from_secrets(client: &Client, ns: &str) {
     let ca = TestCa::new("RemoteMedia e2e CA");
     let files = ca.write_server_files(dir.path(), &[&grpc_name, &webrtc_name]);
     let ca_file = dir.path().join("ca.crt");
-    run(kubectl()
-        .args(["create", "secret", "tls", &format!("{NAME}-cert"), "-n", ns])
-        .arg(format!("--cert={}", files.cert.display()))
-        .arg(format!("--key={}", files.key.display())));
-    let applied = apply(ns, &pipeline_yaml());
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    let api: Api<Pipeline> = Api::namespaced(client.clone(), ns);
-    let pipeline = wait_for(&api, NAME, "Ready", pipeline_ready()).await;
+    create_tls_secret(&format!("{NAME}-cert"), ns, &files);
+    let pipeline = apply_until_ready(client, ns, &pipeline_yaml(), NAME).await;
     let endpoints = pipeline
         .status
         .and_then(|s| s.endpoints)

@@ -410,12 +410,7 @@ fn a_webrtc_token_secret_is_mounted_into_the_webrtc_container_only() {
         !grpc_args.iter().any(|a| a == "--token-file"),
         "{grpc_args:?}"
     );
-    let secrets: Vec<_> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
-        .collect();
+    let secrets = secret_volumes(spec);
     assert_eq!(
         secrets,
         [
@@ -493,6 +488,15 @@ fn an_advertise_address_that_is_not_an_ip_is_an_error_naming_the_field() {
     assert_eq!(env, ["POD_IP"]);
 }
 
+/// The pod's Secret volumes: (volume, Secret).
+fn secret_volumes(spec: &PodSpec) -> Vec<(&str, &str)> {
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
+        .collect()
+}
+
 #[test]
 fn ice_servers_become_flags_with_their_secrets_mounted_and_endpoints() {
     let p = pipeline(json!({
@@ -547,12 +551,7 @@ fn ice_servers_become_flags_with_their_secrets_mounted_and_endpoints() {
             ("webrtc-ice-2", "/etc/remotemedia/ice/2")
         ]
     );
-    let secrets: Vec<_> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
-        .collect();
+    let secrets = secret_volumes(spec);
     assert_eq!(
         secrets,
         [

@@ -13,8 +13,6 @@ use remotemedia_runtime_core::nodes::NodeRegistry;
 use remotemedia_runtime_core::python::{PythonNodes, PythonOptions};
 use remotemedia_runtime_core::{AudioBuffer, PipelineRunner, RuntimeData, TransportData};
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -23,7 +21,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod support;
 
-use support::{LIMIT, LinkedWorker, Server, example, grpcurl, http_get, test_python};
+use support::{LIMIT, LinkedWorker, Server, example, grpcurl, http_get, open_stream, test_python};
 
 const TOKEN: &str = "s3cret-token";
 
@@ -133,22 +131,8 @@ async fn a_full_server_is_not_ready_and_its_sessions_go_on() {
     ]);
     let channel = server.channel().await;
     await_health(channel.clone(), ServingStatus::Serving).await;
-    let mut client = PipelineServiceClient::new(channel.clone());
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(pb::StreamRequest {
-        kind: Some(stream_request::Kind::Open(pb::Open::default())),
-    })
-    .await
-    .unwrap();
-    let mut responses = client
-        .stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(matches!(
-        responses.message().await.unwrap().unwrap().kind,
-        Some(stream_response::Kind::Ready(_))
-    ));
+    let client = PipelineServiceClient::new(channel.clone());
+    let (tx, mut responses) = open_stream(client.clone(), "").await;
     await_health(channel.clone(), ServingStatus::NotServing).await;
     assert_eq!(
         health(channel.clone(), "liveness").await,
@@ -186,21 +170,7 @@ async fn sigterm_refuses_new_sessions_and_lets_open_ones_finish() {
     let channel = server.channel().await;
     await_health(channel.clone(), ServingStatus::Serving).await;
     let mut client = PipelineServiceClient::new(channel.clone());
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(pb::StreamRequest {
-        kind: Some(stream_request::Kind::Open(pb::Open::default())),
-    })
-    .await
-    .unwrap();
-    let mut responses = client
-        .stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(matches!(
-        responses.message().await.unwrap().unwrap().kind,
-        Some(stream_response::Kind::Ready(_))
-    ));
+    let (tx, mut responses) = open_stream(client.clone(), "").await;
 
     server.terminate();
     await_health(channel.clone(), ServingStatus::NotServing).await;

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use remotemedia_grpc::convert::item_to_wire;
 use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
-use remotemedia_grpc::pb::{self, stream_request, stream_response};
+use remotemedia_grpc::pb::{self, stream_request};
 use remotemedia_runtime_core::ipc::WorkerHandle;
 use remotemedia_runtime_core::{AudioBuffer, PipelineRunner, RuntimeData, TransportData};
-use support::{LIMIT, LinkedWorker, Server, grpcurl, http_get, lines_of};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use support::{LIMIT, LinkedWorker, Server, Stream, grpcurl, http_get, lines_of, open_stream};
 use tonic::Code;
 
 const PASS_THROUGH: &str = r#"{"version":"v1","metadata":{"name":"pass"},"nodes":[{"id":"pass","node_type":"PassThrough"}],"connections":[]}"#;
@@ -100,36 +98,9 @@ async fn a_client_that_stops_reading_frees_its_slot_and_the_workers_session() {
     worker.stop().await;
 }
 
-type Stream = (
-    mpsc::Sender<pb::StreamRequest>,
-    tonic::Streaming<pb::StreamResponse>,
-);
-
 /// A stream on the served pipeline, answered `ready`.
 async fn open_served(client: PipelineServiceClient<tonic::transport::Channel>) -> Stream {
     open_stream(client, "").await
-}
-
-/// A stream on `manifest` (empty: the served pipeline), answered `ready`.
-async fn open_stream(
-    mut client: PipelineServiceClient<tonic::transport::Channel>,
-    manifest: &str,
-) -> Stream {
-    let (tx, rx) = mpsc::channel(4);
-    let kind = stream_request::Kind::Open(pb::Open {
-        manifest: manifest.to_owned(),
-    });
-    tx.send(pb::StreamRequest { kind: Some(kind) })
-        .await
-        .unwrap();
-    let mut responses = client
-        .stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let ready = responses.message().await.unwrap().unwrap();
-    assert!(matches!(ready.kind, Some(stream_response::Kind::Ready(_))));
-    (tx, responses)
 }
 
 /// Streams beyond `--max-streams-per-connection` on one connection wait (HTTP/2

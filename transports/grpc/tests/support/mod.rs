@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use remotemedia_grpc::pb::pipeline_service_client::PipelineServiceClient;
+use remotemedia_grpc::pb::{self, stream_request, stream_response};
 use remotemedia_runtime_core::PipelineRunner;
 use remotemedia_runtime_core::ipc::{LinkName, Worker, WorkerHandle, WorkerOptions};
 use remotemedia_runtime_core::manifest::{Format, Manifest};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 /// How long anything a test awaits may take.
@@ -220,4 +224,32 @@ pub fn test_python() -> PathBuf {
         "the Python client test needs grpcio: run scripts/python-env.sh (or set REMOTEMEDIA_TEST_PYTHON)"
     );
     venv
+}
+
+/// A stream's request sender and its responses.
+pub type Stream = (
+    mpsc::Sender<pb::StreamRequest>,
+    tonic::Streaming<pb::StreamResponse>,
+);
+
+/// A stream on `manifest` (empty: the served pipeline), answered `ready`.
+pub async fn open_stream(
+    mut client: PipelineServiceClient<tonic::transport::Channel>,
+    manifest: &str,
+) -> Stream {
+    let (tx, rx) = mpsc::channel(4);
+    let kind = stream_request::Kind::Open(pb::Open {
+        manifest: manifest.to_owned(),
+    });
+    tx.send(pb::StreamRequest { kind: Some(kind) })
+        .await
+        .unwrap();
+    let mut responses = client
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let ready = responses.message().await.unwrap().unwrap();
+    assert!(matches!(ready.kind, Some(stream_response::Kind::Ready(_))));
+    (tx, responses)
 }
