@@ -258,3 +258,44 @@ fn session_counts(counted: &[Counted]) -> SessionCounts {
         pods,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn counted(name: &str, sessions: Option<u32>, terminating: bool) -> Counted {
+        Counted {
+            pod: Pod {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    deletion_timestamp: terminating.then(|| Time(Timestamp::UNIX_EPOCH)),
+                    ..ObjectMeta::default()
+                },
+                ..Pod::default()
+            },
+            sessions,
+            terminating,
+        }
+    }
+
+    #[test]
+    fn status_counts_every_answering_pod_by_name_draining_ones_too() {
+        let counts = session_counts(&[
+            counted("voice-b", Some(2), false),
+            counted("voice-a", Some(1), false),
+            counted("voice-c", None, false),
+            counted("voice-old", Some(4), true),
+        ]);
+        assert_eq!(counts.active, 7);
+        let pods: Vec<(&str, i32)> = counts
+            .pods
+            .iter()
+            .map(|p| (p.pod.as_str(), p.active))
+            .collect();
+        assert_eq!(pods, [("voice-a", 1), ("voice-b", 2), ("voice-old", 4)]);
+        assert_eq!(session_counts(&[]), SessionCounts::default());
+    }
+}

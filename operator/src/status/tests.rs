@@ -298,3 +298,17 @@ fn an_unreadable_catalog_degrades_naming_why_and_warns() {
         ("False", "CatalogUnavailable")
     );
 }
+
+#[test]
+fn the_autoscalers_session_counts_are_carried_not_computed() {
+    let d = deployment(1, 1, 1, 1, 1);
+    let mut previous = compute(None, &observed(Some(&d), None, 1), &at(100));
+    previous.sessions = Some(crate::crd::SessionCounts {
+        active: 3,
+        pods: Vec::new(),
+    });
+    let next = compute(Some(&previous), &observed(Some(&d), None, 1), &at(200));
+    assert_eq!(next.sessions, previous.sessions);
+    // Nothing else changed: no status write is due.
+    assert_eq!(next, previous);
+}
