@@ -1,5 +1,5 @@
 # RemoteMedia developer commands. `make test` is what CI runs (.ci/run).
-.PHONY: test fmt lint unit generate fuzz bench-tls bench-relay cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
+.PHONY: test fmt lint unit generate fuzz bench-tls bench-relay bench-autoscale cluster-up cluster-up-full cluster-down images demo python-env bench bench-router bench-resample bench-ipc bench-session bench-grpc bench-python bench-vad bench-pod-start bench-webrtc bench-operator bench-build-time demo-local clean
 
 test:
 	@./scripts/test.sh
@@ -87,6 +87,10 @@ bench-webrtc:
 # WebRTC through the TURN relay (coturn) against direct to the pod's address (root: netns).
 bench-relay:
 	./scripts/bench-relay.sh
+
+# The autoscaler on the real cluster: time to capacity, the operator's cost per Pipeline.
+bench-autoscale:
+	./scripts/bench-autoscale.sh
 
 # The Python package, release build (as `pip install` makes it) in its own cached venv:
 # execute's per-call overhead vs a plain call, and sending 1/10/60 s of audio (lent vs copied).

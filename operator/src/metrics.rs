@@ -21,6 +21,7 @@ pub struct Metrics {
     admissions: IntCounterVec,
     pipelines: IntGaugeVec,
     leader: IntGauge,
+    autoscaler_writes: IntCounterVec,
     stores: Mutex<Vec<Store<Pipeline>>>,
 }
 
@@ -68,7 +69,27 @@ impl Metrics {
         .unwrap_or_else(|_| unreachable!("valid metric"));
         let leader = IntGauge::new("leader", "1 while this replica holds the leader lease.")
             .unwrap_or_else(|_| unreachable!("valid metric"));
-        for c in [&reconciles, &reconcile_errors, &admissions] {
+        let autoscaler_writes = IntCounterVec::new(
+            Opts::new(
+                "autoscaler_writes_total",
+                "API writes of the autoscaler by what (status, pod, scale); it reads from watches.",
+            ),
+            &["write"],
+        )
+        .unwrap_or_else(|_| unreachable!("valid metric"));
+        // The process's CPU and memory (process_cpu_seconds_total, ...), for the autoscaler's
+        // cost per Pipeline (docs/benchmarks.md).
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .unwrap_or_else(|_| unreachable!("distinct names"));
+        for c in [
+            &reconciles,
+            &reconcile_errors,
+            &admissions,
+            &autoscaler_writes,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .unwrap_or_else(|_| unreachable!("distinct names"));
@@ -90,6 +111,7 @@ impl Metrics {
             admissions,
             pipelines,
             leader,
+            autoscaler_writes,
             stores: Mutex::new(Vec::new()),
         })
     }
@@ -113,6 +135,11 @@ impl Metrics {
         self.admissions
             .with_label_values(&[if allowed { "true" } else { "false" }])
             .inc();
+    }
+
+    /// Counts one API write of the autoscaler (`status`, `pod` or `scale`).
+    pub fn autoscaler_wrote(&self, what: &str) {
+        self.autoscaler_writes.with_label_values(&[what]).inc();
     }
 
     /// Sets the leader gauge.

@@ -16,6 +16,7 @@ mod scrape;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -30,6 +31,7 @@ use serde_json::json;
 use self::decide::{Decision, Look, Memory, Policy, decide, deletion_cost};
 use crate::crd::{Pipeline, PodSessions, SessionCounts};
 use crate::desired::PIPELINE_LABEL;
+use crate::metrics::Metrics;
 
 /// How often sessions are counted.
 pub const TICK: Duration = Duration::from_secs(2);
@@ -44,6 +46,7 @@ pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 pub async fn run<S>(
     client: Client,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
     pipelines: Store<Pipeline>,
     pods: Api<Pod>,
     shutdown: S,
@@ -60,6 +63,7 @@ pub async fn run<S>(
     let mut autoscaler = Autoscaler {
         client,
         recorder,
+        metrics,
         memories: HashMap::new(),
     };
     let ticks = async {
@@ -83,6 +87,7 @@ pub async fn run<S>(
 struct Autoscaler {
     client: Client,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
     memories: HashMap<ObjectRef<Pipeline>, Memory>,
 }
 
@@ -143,6 +148,7 @@ impl Autoscaler {
                 &Patch::Apply(&patch),
             )
             .await?;
+            self.metrics.autoscaler_wrote("status");
         }
         self.keep_deletion_costs(namespace, counted).await?;
 
@@ -178,6 +184,7 @@ impl Autoscaler {
             &Patch::Merge(&json!({ "spec": { "replicas": to } })),
         )
         .await?;
+        self.metrics.autoscaler_wrote("scale");
         let note = decision.note(&policy).unwrap_or_default();
         tracing::info!(pipeline = %name, %namespace, "{note}");
         let event = Event {
@@ -218,6 +225,7 @@ impl Autoscaler {
                 &Patch::Merge(&patch),
             )
             .await?;
+            self.metrics.autoscaler_wrote("pod");
         }
         Ok(())
     }
@@ -271,7 +279,7 @@ mod tests {
             pod: Pod {
                 metadata: ObjectMeta {
                     name: Some(name.to_owned()),
-                    deletion_timestamp: terminating.then(|| Time(Timestamp::UNIX_EPOCH)),
+                    deletion_timestamp: terminating.then_some(Time(Timestamp::UNIX_EPOCH)),
                     ..ObjectMeta::default()
                 },
                 ..Pod::default()

@@ -126,6 +126,7 @@ where
         let autoscaler = crate::autoscale::run(
             client.clone(),
             context.recorder.clone(),
+            context.metrics.clone(),
             controller.store(),
             api::<Pod>(client, ns),
             shutdown.clone(),
