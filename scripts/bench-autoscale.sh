@@ -11,5 +11,6 @@ trap 'kind-tests/cluster.sh down' EXIT
 REMOTEMEDIA_IMAGE_PROFILE=dev kind-tests/images.sh load
 bin=$(kind-tests/cluster.sh bin)
 KUBECONFIG=$(kind-tests/cluster.sh kubeconfig) REMOTEMEDIA_HELM=$bin/helm \
+  REMOTEMEDIA_GRPCURL=$(scripts/grpc-tools.sh) \
   REMOTEMEDIA_KUBECTL=$bin/kubectl \
   cargo bench -q --profile dev -p remotemedia-kind-tests --features e2e --bench autoscale

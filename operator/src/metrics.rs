@@ -178,3 +178,24 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_cpu_and_the_autoscalers_writes_are_exported() {
+        let metrics = Metrics::new();
+        metrics.autoscaler_wrote("scale");
+        let page = metrics.render();
+        assert!(
+            page.contains("remotemedia_operator_autoscaler_writes_total{write=\"scale\"} 1"),
+            "{page}"
+        );
+        assert!(
+            page.lines()
+                .any(|l| l.starts_with("remotemedia_operator_process_cpu_seconds_total ")),
+            "{page}"
+        );
+    }
+}
