@@ -14,7 +14,7 @@
 pub mod decide;
 mod scrape;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ struct Autoscaler {
 
 /// One worker pod as counted.
 struct Counted {
-    pod: Pod,
+    pod: Arc<Pod>,
     /// Open sessions, `None` when it did not answer.
     sessions: Option<u32>,
     /// Going away (draining): counted in status, not in the decision.
@@ -102,23 +102,26 @@ struct Counted {
 
 impl Autoscaler {
     async fn tick(&mut self, pipelines: &Store<Pipeline>, pods: &Store<Pod>) {
-        let all_pods = pods.state();
-        let mut live = Vec::new();
+        // The worker pods by (namespace, Pipeline): one pass over the store per tick.
+        let mut workers: HashMap<(String, String), Vec<Arc<Pod>>> = HashMap::new();
+        for pod in pods.state() {
+            let Some(pipeline) = pod.labels().get(PIPELINE_LABEL).cloned() else {
+                continue;
+            };
+            let namespace = pod.namespace().unwrap_or_default();
+            workers.entry((namespace, pipeline)).or_default().push(pod);
+        }
+        let mut live = HashSet::new();
         for pipeline in pipelines.state() {
             let Some(namespace) = pipeline.namespace() else {
                 continue;
             };
             let name = pipeline.name_any();
-            live.push(ObjectRef::from_obj(&*pipeline));
-            let workers: Vec<Pod> = all_pods
-                .iter()
-                .filter(|p| {
-                    p.namespace().as_deref() == Some(namespace.as_str())
-                        && p.labels().get(PIPELINE_LABEL) == Some(&name)
-                })
-                .map(|p| (**p).clone())
-                .collect();
-            let counted = count(workers).await;
+            live.insert(ObjectRef::from_obj(&*pipeline));
+            let pods = workers
+                .remove(&(namespace.clone(), name.clone()))
+                .unwrap_or_default();
+            let counted = count(pods).await;
             if let Err(e) = self.act(&pipeline, &namespace, &counted).await {
                 tracing::warn!(pipeline = %name, %namespace, error = %e, "autoscaler");
             }
@@ -232,7 +235,7 @@ impl Autoscaler {
 }
 
 /// Each pod's open sessions, asked of all at once.
-async fn count(pods: Vec<Pod>) -> Vec<Counted> {
+async fn count(pods: Vec<Arc<Pod>>) -> Vec<Counted> {
     let asked = pods.into_iter().map(|pod| async move {
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
@@ -276,14 +279,14 @@ mod tests {
 
     fn counted(name: &str, sessions: Option<u32>, terminating: bool) -> Counted {
         Counted {
-            pod: Pod {
+            pod: Arc::new(Pod {
                 metadata: ObjectMeta {
                     name: Some(name.to_owned()),
                     deletion_timestamp: terminating.then_some(Time(Timestamp::UNIX_EPOCH)),
                     ..ObjectMeta::default()
                 },
                 ..Pod::default()
-            },
+            }),
             sessions,
             terminating,
         }

@@ -31,9 +31,10 @@ pub(super) fn container(
             }
         })?),
     };
-    // The kubelet expands `$(ADVERTISE_ADDRESS)` and `$(POD_IP)` in the args from these.
-    let pod_ip = |name: &str| EnvVar {
-        name: name.to_owned(),
+    // The kubelet expands `$(POD_IP)` in the args (`--advertise` for the pod IP,
+    // `--replica-address`) from this.
+    let env = vec![EnvVar {
+        name: contract::POD_IP_ENV.to_owned(),
         value_from: Some(EnvVarSource {
             field_ref: Some(ObjectFieldSelector {
                 field_path: "status.podIP".to_owned(),
@@ -42,11 +43,7 @@ pub(super) fn container(
             ..EnvVarSource::default()
         }),
         value: None,
-    };
-    let mut env = vec![pod_ip(contract::POD_IP_ENV)];
-    if advertise == Advertise::PodIp {
-        env.push(pod_ip(contract::ADVERTISE_ENV));
-    }
+    }];
     let sidecar = WebrtcSidecar {
         link: link.to_owned(),
         http_port: port_number("spec.transports.webrtc.httpPort", webrtc.http_port)?,

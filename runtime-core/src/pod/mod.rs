@@ -16,7 +16,7 @@
 //!              --keepalive-secs K --keepalive-timeout-secs A --max-streams-per-connection M
 //!              [--tls-cert /etc/remotemedia/tls/tls.crt --tls-key /etc/remotemedia/tls/tls.key]
 //! webrtc   remotemedia-webrtc --connect NAME --listen 0.0.0.0:HTTP --udp-port UDP
-//!              --advertise IP|$(ADVERTISE_ADDRESS) --max-sessions N --drain-seconds S
+//!              --advertise IP|$(POD_IP) --max-sessions N --drain-seconds S
 //!              --linger-seconds L [--token-file F] [--tls-cert C --tls-key K]
 //!              --replica-address $(POD_IP):HTTP --replica-key-file /etc/remotemedia/replicas/key
 //!              [--ice-server URL|JSON ...]
@@ -65,11 +65,8 @@ pub const LIVE_PATH: &str = "/livez";
 /// The health service name the gRPC sidecar keeps SERVING while it answers at all (its
 /// readiness, "" and the pipeline service, turns NOT_SERVING while draining).
 pub const GRPC_LIVENESS_SERVICE: &str = "liveness";
-/// The environment variable the kubelet fills with the pod's IP for
-/// [`Advertise::PodIp`].
-pub const ADVERTISE_ENV: &str = "ADVERTISE_ADDRESS";
 /// The environment variable the kubelet fills with the pod's IP for the WebRTC sidecar's
-/// `--replica-address`.
+/// `--replica-address` and, for [`Advertise::PodIp`], its `--advertise`.
 pub const POD_IP_ENV: &str = "POD_IP";
 /// Where the key the WebRTC sidecars of one Pipeline share is mounted: they sign the owner
 /// in each session's name with it, so a replica that gets another's DELETE forwards it there.
@@ -279,7 +276,7 @@ impl GrpcSidecar {
 /// The address the WebRTC sidecar puts in its ICE candidates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Advertise {
-    /// The pod's IP, which the kubelet puts in [`ADVERTISE_ENV`] and expands in the args.
+    /// The pod's IP, which the kubelet puts in [`POD_IP_ENV`] and expands in the args.
     PodIp,
     /// A fixed address (a node's public IP, a load balancer's).
     Address(IpAddr),
@@ -318,7 +315,7 @@ impl WebrtcSidecar {
     }
 
     /// The container's args; [`Advertise::PodIp`] is written as the kubelet's
-    /// `$(ADVERTISE_ADDRESS)` reference.
+    /// `$(POD_IP)` reference.
     #[must_use]
     pub fn args(&self) -> Vec<String> {
         let mut args = Vec::new();
@@ -326,7 +323,7 @@ impl WebrtcSidecar {
         flag(&mut args, "--listen", any_address(self.http_port));
         flag(&mut args, "--udp-port", self.udp_port);
         match &self.advertise {
-            Advertise::PodIp => flag(&mut args, "--advertise", format!("$({ADVERTISE_ENV})")),
+            Advertise::PodIp => flag(&mut args, "--advertise", format!("$({POD_IP_ENV})")),
             Advertise::Address(ip) => flag(&mut args, "--advertise", ip),
         }
         self.sessions.push(&mut args);
@@ -399,8 +396,7 @@ mod tests {
         };
         let args = sidecar.args();
         assert!(
-            args.windows(2)
-                .any(|w| w == ["--advertise", "$(ADVERTISE_ADDRESS)"]),
+            args.windows(2).any(|w| w == ["--advertise", "$(POD_IP)"]),
             "{args:?}"
         );
         assert!(

@@ -37,7 +37,7 @@ use crate::engine::{self, Command, EngineHandle, NewPeer, PeerKey, TO_SESSION_CA
 use crate::ice::{self, Disclose, IceServer};
 use crate::metrics::Metrics;
 use crate::offer::{self, OfferError};
-use crate::replicas::{FORWARDED, Owner, Replicas};
+use crate::replicas::{FORWARDED, ForwardError, Owner, Replicas};
 
 /// The demo page: microphone in, pipeline audio out, events listed.
 const DEMO_PAGE: &str = include_str!("../static/index.html");
@@ -582,17 +582,12 @@ async fn on_owner(
         }
         Err(e) => {
             tracing::warn!(error = %e, "a request for another replica's session");
-            let outcome = if e.status() == StatusCode::NOT_FOUND {
-                "gone"
-            } else {
-                "failed"
+            // A gone owner took its sessions with it: the client sees a session that is not.
+            let (outcome, reason) = match &e {
+                ForwardError::Gone(..) => ("gone", "no such session".to_owned()),
+                ForwardError::TimedOut(_) | ForwardError::Failed(..) => ("failed", e.to_string()),
             };
             shared.metrics.forwarded.with_label_values(&[outcome]).inc();
-            let reason = if e.status() == StatusCode::NOT_FOUND {
-                "no such session".to_owned()
-            } else {
-                e.to_string()
-            };
             Refusal::new(e.status(), "", reason).into_response()
         }
     };
